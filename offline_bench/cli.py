@@ -1,0 +1,175 @@
+"""Thin CLI: build a config from flags and call the library."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from typing import Annotated, Optional
+
+import typer
+
+from offline_bench.config import EngineConfig, RunConfig, WorkloadConfig, parse_engine_arg
+from offline_bench.errors import BenchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="Measure what vLLM's in-process engine really does. Example: offline-bench run")
+
+Opt = typer.Option
+# Engine flags keep vLLM's own names; None means vLLM's (or the machine's) default.
+ModelOpt = Annotated[str, Opt("--model", help="HF id, local path, or preset:NAME (dummy weights).")]
+GmuOpt = Annotated[Optional[float], Opt("--gpu-memory-utilization",
+                                        help="Fraction of GPU memory for vLLM (default 0.9; on CPU 0.3 of RAM).")]
+MmlOpt = Annotated[Optional[int], Opt("--max-model-len", help="Context length (default: the model's).")]
+
+
+def engine_config(model: str, tokenizer: str | None, gmu: float | None, mml: int | None, max_num_seqs: int | None,
+                  mnbt: int | None, dtype: str, kv_cache_dtype: str, enforce_eager: bool | None,
+                  prefix: bool | None, tp: int, pp: int, load_format: str | None, seed: int,
+                  engine_arg: list[str] | None) -> EngineConfig:
+    extra = dict(parse_engine_arg(a) for a in engine_arg or [])
+    return EngineConfig(model=model, tokenizer=tokenizer, gpu_memory_utilization=gmu, max_model_len=mml,
+                        max_num_seqs=max_num_seqs, max_num_batched_tokens=mnbt, dtype=dtype,
+                        kv_cache_dtype=kv_cache_dtype, enforce_eager=enforce_eager, enable_prefix_caching=prefix,
+                        tensor_parallel_size=tp, pipeline_parallel_size=pp, load_format=load_format, seed=seed,
+                        engine_args=extra)
+
+
+def _rich_progress(console_file) -> Callable[[str, int], contextlib.AbstractContextManager]:  # noqa: ANN001
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(file=console_file)
+
+    @contextlib.contextmanager
+    def factory(desc: str, total: int) -> Iterator[Callable[[int], None]]:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console, transient=True) as bar:
+            task = bar.add_task(desc, total=total)
+            yield lambda n: bar.advance(task, n)
+
+    return factory
+
+
+@app.command()
+def run(
+    model: ModelOpt = "preset:tiny-llama",
+    tokenizer: Annotated[Optional[str], Opt(help="Tokenizer (default: the model's).")] = None,
+    gpu_memory_utilization: GmuOpt = None,
+    max_model_len: MmlOpt = None,
+    max_num_seqs: Annotated[Optional[int], Opt(help="Most requests in one batch (vLLM default).")] = None,
+    max_num_batched_tokens: Annotated[Optional[int], Opt(help="Token budget per step (vLLM default).")] = None,
+    dtype: Annotated[str, Opt(help="Weights/activations dtype.")] = "auto",
+    kv_cache_dtype: Annotated[str, Opt(help="KV cache dtype: auto, fp8, ...")] = "auto",
+    enforce_eager: Annotated[Optional[bool], Opt("--enforce-eager/--no-enforce-eager",
+                                                 help="No CUDA graphs/compile (default: off on GPU, on on CPU).")] = None,
+    enable_prefix_caching: Annotated[Optional[bool], Opt("--enable-prefix-caching/--no-enable-prefix-caching",
+                                                         help="Prefix caching (vLLM default: on).")] = None,
+    tensor_parallel_size: Annotated[int, Opt("--tensor-parallel-size", "-tp")] = 1,
+    pipeline_parallel_size: Annotated[int, Opt("--pipeline-parallel-size", "-pp")] = 1,
+    load_format: Annotated[Optional[str], Opt(help="auto, dummy, safetensors... (presets: dummy).")] = None,
+    seed: Annotated[int, Opt(help="Engine and workload seed.")] = 0,
+    engine_arg: Annotated[Optional[list[str]], Opt(help="Extra vllm.LLM argument KEY=VALUE (repeatable).")] = None,
+    prompts: Annotated[Optional[str], Opt("--prompts", help="Prompt file: .txt (a line each) or .jsonl.")] = None,
+    num_prompts: Annotated[Optional[int], Opt(help="Synthetic: how many (default 100); file: cycle to N.")] = None,
+    input_len: Annotated[int, Opt(help="Synthetic prompt length in tokens.")] = 128,
+    output_len: Annotated[int, Opt(help="Tokens to generate (max_tokens).")] = 128,
+    range_ratio: Annotated[float, Opt(help="Lengths uniform in len x [1-r, 1+r].")] = 0.0,
+    ignore_eos: Annotated[Optional[bool], Opt("--ignore-eos/--no-ignore-eos",
+                                              help="Always generate output_len (default: on for synthetic).")] = None,
+    temperature: Annotated[float, Opt(help="Sampling temperature.")] = 1.0,
+    top_p: Annotated[float, Opt(help="Nucleus sampling.")] = 1.0,
+    detokenize: Annotated[bool, Opt("--detokenize/--no-detokenize", help="Detokenize outputs.")] = True,
+    warmup: Annotated[int, Opt(help="Untimed warm-up requests.")] = 4,
+    repeats: Annotated[int, Opt(help="Timed passes (mean and 95% CI).")] = 1,
+    concurrency: Annotated[Optional[int], Opt(help="Keep N requests in flight instead of one batch.")] = None,
+    output: Annotated[Optional[str], Opt("--output", "-o", help="Write the result JSON here (atomically).")] = None,
+    fmt: Annotated[str, Opt("--format", help="table, md, csv or json.")] = "table",
+    verbose: Annotated[bool, Opt("--verbose", "-v", help="Show the engine's log.")] = False,
+    save_log: Annotated[Optional[str], Opt(help="Also write the engine's raw log to this file.")] = None,
+) -> None:
+    """Benchmark the engine on one workload.
+
+    Example: offline-bench run --model preset:llama-3.1-8b --num-prompts 1000 --input-len 512 --output-len 256
+    """
+    from offline_bench.report import FORMATS, render
+    from offline_bench.runner import run_benchmark
+
+    if fmt not in FORMATS:
+        raise BenchError(f"--format {fmt} is not one of {', '.join(FORMATS)}")
+    cfg = RunConfig(
+        engine=engine_config(model, tokenizer, gpu_memory_utilization, max_model_len, max_num_seqs,
+                             max_num_batched_tokens, dtype, kv_cache_dtype, enforce_eager, enable_prefix_caching,
+                             tensor_parallel_size, pipeline_parallel_size, load_format, seed, engine_arg),
+        workload=WorkloadConfig(prompts_file=prompts, num_prompts=num_prompts, input_len=input_len,
+                                output_len=output_len, range_ratio=range_ratio, seed=seed, ignore_eos=ignore_eos,
+                                temperature=temperature, top_p=top_p, detokenize=detokenize, warmup=warmup,
+                                repeats=repeats),
+        concurrency=concurrency, verbose=verbose)
+    cfg.validate_values()
+    from offline_bench.engine import Engine
+
+    with Engine(cfg.engine, echo_log=verbose) as engine:
+        result = run_benchmark(cfg, engine=engine, progress=_rich_progress(engine.console))
+        if save_log:
+            from offline_bench.schema import write_atomic
+
+            write_atomic(save_log, engine.log_text())
+    if output:
+        result.save(output)
+    typer.echo(render(result, fmt))
+    if output:
+        typer.echo(f"result written to {output}", err=True)
+
+
+@app.command()
+def presets(fmt: Annotated[str, Opt("--format", help="table, md or json.")] = "table") -> None:
+    """List the built-in models (shipped configs, dummy weights, self-made tokenizers).
+
+    Example: offline-bench presets --format md
+    """
+    import json
+
+    from tabulate import tabulate
+
+    from offline_bench.modelinfo import ModelInfo
+    from offline_bench.presets import preset_config, preset_names
+
+    rows = []
+    for name in preset_names():
+        info = ModelInfo.from_config(preset_config(name))
+        rows.append({"preset": f"preset:{name}", "architecture": info.architecture, "layers": info.num_layers,
+                     "hidden": info.hidden_size, "heads/kv_heads": f"{info.num_heads}/{info.num_kv_heads}",
+                     "params": info.params, "active_params": info.active_params,
+                     "kv_bytes_per_token": info.kv_bytes_per_token(), "max_len": info.max_position_embeddings,
+                     "vocab": info.vocab_size})
+    if fmt == "json":
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        r["params"] = f"{r['params'] / 1e9:.3f} B" if r["params"] >= 1e8 else f"{r['params'] / 1e6:.2f} M"
+        r["active_params"] = f"{r['active_params'] / 1e9:.3f} B" if r["active_params"] >= 1e8 else \
+            f"{r['active_params'] / 1e6:.2f} M"
+    typer.echo(tabulate(rows, headers="keys", tablefmt="github" if fmt == "md" else "simple"))
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except BenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: nothing was written", file=sys.stderr)
+        sys.exit(130)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except Exception as e:  # click usage errors come here in non-standalone mode
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(130)
+        raise

