@@ -62,7 +62,7 @@ def run(
     dtype: Annotated[str, Opt(help="Weights/activations dtype.")] = "auto",
     kv_cache_dtype: Annotated[str, Opt(help="KV cache dtype: auto, fp8, ...")] = "auto",
     enforce_eager: Annotated[Optional[bool], Opt("--enforce-eager/--no-enforce-eager",
-                                                 help="No CUDA graphs/compile (default: off on GPU, on on CPU).")] = None,
+                                                 help="No CUDA graphs/compile (default: GPU off, CPU on).")] = None,
     enable_prefix_caching: Annotated[Optional[bool], Opt("--enable-prefix-caching/--no-enable-prefix-caching",
                                                          help="Prefix caching (vLLM default: on).")] = None,
     tensor_parallel_size: Annotated[int, Opt("--tensor-parallel-size", "-tp")] = 1,

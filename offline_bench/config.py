@@ -72,6 +72,10 @@ class WorkloadConfig(BaseModel):
             raise BenchError("--repeats must be >= 1 and --warmup >= 0")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise BenchError("--temperature must be >= 0 and --top-p in (0, 1]")
+        if self.prompts_file is not None:  # fail on a bad file before any engine starts
+            from offline_bench.workloads import load_prompt_file
+
+            load_prompt_file(self.prompts_file, self.output_len)
 
     @property
     def synthetic(self) -> bool:
@@ -109,7 +113,10 @@ def parse_engine_arg(item: str) -> tuple[str, Any]:
 
 def known_engine_args() -> set[str]:
     """Field names of vllm.EngineArgs in the installed release (probed, not pinned)."""
-    from vllm.engine.arg_utils import EngineArgs
+    from offline_bench.logcapture import LogCapture
+
+    with LogCapture():  # importing vLLM prints platform chatter; keep the user's error output to one line
+        from vllm.engine.arg_utils import EngineArgs
 
     return {f.name for f in dataclasses.fields(EngineArgs)}
 

@@ -12,8 +12,17 @@ from offline_bench.config import RunConfig
 from offline_bench.engine import BatchOutcome, Engine
 from offline_bench.environment import capture_environment
 from offline_bench.errors import BenchError
-from offline_bench.schema import (KVCache, Latency, Memory, RequestRecord, RunResult, Throughput,
-                                  ThroughputSummary, TimelinePoint, Workload)
+from offline_bench.schema import (
+    KVCache,
+    Latency,
+    Memory,
+    RequestRecord,
+    RunResult,
+    Throughput,
+    ThroughputSummary,
+    TimelinePoint,
+    Workload,
+)
 from offline_bench.stats import Distribution, MeanCI
 from offline_bench.workloads import Request, build_workload
 

@@ -21,7 +21,7 @@ _PATTERNS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
     (re.compile(r"with config: .*?\bmax_seq_len=(\d+)"), ("max_model_len",)),
     (re.compile(r"with config: .*?\btensor_parallel_size=(\d+)"), ("tensor_parallel_size",)),
     (re.compile(rf"Model loading took {NUM} GiB(?: memory)? and {NUM} s"), ("weights_gib", "weights_load_s")),
-    (re.compile(rf"torch\.compile take?s? {NUM} s in total"), ("torch_compile_s",)),
+    (re.compile(rf"torch\.compile (?:took|takes) {NUM} s in total"), ("torch_compile_s",)),
     (re.compile(rf"Available KV cache memory: {NUM} GiB"), ("kv_cache_gib",)),
     (re.compile(rf"\b\w+(?: \+ host)? KV cache size: {NUM} tokens"), ("kv_cache_tokens",)),
     (re.compile(rf"Maximum concurrency for {NUM} tokens per request: {NUM}x"),
@@ -71,7 +71,7 @@ def parse_startup(text: str) -> dict[str, Any]:
 _ERRORS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"No available memory for the cache blocks|insufficient.*KV cache|KV cache is needed, which is "
                 r"larger than the available KV cache memory|larger than the available KV cache|"
-                r"Not enough memory for KV cache|to_allocate|cannot allocate KV", re.I),
+                r"Not enough memory for KV cache|requested memory for kv|cannot allocate KV", re.I),
      "not enough memory for the KV cache ({detail}): raise --gpu-memory-utilization or lower --max-model-len "
      "/ --max-num-seqs"),
     (re.compile(r"is less than desired GPU memory utilization|Decrease GPU memory utilization"),

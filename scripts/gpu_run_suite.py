@@ -75,7 +75,8 @@ def main() -> None:
             t = result.throughput
             summary["runs"][name] = {"output_tokens_per_s": t.output_tokens_per_s,
                                      "total_tokens_per_s": t.total_tokens_per_s,
-                                     "ttft_ms_p50": result.latency.ttft_ms.p50, "tpot_ms_p50": result.latency.tpot_ms.p50}
+                                     "ttft_ms_p50": result.latency.ttft_ms.p50,
+                                     "tpot_ms_p50": result.latency.tpot_ms.p50}
             md.append(f"# {name}\n\n" + render(result, "md"))
             if name.startswith(str(big[0])):
                 tool_rates = [p.output_tokens_per_s for p in t.repeats]

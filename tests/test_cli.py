@@ -1,0 +1,78 @@
+"""The CLI as users run it: a fresh process, one line per bad input, nothing half-written."""
+
+import json
+
+import pytest
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.engine
+
+
+def test_run_end_to_end_writes_json_and_table(tmp_path):
+    out = tmp_path / "r.json"
+    log = tmp_path / "engine.log"
+    p = run_cli("run", "--max-model-len", "512", "--num-prompts", "8", "--input-len", "32", "--output-len", "8",
+                "--warmup", "1", "--output", str(out), "--save-log", str(log))
+    assert p.returncode == 0, p.stderr[-2000:]
+    data = json.loads(out.read_text())
+    for key in ("schema_version", "tool_version", "created_at", "environment", "engine_args", "workload",
+                "startup", "kv_cache", "memory", "throughput", "latency", "timeline", "requests"):
+        assert key in data, key
+    assert data["workload"]["total_output_tokens"] == 64
+    assert "output_tokens_per_s" in p.stdout and "KV cache" in p.stdout
+    assert "KV cache size" in log.read_text()
+
+
+def test_presets_lists_both():
+    p = run_cli("presets", "--format", "json")
+    rows = {r["preset"]: r for r in json.loads(p.stdout)}
+    assert rows["preset:llama-3.1-8b"]["params"] == 8_030_261_248
+    assert rows["preset:llama-3.1-8b"]["kv_bytes_per_token"] == 131_072
+    assert "preset:tiny-llama" in rows
+
+
+def test_help_has_examples():
+    for cmd in ("run", "presets"):
+        p = run_cli(cmd, "--help")
+        assert p.returncode == 0 and "Example:" in p.stdout
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--model", "/no/such/dir"], "does not exist"),
+    (["--model", "preset:nope"], "unknown preset"),
+    (["--gpu-memory-utilization", "0"], "outside (0, 1]"),
+    (["--gpu-memory-utilization", "1.5"], "outside (0, 1]"),
+    (["--max-model-len", "4096"], "above the model's limit (2048"),
+    (["--engine-arg", "no_such_arg=1"], "unknown --engine-arg 'no_such_arg'"),
+    (["--engine-arg", "max-num-seq=4"], "did you mean 'max_num_seqs'"),
+    (["--format", "xml"], "--format xml"),
+])
+def test_bad_input_one_line(tmp_path, args, fragment):
+    out = tmp_path / "r.json"
+    p = run_cli("run", *args, "--output", str(out), timeout=120)
+    assert p.returncode == 2
+    lines = [line for line in p.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], p.stderr
+    assert "Traceback" not in p.stderr and not out.exists()
+
+
+@pytest.mark.parametrize("name,content,fragment", [
+    ("empty.txt", b"\n", "holds no prompts"),
+    ("bad.jsonl", b"{oops\n", "not valid JSON"),
+    ("latin1.txt", "caf\u00e9".encode("latin-1"), "not UTF-8"),
+])
+def test_bad_prompt_file_one_line(tmp_path, name, content, fragment):
+    f = tmp_path / name
+    f.write_bytes(content)
+    p = run_cli("run", "--prompts", str(f), "--output", str(tmp_path / "r.json"), timeout=120)
+    assert p.returncode == 2 and p.stderr.startswith("error: ") and fragment in p.stderr
+    assert p.stderr.count("\n") == 1 and not (tmp_path / "r.json").exists()
+
+
+def test_kv_cache_too_small_one_line(tmp_path):
+    p = run_cli("run", "--gpu-memory-utilization", "0.02", "--num-prompts", "2", "--output",
+                str(tmp_path / "r.json"), timeout=300)
+    assert p.returncode == 2, p.stderr[-2000:]
+    assert p.stderr.startswith("error: not enough memory for the KV cache") and p.stderr.count("\n") == 1
+    assert not (tmp_path / "r.json").exists()

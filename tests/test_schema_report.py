@@ -1,0 +1,43 @@
+import csv
+import io
+import json
+
+import pytest
+
+from offline_bench.errors import BenchError
+from offline_bench.report import render
+from offline_bench.schema import RunResult
+from tests.conftest import ROOT
+
+H100_RUN = ROOT / "docs" / "results" / "h100-run" / "run-1x128-512.json"
+
+
+def test_h100_result_round_trips(tmp_path):
+    r = RunResult.load(H100_RUN)
+    out = tmp_path / "again.json"
+    r.save(out)
+    assert RunResult.load(out) == r
+    assert not list(tmp_path.glob(".again.json.*"))  # no temporary left behind
+
+
+def test_version_mismatch_is_one_line(tmp_path):
+    data = json.loads(H100_RUN.read_text())
+    data["schema_version"] = 99
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(BenchError, match="schema_version 99"):
+        RunResult.load(bad)
+
+
+@pytest.mark.parametrize("fmt", ["table", "md", "csv", "json"])
+def test_render_formats(fmt):
+    r = RunResult.load(H100_RUN)
+    text = render(r, fmt)
+    if fmt == "json":
+        assert json.loads(text)["throughput"]["output_tokens_per_s"] == r.throughput.output_tokens_per_s
+    elif fmt == "csv":
+        rows = list(csv.reader(io.StringIO(text)))
+        assert rows[0][:3] == ["section", "metric", "value"]
+        assert any(row[1] == "ttft_ms" for row in rows)
+    else:
+        assert "output_tokens_per_s" in text and "ttft_ms" in text and "NVIDIA H100" in text

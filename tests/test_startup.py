@@ -1,0 +1,44 @@
+from offline_bench.startup import FACT_KEYS, explain_engine_failure, parse_startup
+from tests.conftest import FIXTURES
+
+
+def test_h100_log_facts_exact():
+    """A start-up log saved from this project's own H100 run (vLLM 0.26, Llama-3.1-8B shape)."""
+    facts = parse_startup((FIXTURES / "h100-vllm0.26-llama8b-startup.log").read_text())
+    expected = {"vllm_version": "0.26.0", "dtype": "bfloat16", "max_model_len": 4096, "tensor_parallel_size": 1,
+                "weights_gib": 15.0, "weights_load_s": 4.08284, "torch_compile_s": 30.22, "kv_cache_gib": 54.26,
+                "kv_cache_tokens": 444_528, "max_concurrency": 108.53, "max_concurrency_at_tokens": 4096,
+                "cuda_graph_s": 7.0, "cuda_graph_gib": 0.98, "peak_activation_gib": 1.77, "non_torch_gib": 0.22,
+                "gpu_total_gib": 79.18, "gpu_memory_utilization": 0.9, "init_engine_s": 181.19,
+                "compilation_s": 30.22}
+    for key, value in expected.items():
+        assert facts[key] == value, key
+
+
+def test_illustrative_lines_and_ansi():
+    log = "\n".join([
+        "\x1b[1;36m(EngineCore pid=775)\x1b[0m INFO [x.py:1] Model loading took 14.7 GiB and 6.2 seconds",
+        "(EngineCore pid=775) INFO Maximum concurrency for 8,192 tokens per request: 52.11x",
+        "(EngineCore pid=775) INFO GPU KV cache size: 426,880 tokens",
+        "INFO init engine (profile, create kv cache, warmup model) took 210.5 s (compilation: 41.3 s)",
+        "some line nobody knows",
+    ])
+    f = parse_startup(log)
+    assert (f["weights_gib"], f["weights_load_s"]) == (14.7, 6.2)
+    assert (f["max_concurrency_at_tokens"], f["max_concurrency"], f["kv_cache_tokens"]) == (8192, 52.11, 426_880)
+    assert (f["init_engine_s"], f["compilation_s"]) == (210.5, 41.3)
+    assert f["cuda_graph_gib"] is None  # unknown stays unknown
+    assert set(FACT_KEYS) <= set(f)
+
+
+def test_unrelated_log_gives_all_unknown():
+    f = parse_startup("hello\nworld\n")
+    assert all(f[k] is None for k in FACT_KEYS)
+
+
+def test_failure_explanations():
+    msg = explain_engine_failure("ValueError: No available memory for the cache blocks. Try increasing "
+                                 "`gpu_memory_utilization`", RuntimeError("Engine core initialization failed"))
+    assert msg.startswith("not enough memory for the KV cache") and "--gpu-memory-utilization" in msg
+    other = explain_engine_failure("(EngineCore) ImportError: no module named foo\n", RuntimeError("boom"))
+    assert "ImportError: no module named foo" in other and "\n" not in other
