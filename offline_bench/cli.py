@@ -122,6 +122,99 @@ def run(
         typer.echo(f"result written to {output}", err=True)
 
 
+ListOpt = Annotated[Optional[str], Opt(help="Comma list to sweep, or one value.")]
+
+
+@app.command()
+def sweep(
+    output_dir: Annotated[Optional[str], Opt("--output-dir", help="Sweep directory (points, summary, plots).")] = None,
+    report: Annotated[Optional[str], Opt("--report", help="Re-render DIR's tables and plots; run nothing.")] = None,
+    model: ModelOpt = "preset:tiny-llama",
+    gpu_memory_utilization: ListOpt = None,
+    max_model_len: ListOpt = None,
+    max_num_seqs: ListOpt = None,
+    max_num_batched_tokens: ListOpt = None,
+    kv_cache_dtype: ListOpt = None,
+    dtype: ListOpt = None,
+    tensor_parallel_size: ListOpt = None,
+    pipeline_parallel_size: ListOpt = None,
+    enforce_eager: Annotated[Optional[bool], Opt("--enforce-eager/--no-enforce-eager")] = None,
+    enable_prefix_caching: Annotated[Optional[bool], Opt("--enable-prefix-caching/--no-enable-prefix-caching")] = None,
+    load_format: Annotated[Optional[str], Opt()] = None,
+    seed: Annotated[int, Opt()] = 0,
+    engine_arg: Annotated[Optional[list[str]], Opt(help="Extra vllm.LLM KEY=VALUE, every point.")] = None,
+    prompts: Annotated[Optional[str], Opt("--prompts")] = None,
+    num_prompts: Annotated[Optional[int], Opt()] = None,
+    input_len: Annotated[int, Opt()] = 128,
+    output_len: Annotated[int, Opt()] = 128,
+    range_ratio: Annotated[float, Opt()] = 0.0,
+    ignore_eos: Annotated[Optional[bool], Opt("--ignore-eos/--no-ignore-eos")] = None,
+    temperature: Annotated[float, Opt()] = 1.0,
+    top_p: Annotated[float, Opt()] = 1.0,
+    detokenize: Annotated[bool, Opt("--detokenize/--no-detokenize")] = True,
+    warmup: Annotated[int, Opt()] = 4,
+    repeats: Annotated[int, Opt()] = 1,
+    target_concurrency: Annotated[Optional[int], Opt(help="Smallest gmu holding N full requests?")] = None,
+    timeout_per_point: Annotated[Optional[float], Opt(help="Seconds before a hung point is killed.")] = None,
+    resume: Annotated[bool, Opt("--resume/--no-resume", help="Skip points already finished in DIR.")] = True,
+    retry_failed: Annotated[bool, Opt(help="With resume, run failed points again.")] = False,
+    knee_tolerance: Annotated[float, Opt(help="Share of best = plateau.")] = 0.05,
+) -> None:
+    """Run a grid of engine settings (each point in a fresh process), resumable, with summary, plots, analysis.
+
+    Example: offline-bench sweep --output-dir sw --gpu-memory-utilization 0.5,0.7,0.9 --max-model-len 2048,8192
+    """
+    from offline_bench.sweep import SWEEPABLE, SweepSpec, parse_list, render_markdown, run_sweep, write_summary
+
+    if report:
+        summary = write_summary(report)
+        typer.echo(render_markdown(summary))
+        return
+    if not output_dir:
+        raise BenchError("give --output-dir DIR (or --report DIR to re-render a finished sweep)")
+    lists = {"gpu_memory_utilization": gpu_memory_utilization, "max_model_len": max_model_len,
+             "max_num_seqs": max_num_seqs, "max_num_batched_tokens": max_num_batched_tokens,
+             "kv_cache_dtype": kv_cache_dtype, "dtype": dtype, "tensor_parallel_size": tensor_parallel_size,
+             "pipeline_parallel_size": pipeline_parallel_size}
+    assert set(lists) == set(SWEEPABLE)
+    parsed = {k: parse_list(k, v) for k, v in lists.items() if v is not None}
+    grid = {k: v for k, v in parsed.items() if len(v) > 1}
+    singles = {k: v[0] for k, v in parsed.items() if len(v) == 1}
+    ecfg = engine_config(model, None, None, None, None, None, "auto", "auto", enforce_eager, enable_prefix_caching,
+                         1, 1, load_format, seed, engine_arg)
+    for k, v in singles.items():
+        setattr(ecfg, k, v)
+    cfg = RunConfig(engine=ecfg, workload=WorkloadConfig(
+        prompts_file=prompts, num_prompts=num_prompts, input_len=input_len, output_len=output_len,
+        range_ratio=range_ratio, seed=seed, ignore_eos=ignore_eos, temperature=temperature, top_p=top_p,
+        detokenize=detokenize, warmup=warmup, repeats=repeats))
+    cfg.workload.validate_values()
+    if cfg.engine.gpu_memory_utilization is not None or "gpu_memory_utilization" in grid:
+        for g in grid.get("gpu_memory_utilization", [cfg.engine.gpu_memory_utilization]):
+            if not 0 < g <= 1:
+                raise BenchError(f"--gpu-memory-utilization {g} is outside (0, 1]: pass fractions such as 0.5,0.9")
+    spec = SweepSpec(base=cfg, grid=grid, timeout_per_point_s=timeout_per_point,
+                     target_concurrency=target_concurrency, knee_tolerance=knee_tolerance)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as bar:
+        task = bar.add_task("sweep", total=len(spec.points()))
+
+        def on_point(n: int, total: int, key: str, state: str) -> None:
+            if state == "running":
+                bar.update(task, description=f"point {n}/{total} {key}")
+            else:
+                bar.advance(task)
+                bar.console.print(f"{key}: {state}")
+
+        summary = run_sweep(spec, output_dir, resume=resume, retry_failed=retry_failed, on_point=on_point)
+    typer.echo(render_markdown(summary))
+    typer.echo(f"summary, points and plots in {output_dir}", err=True)
+
+
 @app.command()
 def presets(fmt: Annotated[str, Opt("--format", help="table, md or json.")] = "table") -> None:
     """List the built-in models (shipped configs, dummy weights, self-made tokenizers).
