@@ -298,10 +298,20 @@ def analyze(spec: SweepSpec, rows: list[PointRow]) -> dict[str, Any]:
             continue
         best = max(v for _, v in pts)
         knee = next(g for g, v in pts if v >= best * (1 - spec.knee_tolerance))
-        knees.append({"series": label, "knee_gpu_memory_utilization": knee, "best_output_tokens_per_s": best,
+        name = label or "all points"
+        if knee == pts[-1][0]:  # only the largest gmu reaches the best: no plateau inside the grid
+            gain = pts[-1][1] / pts[-2][1] - 1
+            text = (f"{name}: no knee inside the grid; output tokens/s still rises up to gmu {knee:g} "
+                    f"({gain:+.1%} over gmu {pts[-2][0]:g}, best {best:,.0f} tok/s)")
+            knee_value = None
+        else:
+            text = (f"{name}: knee at gmu {knee:g}; beyond it more KV memory raises output tokens/s by less than "
+                    f"{spec.knee_tolerance:.0%} (best {best:,.0f} tok/s)")
+            knee_value = knee
+        knees.append({"series": label, "knee_gpu_memory_utilization": knee_value,
+                      "best_output_tokens_per_s": best,
                       "points": [{"gpu_memory_utilization": g, "output_tokens_per_s": v} for g, v in pts],
-                      "text": f"{label or 'all'}: beyond gmu {knee:g} more KV memory raises output tokens/s by "
-                              f"less than {spec.knee_tolerance:.0%} (best {best:,.0f} tok/s)"})
+                      "text": text})
     out["throughput_knee"] = knees
     # (3) target concurrency: smallest gmu whose capacity holds N requests of max_model_len tokens
     if spec.target_concurrency:
