@@ -216,6 +216,22 @@ def sweep(
 
 
 @app.command()
+def startup(
+    logfile: Annotated[str, typer.Argument(help="A vLLM log file (offline or `vllm serve`), or - for stdin.")],
+    fmt: Annotated[str, Opt("--format", help="table, md or json.")] = "table",
+) -> None:
+    """Explain a vLLM start-up log: where the GPU memory and the start-up time went.
+
+    Example: vllm serve MODEL 2>&1 | tee vllm.log; offline-bench startup vllm.log --format md
+    """
+    from offline_bench.startup import read_log, render_startup
+
+    if fmt not in ("table", "md", "json"):
+        raise BenchError(f"--format {fmt} is not one of table, md, json")
+    typer.echo(render_startup(read_log(logfile), fmt))
+
+
+@app.command()
 def presets(fmt: Annotated[str, Opt("--format", help="table, md or json.")] = "table") -> None:
     """List the built-in models (shipped configs, dummy weights, self-made tokenizers).
 

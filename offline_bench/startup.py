@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from offline_bench.errors import BenchError
+
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 NUM = r"([\d,]+(?:\.\d+)?)"
 
@@ -52,10 +54,16 @@ def _convert(key: str, raw: str | None) -> Any:
     return int(float(raw)) if key in _INT_KEYS else float(raw)
 
 
-def parse_startup(text: str) -> dict[str, Any]:
-    """Every key of FACT_KEYS (None when the log does not say), plus CPU-build extras when present."""
+_PREFIX = re.compile(r"^\s*\(([A-Za-z][\w.-]*?)(?:\s+pid=\d+)?\)")
+_DP = re.compile(r"_DP(\d+)")
+
+
+def _clean(text: str) -> list[str]:
+    return [ANSI.sub("", line) for line in text.replace("\r\n", "\n").split("\n")]
+
+
+def _facts_of(lines: list[str]) -> dict[str, Any]:
     facts: dict[str, Any] = dict.fromkeys(FACT_KEYS)
-    lines = [ANSI.sub("", line) for line in text.splitlines()]
     for pattern, keys in _PATTERNS:
         for line in lines:
             m = pattern.search(line)
@@ -64,6 +72,30 @@ def parse_startup(text: str) -> dict[str, Any]:
                     if facts.get(key) is None and not key.startswith("_"):
                         facts[key] = _convert(key, raw)
                 break
+    return facts
+
+
+def parse_engines(text: str) -> list[dict[str, Any]]:
+    """Facts per engine: data-parallel engines (`EngineCore_DP1`, `Worker_DP1_TP0`, ...) each get their own line
+    set; lines without a rank (the front end, a single engine) count for every engine."""
+    shared: list[str] = []
+    ranked: dict[int, list[str]] = {}
+    for line in _clean(text):
+        m = _PREFIX.match(line)
+        dp = _DP.search(m.group(1)) if m else None
+        if dp:
+            ranked.setdefault(int(dp.group(1)), []).append(line)
+        else:
+            shared.append(line)
+    if not ranked:
+        return [_facts_of(shared)]
+    return [{"dp_rank": r, **_facts_of(ranked[r] + shared)} for r in sorted(ranked)]
+
+
+def parse_startup(text: str) -> dict[str, Any]:
+    """Every key of FACT_KEYS (None when the log does not say) for the first engine, plus CPU-build extras."""
+    facts = parse_engines(text)[0]
+    facts.pop("dp_rank", None)
     return facts
 
 
@@ -96,3 +128,155 @@ def explain_engine_failure(log_text: str, exc: BaseException) -> str:
     root = next((line for line in reversed(lines) if re.search(r"\b\w*(Error|Exception)\b: ", line)), None)
     detail = re.sub(r"^.*?(\w*(?:Error|Exception)): ", r"\1: ", root) if root else f"{type(exc).__name__}: {exc}"
     return f"the engine failed to start: {detail[:400]} (run with --verbose for the engine's full log)"
+
+
+# ---------------------------------------------------------------- the `startup` command: facts with explanations
+
+UNITS = {"weights_gib": "GiB", "weights_load_s": "s", "torch_compile_s": "s", "kv_cache_gib": "GiB",
+         "kv_cache_tokens": "tokens", "max_concurrency": "requests", "max_concurrency_at_tokens": "tokens",
+         "cuda_graph_s": "s", "cuda_graph_gib": "GiB", "peak_activation_gib": "GiB", "non_torch_gib": "GiB",
+         "gpu_total_gib": "GiB", "gpu_memory_utilization": "fraction", "init_engine_s": "s", "compilation_s": "s",
+         "max_model_len": "tokens"}
+
+MEANING = {
+    "vllm_version": "vLLM release that wrote the log; line formats and defaults change between releases.",
+    "model": "What the engine loaded (a path or an HF id).",
+    "dtype": "Weights and activations dtype; bf16/fp16 take 2 bytes per parameter.",
+    "max_model_len": "Longest request (prompt + output) the engine accepts; sets the KV blocks one request may need.",
+    "tensor_parallel_size": "GPUs each layer is split over; weights and KV heads divide by it per GPU.",
+    "weights_gib": "Memory of the weights per GPU = parameters x bytes per parameter / TP; a smaller dtype or "
+                   "more TP lowers it.",
+    "weights_load_s": "Time to read or create the weights; dummy weights skip disk, real ones depend on storage.",
+    "torch_compile_s": "torch.compile (Dynamo + Inductor) time; near zero when the compile cache is warm, none "
+                       "with --enforce-eager.",
+    "kv_cache_gib": "KV memory = gmu x GPU total - weights - peak activation - non-torch memory (CUDA graphs "
+                    "come on top in 0.26); raise gmu or shrink weights to grow it.",
+    "kv_cache_tokens": "Tokens of context the KV pool holds at once = KV memory / KV bytes per token (rounded "
+                       "to whole blocks).",
+    "max_concurrency": "Requests of max_model_len tokens that fit at once = KV tokens / max_model_len; halves "
+                       "when max_model_len doubles.",
+    "max_concurrency_at_tokens": "The request length the concurrency figure assumes (max_model_len).",
+    "cuda_graph_s": "Time to capture CUDA graphs for the decode batch sizes; none with --enforce-eager.",
+    "cuda_graph_gib": "Memory the captured CUDA graphs keep; more capture sizes cost more.",
+    "peak_activation_gib": "Largest activation memory seen while profiling a max_num_batched_tokens step; lower "
+                           "--max-num-batched-tokens to reduce it.",
+    "non_torch_gib": "Memory outside PyTorch's allocator (CUDA context, NCCL, cuBLAS workspaces).",
+    "gpu_total_gib": "Device memory the driver reports.",
+    "gpu_memory_utilization": "Share of device memory vLLM may use (--gpu-memory-utilization).",
+    "init_engine_s": "Engine init after the weights: memory profiling, KV cache allocation, compilation, graph "
+                     "capture and warm-up; falls on a warm compile cache.",
+    "compilation_s": "Part of the init spent compiling (torch.compile); the compile cache makes reruns faster.",
+}
+
+
+def read_log(source: str) -> str:
+    """Text of a log file ('-' for standard input), refusing what cannot be a vLLM log, in one line."""
+    import sys
+
+    if source == "-":
+        data = sys.stdin.buffer.read()
+        name = "standard input"
+    else:
+        from pathlib import Path
+
+        path = Path(source)
+        if not path.is_file():
+            raise BenchError(f"log file '{source}' not found: pass a vLLM log file or - for standard input")
+        data = path.read_bytes()
+        name = f"'{source}'"
+    if not data.strip():
+        raise BenchError(f"{name} is empty: capture the engine's output, e.g. `vllm serve ... 2>&1 | tee vllm.log`")
+    text = data.decode("utf-8", errors="replace")
+    if text.count("\ufffd") > max(16, len(text) // 100) or "\x00" in text:
+        raise BenchError(f"{name} is not a text log (binary or corrupted bytes): pass the log as written by vLLM")
+    if not any(p.search(line) for line in _clean(text) for p, _ in _PATTERNS) and "vllm" not in text.lower():
+        raise BenchError(f"{name} does not look like a vLLM log: none of its start-up lines were found")
+    return text
+
+
+def derive(facts: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    """Fill what can be computed from other facts; returns (facts, names of derived facts)."""
+    f = dict(facts)
+    derived: set[str] = set()
+    if f.get("max_concurrency") is None and f.get("kv_cache_tokens") and f.get("max_model_len"):
+        f["max_concurrency"] = round(f["kv_cache_tokens"] / f["max_model_len"], 2)
+        f["max_concurrency_at_tokens"] = f["max_model_len"]
+        derived |= {"max_concurrency", "max_concurrency_at_tokens"}
+    if f.get("max_model_len") is None and f.get("max_concurrency_at_tokens"):
+        f["max_model_len"] = f["max_concurrency_at_tokens"]
+        derived.add("max_model_len")
+    parts = [f.get(k) for k in ("gpu_total_gib", "gpu_memory_utilization", "weights_gib", "peak_activation_gib",
+                                "non_torch_gib")]
+    if f.get("kv_cache_gib") is None and None not in parts:
+        total, gmu, w, act, nt = parts
+        f["kv_cache_gib"] = round(total * gmu - w - act - nt, 2)
+        derived.add("kv_cache_gib")
+    return f, derived
+
+
+def budget_line(f: dict[str, Any]) -> str:
+    """Where the device memory went; adds up to the GPU total and names every part it could not read."""
+    total = f.get("gpu_total_gib")
+    parts = [("weights", f.get("weights_gib")), ("peak activation", f.get("peak_activation_gib")),
+             ("non-torch", f.get("non_torch_gib")), ("KV cache", f.get("kv_cache_gib")),
+             ("CUDA graphs", f.get("cuda_graph_gib"))]
+    known = [(n, v) for n, v in parts if v is not None]
+    missing = [n for n, v in parts if v is None]
+    shown = " + ".join(f"{n} {v:.2f}" for n, v in known)
+    if total is None:
+        used = sum(v for _, v in known)
+        return (f"memory budget: {shown} = {used:.2f} GiB; GPU total unknown (no 'Free memory on device' line)"
+                + (f"; not read: {', '.join(missing)}" if missing else ""))
+    free = total - sum(v for _, v in known)
+    text = f"memory budget: GPU total {total:.2f} GiB = {shown} + left unused {free:.2f} (derived)"
+    if f.get("gpu_memory_utilization") is not None:
+        text += (f"; gmu {f['gpu_memory_utilization']:g} allows {total * f['gpu_memory_utilization']:.2f} GiB "
+                 "(derived)")
+    if missing:
+        text += f"; not read from this log: {', '.join(missing)} (counted in 'left unused')"
+    return text
+
+
+def explain_rows(facts: dict[str, Any]) -> tuple[list[list[str]], str]:
+    f, derived = derive(facts)
+    rows = []
+    for key in FACT_KEYS:
+        value = f.get(key)
+        source = "unknown" if value is None else "derived" if key in derived else "read"
+        shown = "unknown" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+        rows.append([key, shown, UNITS.get(key, ""), source, MEANING.get(key, "")])
+    return rows, budget_line(f)
+
+
+def render_startup(text: str, fmt: str = "table") -> str:
+    import json
+
+    from tabulate import tabulate
+
+    engines = parse_engines(text)
+    if fmt == "json":
+        out = []
+        for e in engines:
+            f, derived = derive(e)
+            out.append({**f, "derived": sorted(derived)})
+        return json.dumps(out[0] if len(out) == 1 else {"engines": out}, indent=2)
+    blocks = []
+    for e in engines:
+        rows, budget = explain_rows(e)
+        title = f"engine DP{e['dp_rank']}" if "dp_rank" in e else "engine"
+        if fmt == "table":  # wrap by hand: tabulate's maxcolwidths re-parses numbers like "4,096"
+            import textwrap
+
+            rows = [[r[0], textwrap.fill(r[1], 36), r[2], r[3], textwrap.fill(r[4], 70)] for r in rows]
+        table = tabulate(rows, headers=["fact", "value", "unit", "source", "what it means / what changes it"],
+                         tablefmt="github" if fmt == "md" else "simple", disable_numparse=True)
+        if all(r[3] == "unknown" for r in rows if r[0] not in ("model", "vllm_version")):
+            budget += " -- this log holds no start-up facts (truncated before the engine started?)"
+        elif facts_incomplete(e):
+            budget += " -- the log ends before the engine finished starting (truncated?)"
+        blocks.append(f"{'## ' if fmt == 'md' else ''}{title}\n\n{table}\n\n{budget}\n")
+    return "\n".join(blocks)
+
+
+def facts_incomplete(facts: dict[str, Any]) -> bool:
+    return facts.get("init_engine_s") is None

@@ -1,0 +1,92 @@
+"""`offline-bench startup`: H100 and CPU logs, several engines, and logs that are not usable."""
+
+import json
+
+import pytest
+
+from offline_bench.errors import BenchError
+from offline_bench.startup import explain_rows, parse_engines, parse_startup, read_log, render_startup
+from tests.conftest import FIXTURES, run_cli
+
+H100_LOG = FIXTURES / "h100-vllm0.26-llama8b-startup.log"
+
+
+def test_budget_adds_up_to_gpu_total():
+    rows, budget = explain_rows(parse_startup(H100_LOG.read_text()))
+    assert "GPU total 79.18 GiB" in budget and "left unused 6.95 (derived)" in budget
+    assert 15.0 + 1.77 + 0.22 + 54.26 + 0.98 + 6.95 == pytest.approx(79.18)
+    sources = {r[0]: r[3] for r in rows}
+    assert sources["kv_cache_gib"] == "read" and sources["weights_gib"] == "read"
+    assert all(r[4] for r in rows)  # every fact has its sentence
+
+
+def test_derived_values_are_marked():
+    log = "(EngineCore pid=1) INFO [x] GPU KV cache size: 100,000 tokens\n" \
+          "(EngineCore pid=1) INFO [x] Initializing a V1 LLM engine (v0.26.0) with config: model='m', " \
+          "dtype=torch.bfloat16, max_seq_len=2000, tensor_parallel_size=1\n"
+    rows, budget = explain_rows(parse_startup(log))
+    by = {r[0]: r for r in rows}
+    assert by["max_concurrency"][1] == "50.0" and by["max_concurrency"][3] == "derived"
+    assert by["weights_gib"][3] == "unknown" and "GPU total unknown" in budget
+
+
+def test_several_engines_each_get_their_line_set():
+    lines = H100_LOG.read_text().splitlines()
+    dp0 = [line.replace("(EngineCore pid=643)", "(EngineCore_DP0 pid=643)") for line in lines]
+    dp1 = [line.replace("(EngineCore pid=643)", "(EngineCore_DP1 pid=644)").replace("444,528 tokens",
+                                                                                      "440,000 tokens")
+           for line in lines if "EngineCore" in line]
+    engines = parse_engines("\n".join(dp0 + dp1))
+    assert [e["dp_rank"] for e in engines] == [0, 1]
+    assert [e["kv_cache_tokens"] for e in engines] == [444_528, 440_000]
+    out = render_startup("\n".join(dp0 + dp1), "json")
+    assert [e["kv_cache_tokens"] for e in json.loads(out)["engines"]] == [444_528, 440_000]
+
+
+def test_truncated_log_says_so():
+    text = "\n".join(H100_LOG.read_text().splitlines()[:12])
+    out = render_startup(text, "table")
+    assert "init_engine_s" in out and "truncated" in out
+
+
+@pytest.mark.parametrize("content,fragment", [
+    (b"", "is empty"),
+    (b"GET / HTTP/1.1 200\nhello world\n", "does not look like a vLLM log"),
+    (bytes(range(256)) * 40, "not a text log"),
+])
+def test_unusable_logs_are_refused(tmp_path, content, fragment):
+    f = tmp_path / "x.log"
+    f.write_bytes(content)
+    with pytest.raises(BenchError, match=fragment):
+        read_log(str(f))
+
+
+def test_cli_reads_stdin_and_formats(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    p = subprocess.run([sys.executable, "-m", "offline_bench", "startup", "-", "--format", "json"],
+                       input=H100_LOG.read_bytes(), capture_output=True, cwd=ROOT, timeout=60)
+    assert p.returncode == 0
+    facts = json.loads(p.stdout)
+    assert facts["kv_cache_tokens"] == 444_528 and facts["derived"] == []
+    md = run_cli("startup", str(H100_LOG), "--format", "md", timeout=60)
+    assert md.returncode == 0 and "| kv_cache_gib" in md.stdout and "memory budget" in md.stdout
+    missing = run_cli("startup", str(tmp_path / "none.log"), timeout=60)
+    assert missing.returncode == 2 and missing.stderr.startswith("error: log file")
+
+
+@pytest.mark.engine
+def test_cpu_engine_log(engine):
+    """The log of this session's real CPU engine: the CPU build's KV lines are read."""
+    text = engine.log_text()
+    facts = parse_startup(text)
+    cap = engine.kv_capacity()
+    assert facts["kv_cache_tokens"] == cap["capacity_tokens"]
+    assert facts["max_concurrency"] == pytest.approx(cap["max_concurrency"], abs=0.01)
+    assert facts["kv_cache_gib"] == pytest.approx(cap["capacity_gib"], abs=0.01)
+    assert facts["cpu_memory_gib"] > 0 and facts["init_engine_s"] > 0
+    out = render_startup(text, "table")
+    assert "kv_cache_tokens" in out and "GPU total unknown" in out
