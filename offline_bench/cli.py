@@ -231,6 +231,196 @@ def startup(
     typer.echo(render_startup(read_log(logfile), fmt))
 
 
+def workload_config(prompts: str | None, num_prompts: int | None, input_len: int, output_len: int,
+                    range_ratio: float, seed: int, ignore_eos: bool | None, temperature: float, top_p: float,
+                    detokenize: bool, warmup: int, repeats: int) -> WorkloadConfig:
+    return WorkloadConfig(prompts_file=prompts, num_prompts=num_prompts, input_len=input_len, output_len=output_len,
+                          range_ratio=range_ratio, seed=seed, ignore_eos=ignore_eos, temperature=temperature,
+                          top_p=top_p, detokenize=detokenize, warmup=warmup, repeats=repeats)
+
+
+@app.command("serve-probe")
+def serve_probe(
+    base_url: Annotated[str, Opt("--base-url", help="Server root, e.g. http://127.0.0.1:8000")],
+    served_model_name: Annotated[str, Opt("--served-model-name", help="Model name the server answers to.")],
+    api_key: Annotated[Optional[str], Opt("--api-key", help="Bearer key (default: $OPENAI_API_KEY). Never stored.",
+                                          show_default=False)] = None,
+    concurrency: Annotated[str, Opt(help="Requests kept in flight; a comma list runs each.")] = "1",
+    chat: Annotated[bool, Opt("--chat/--completions", help="Use /v1/chat/completions.")] = False,
+    timeout: Annotated[float, Opt(help="Seconds to wait for a response.")] = 300.0,
+    tokenizer: Annotated[Optional[str], Opt(help="Tokenizer for synthetic token-id prompts (HF id, path, "
+                                                 "preset:NAME).")] = None,
+    prompts: Annotated[Optional[str], Opt("--prompts")] = None,
+    num_prompts: Annotated[Optional[int], Opt()] = None,
+    input_len: Annotated[int, Opt()] = 128,
+    output_len: Annotated[int, Opt()] = 128,
+    range_ratio: Annotated[float, Opt()] = 0.0,
+    seed: Annotated[int, Opt()] = 0,
+    ignore_eos: Annotated[Optional[bool], Opt("--ignore-eos/--no-ignore-eos")] = None,
+    temperature: Annotated[float, Opt()] = 1.0,
+    top_p: Annotated[float, Opt()] = 1.0,
+    warmup: Annotated[int, Opt()] = 4,
+    output: Annotated[Optional[str], Opt("--output", "-o", help="JSON file; with several concurrencies, "
+                                                                 "'-cN' is added before .json.")] = None,
+    fmt: Annotated[str, Opt("--format", help="table, md, csv or json.")] = "table",
+) -> None:
+    """Measure a running OpenAI-compatible server the way `run` measures the engine (streaming, exact usage).
+
+    Example: offline-bench serve-probe --base-url http://127.0.0.1:8000 --served-model-name preset:tiny-llama
+    --tokenizer preset:tiny-llama --concurrency 1,10,64 --num-prompts 64 --output serving.json
+    """
+    from offline_bench.report import FORMATS, render
+    from offline_bench.serving import ProbeConfig, api_key_from_env, probe
+
+    if fmt not in FORMATS:
+        raise BenchError(f"--format {fmt} is not one of {', '.join(FORMATS)}")
+    levels = [int(c) for c in concurrency.split(",") if c.strip()]
+    if not levels or min(levels) < 1:
+        raise BenchError("--concurrency takes positive integers, e.g. 1,10,64")
+    wl = workload_config(prompts, num_prompts, input_len, output_len, range_ratio, seed, ignore_eos, temperature,
+                         top_p, True, warmup, 1)
+    wl.validate_values()
+    cfg = ProbeConfig(base_url=base_url, served_model_name=served_model_name, api_key=api_key_from_env(api_key),
+                      chat=chat, timeout_s=timeout, workload=wl)
+    for level in levels:
+        result = probe(cfg, level, tokenizer)
+        typer.echo(render(result, fmt))
+        if output:
+            path = output if len(levels) == 1 else output.replace(".json", "") + f"-c{level}.json"
+            result.save(path)
+            typer.echo(f"result written to {path}", err=True)
+
+
+@app.command("serve-preset")
+def serve_preset(
+    name: Annotated[str, typer.Argument(help="Preset name, e.g. tiny-llama.")],
+    port: Annotated[int, Opt(help="Port to listen on.")] = 8000,
+    host: Annotated[str, Opt(help="Address to bind.")] = "127.0.0.1",
+    max_model_len: MmlOpt = None,
+    gpu_memory_utilization: GmuOpt = None,
+    api_key: Annotated[Optional[str], Opt("--api-key", help="Require this key from clients.",
+                                          show_default=False)] = None,
+    print_command: Annotated[bool, Opt(help="Print the vLLM command instead of running it.")] = False,
+) -> None:
+    """Start `vllm serve` on a preset (dummy weights), served as 'preset:NAME'; runs until stopped.
+
+    Example: offline-bench serve-preset tiny-llama --port 8011
+    """
+    import os
+
+    from offline_bench.serving import serve_preset_command
+
+    cmd = serve_preset_command(name, port, host, max_model_len=max_model_len,
+                               gpu_memory_utilization=gpu_memory_utilization, api_key=api_key)
+    if print_command:
+        typer.echo(" ".join("<key>" if api_key and c == api_key else c for c in cmd))
+        return
+    sys.stdout.flush()
+    os.execv(cmd[0], cmd)
+
+
+@app.command()
+def compare(
+    results: Annotated[list[str], typer.Argument(help="Result JSON files (run, serve-probe, import).")],
+    baseline: Annotated[Optional[str], Opt(help="The run ratios are taken against (default: the first).")] = None,
+    fmt: Annotated[str, Opt("--format", help="table, md or csv.")] = "table",
+    plot: Annotated[Optional[str], Opt("--plot", help="Also write a PNG bar chart here.")] = None,
+) -> None:
+    """Put runs side by side (metrics x runs, plus ratios to the baseline) and warn about every difference.
+
+    Example: offline-bench compare offline-c10.json serving-c10.json --baseline offline-c10.json --format md
+    """
+    from offline_bench.compare import Labeled, label_for, order, render
+    from offline_bench.compare import plot as draw
+    from offline_bench.schema import RunResult
+
+    if fmt not in ("table", "md", "csv"):
+        raise BenchError(f"--format {fmt} is not one of table, md, csv")
+    runs = [Labeled(label_for(p, RunResult.load(p)), RunResult.load(p)) for p in results]
+    base_idx = 0
+    if baseline:
+        if baseline not in results:
+            raise BenchError(f"--baseline {baseline} is not one of the compared files")
+        base_idx = results.index(baseline)
+    base = runs[base_idx]
+    typer.echo(render(order(runs), base, fmt))
+    if plot:
+        draw(order(runs), plot)
+        typer.echo(f"plot written to {plot}", err=True)
+
+
+@app.command("import")
+def import_results(
+    source: Annotated[str, typer.Argument(help="`vllm bench serve --save-result` JSON, or hand-entered "
+                                               "YAML/JSON figures.")],
+    output_dir: Annotated[str, Opt("--output-dir", help="Where the converted results go.")] = ".",
+) -> None:
+    """Convert serving figures from elsewhere into this tool's result schema (unknowns stay unknown).
+
+    Example: offline-bench import report.yaml --output-dir imported/
+    """
+    from offline_bench.importers import import_file
+
+    for path in import_file(source, output_dir):
+        typer.echo(str(path))
+
+
+@app.command("explain-gap")
+def explain_gap_cmd(
+    base_url: Annotated[str, Opt("--base-url", help="Server root, e.g. http://127.0.0.1:8000")],
+    served_model_name: Annotated[str, Opt("--served-model-name")],
+    api_key: Annotated[Optional[str], Opt("--api-key", help="Default: $OPENAI_API_KEY. Never stored.",
+                                          show_default=False)] = None,
+    concurrency: Annotated[int, Opt(help="Requests in flight, for the serving run and the last offline step.")] = 10,
+    timeout: Annotated[float, Opt()] = 300.0,
+    model: ModelOpt = "preset:tiny-llama",
+    gpu_memory_utilization: GmuOpt = None,
+    max_model_len: MmlOpt = None,
+    max_num_seqs: Annotated[Optional[int], Opt()] = None,
+    enable_prefix_caching: Annotated[Optional[bool], Opt("--enable-prefix-caching/--no-enable-prefix-caching",
+                                                         help="As the server runs (default: on).")] = None,
+    engine_arg: Annotated[Optional[list[str]], Opt(help="Extra vllm.LLM KEY=VALUE.")] = None,
+    prompts: Annotated[Optional[str], Opt("--prompts")] = None,
+    num_prompts: Annotated[Optional[int], Opt()] = None,
+    input_len: Annotated[int, Opt()] = 128,
+    output_len: Annotated[int, Opt()] = 128,
+    seed: Annotated[int, Opt()] = 0,
+    ignore_eos: Annotated[Optional[bool], Opt("--ignore-eos/--no-ignore-eos")] = None,
+    temperature: Annotated[float, Opt()] = 1.0,
+    top_p: Annotated[float, Opt()] = 1.0,
+    warmup: Annotated[int, Opt()] = 4,
+    output: Annotated[Optional[str], Opt("--output", "-o", help="Write the ladder (JSON) here.")] = None,
+    fmt: Annotated[str, Opt("--format", help="table or md.")] = "table",
+) -> None:
+    """Measure the server, then offline runs that switch one condition at a time toward it; attribute the gap.
+
+    Example: offline-bench explain-gap --base-url http://127.0.0.1:8011 --served-model-name preset:tiny-llama
+    --model preset:tiny-llama --concurrency 4 --num-prompts 32
+    """
+    from offline_bench.gap import explain_gap, render
+    from offline_bench.serving import ProbeConfig, api_key_from_env
+
+    wl = workload_config(prompts, num_prompts, input_len, output_len, 0.0, seed, ignore_eos, temperature, top_p,
+                         True, warmup, 1)
+    wl.validate_values()
+    ecfg = engine_config(model, None, gpu_memory_utilization, max_model_len, max_num_seqs, None, "auto", "auto",
+                         None, enable_prefix_caching, 1, 1, None, seed, engine_arg)
+    ecfg.validate_values()
+    cfg = ProbeConfig(base_url=base_url, served_model_name=served_model_name, api_key=api_key_from_env(api_key),
+                      timeout_s=timeout, workload=wl)
+    rep, results = explain_gap(cfg, ecfg, concurrency, tokenizer=model)
+    typer.echo(render(rep, fmt))
+    if output:
+        import json
+
+        from offline_bench.schema import write_atomic
+
+        write_atomic(output, json.dumps({"report": rep.model_dump(),
+                                         "runs": [{"step": n, "result": r.model_dump()} for n, r in results]},
+                                        indent=2))
+        typer.echo(f"ladder written to {output}", err=True)
+
+
 @app.command()
 def presets(fmt: Annotated[str, Opt("--format", help="table, md or json.")] = "table") -> None:
     """List the built-in models (shipped configs, dummy weights, self-made tokenizers).

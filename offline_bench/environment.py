@@ -26,9 +26,9 @@ class Environment(BaseModel):
     torch_version: str | None
     cuda_version: str | None
     driver_version: str | None
-    device: str  # "cuda" or "cpu"
+    device: str  # "cuda", "cpu", or "unknown" for imported results
     gpu_name: str | None
-    gpu_count: int
+    gpu_count: int | None
     gpu_memory_gib: float | None
 
 

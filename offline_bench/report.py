@@ -51,7 +51,7 @@ def sections(r: RunResult) -> list[tuple[str, list[str], list[list[str]]]]:
     head = [["model", r.model], ["device", f"{device}, vllm {e.vllm_version}"],
             ["workload", f"{w.source}: {w.num_prompts} prompts, {w.total_input_tokens:,} in / "
                          f"{w.total_output_tokens:,} out tokens, repeats {w.repeats}"],
-            ["wall time (mean)", f"{t.duration_s:.3f} s"]]
+            ["wall time (mean)", _f(t.duration_s, 3) + " s"]]
     return [("Run", ["", ""], head), ("Throughput", ["metric", "mean", "95% CI"], rates),
             ("Latency (ms)", ["metric", "mean", "p50", "p90", "p99", "max"], lat),
             ("KV cache", ["", ""], kv_rows), ("Memory and start-up", ["", ""], mem_rows)]

@@ -70,7 +70,8 @@ def _summarize(passes: list[Throughput]) -> ThroughputSummary:
             means[f] = ci[f].mean
         else:
             means[f] = None
-    means["duration_s"] = sum(p.duration_s for p in passes) / len(passes)
+    durations = [p.duration_s for p in passes if p.duration_s is not None]
+    means["duration_s"] = sum(durations) / len(durations) if durations else None
     return ThroughputSummary(**means, repeats=passes, ci95=ci)
 
 

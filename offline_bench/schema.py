@@ -18,11 +18,12 @@ SCHEMA_VERSION = 1
 
 
 class Throughput(BaseModel):
-    duration_s: float
-    requests_per_s: float
-    input_tokens_per_s: float
-    output_tokens_per_s: float
-    total_tokens_per_s: float
+    # None only for imported figures that do not give the number
+    duration_s: float | None
+    requests_per_s: float | None
+    input_tokens_per_s: float | None
+    output_tokens_per_s: float | None
+    total_tokens_per_s: float | None
     prefill_tokens_per_s: float | None  # input tokens / time with >= 1 request in prefill (see README)
     decode_tokens_per_s: float | None  # decode tokens / time with >= 1 request in decode (see README)
 
@@ -41,6 +42,7 @@ class Latency(BaseModel):
     ttft_ms: Distribution
     tpot_ms: Distribution
     e2e_ms: Distribution
+    itl_ms: Distribution | None = None  # serving: gaps between streamed chunks
 
 
 class KVCache(BaseModel):
@@ -91,21 +93,23 @@ class RequestRecord(BaseModel):
     ttft_ms: float | None
     tpot_ms: float | None
     e2e_ms: float | None
+    itl_ms: list[float] | None = None  # serving only
 
 
 class Workload(BaseModel):
     source: str  # "synthetic" or the prompt file
-    num_prompts: int
-    total_input_tokens: int  # tokens actually processed, per repeat
-    total_output_tokens: int
+    # None only in imported results that do not give the figure
+    num_prompts: int | None
+    total_input_tokens: int | None  # tokens actually processed, per repeat
+    total_output_tokens: int | None
     input_len: int | None
     output_len: int | None
     range_ratio: float | None
-    seed: int
-    ignore_eos: bool
-    temperature: float
-    top_p: float
-    detokenize: bool
+    seed: int | None
+    ignore_eos: bool | None
+    temperature: float | None
+    top_p: float | None
+    detokenize: bool | None
     warmup_requests: int
     repeats: int
     concurrency: int | None = None
@@ -115,8 +119,9 @@ class RunResult(BaseModel):
     schema_version: int = SCHEMA_VERSION
     tool_version: str
     created_at: str
-    mode: str = "offline"
+    mode: str = "offline"  # "offline", "serving" or "imported"
     model: str
+    endpoint: str | None = None  # serving: the URL measured (never the key)
     environment: Environment
     engine_args: dict[str, Any]
     workload: Workload

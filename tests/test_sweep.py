@@ -105,8 +105,10 @@ def test_cpu_sweep_kill_resume_report(tmp_path):
     for mml in (256, 512):  # capacity rises with gmu
         assert rows[f"gmu-0.3_mml-{mml}"]["kv_capacity_tokens"] > rows[f"gmu-0.2_mml-{mml}"]["kv_capacity_tokens"]
     for g in ("0.2", "0.3"):  # doubling max_model_len halves max concurrency (within block rounding)
-        ratio = rows[f"gmu-{g}_mml-256"]["max_concurrency"] / rows[f"gmu-{g}_mml-512"]["max_concurrency"]
-        assert ratio == pytest.approx(2.0, rel=0.02)
+        # per token of capacity: on the CPU build each point sizes its KV pool from the RAM free at its start
+        a, b = rows[f"gmu-{g}_mml-256"], rows[f"gmu-{g}_mml-512"]
+        ratio = (a["max_concurrency"] / a["kv_capacity_tokens"]) / (b["max_concurrency"] / b["kv_capacity_tokens"])
+        assert ratio == pytest.approx(2.0, rel=0.01)
     assert s["analysis"]["kv_grows_with_sequence_length"]["holds"] is True
     assert s["analysis"]["target_concurrency"] and s["analysis"]["throughput_knee"]
     for name in ("kv_capacity_vs_gmu", "max_concurrency_vs_max_model_len", "output_tokens_per_s_vs_gmu",

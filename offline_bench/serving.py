@@ -1,0 +1,278 @@
+"""Serving mode: a streaming OpenAI-API client measured like `run`, and a launcher for a preset server.
+
+Token counts come from the server's own usage report (`stream_options.include_usage`), not from counting SSE
+chunks: one chunk can carry several tokens, so chunk counts mis-state output tokens and TPOT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from offline_bench import __version__
+from offline_bench.config import WorkloadConfig
+from offline_bench.errors import BenchError
+from offline_bench.schema import KVCache, Latency, Memory, RequestRecord, RunResult, Workload
+from offline_bench.stats import Distribution
+from offline_bench.workloads import Request, build_workload
+
+
+@dataclass
+class ProbeConfig:
+    base_url: str
+    served_model_name: str
+    api_key: str | None = None  # never stored or printed
+    chat: bool = False
+    timeout_s: float = 300.0
+    workload: WorkloadConfig = field(default_factory=WorkloadConfig)
+
+    @property
+    def root(self) -> str:
+        url = self.base_url.rstrip("/")
+        return url[:-3] if url.endswith("/v1") else url
+
+
+@dataclass
+class StreamResult:
+    ok: bool
+    error: str | None
+    input_tokens: int
+    output_tokens: int
+    start: float
+    ttft_s: float | None
+    e2e_s: float | None
+    itl_s: list[float]
+    finish_reason: str | None
+
+
+def _headers(cfg: ProbeConfig) -> dict[str, str]:
+    h = {"Content-Type": "application/json"}
+    if cfg.api_key:
+        h["Authorization"] = f"Bearer {cfg.api_key}"
+    return h
+
+
+def _http_error(cfg: ProbeConfig, status: int, body: str) -> BenchError:
+    if status in (401, 403):
+        return BenchError(f"the server at {cfg.root} refused the API key (HTTP {status}): pass the right --api-key "
+                          "or set OPENAI_API_KEY")
+    if status == 404 and "model" in body.lower():
+        return BenchError(f"model '{cfg.served_model_name}' is not served at {cfg.root}: check "
+                          "--served-model-name against GET /v1/models")
+    snippet = " ".join(body.split())[:200]
+    return BenchError(f"the server at {cfg.root} answered HTTP {status}: {snippet}")
+
+
+async def check_server(cfg: ProbeConfig) -> list[str]:
+    """GET /v1/models: reachable, key accepted, model served. Returns the served names."""
+    import httpx
+
+    try:
+        async with httpx.AsyncClient(timeout=min(cfg.timeout_s, 30.0)) as client:
+            r = await client.get(f"{cfg.root}/v1/models", headers=_headers(cfg))
+    except httpx.ConnectError as e:
+        raise BenchError(f"cannot reach {cfg.root} ({type(e).__name__}): is the server running? "
+                         "(offline-bench serve-preset NAME --port P starts one)") from None
+    except httpx.TimeoutException:
+        raise BenchError(f"{cfg.root} did not answer within {min(cfg.timeout_s, 30.0):g} s (--timeout)") from None
+    if r.status_code != 200:
+        raise _http_error(cfg, r.status_code, r.text)
+    names = [m.get("id") for m in r.json().get("data", [])]
+    if cfg.served_model_name not in names:
+        raise BenchError(f"model '{cfg.served_model_name}' is not served at {cfg.root}; it serves: "
+                         f"{', '.join(map(str, names)) or 'nothing'} (--served-model-name)")
+    return names
+
+
+def _body(cfg: ProbeConfig, req: Request) -> tuple[str, dict[str, Any]]:
+    wl = cfg.workload
+    common = {"model": cfg.served_model_name, "max_tokens": req.output_len, "temperature": wl.temperature,
+              "top_p": wl.top_p, "stream": True, "stream_options": {"include_usage": True},
+              "ignore_eos": wl.effective_ignore_eos}
+    if cfg.chat:
+        if req.prompt is None:
+            raise BenchError("--chat needs text prompts (--prompts FILE): token-id prompts have no chat form")
+        return "/v1/chat/completions", {**common, "messages": [{"role": "user", "content": req.prompt}]}
+    prompt: Any = req.token_ids if req.token_ids is not None else req.prompt
+    return "/v1/completions", {**common, "prompt": prompt}
+
+
+async def _one(client: Any, cfg: ProbeConfig, req: Request) -> StreamResult:
+    import httpx
+
+    path, body = _body(cfg, req)
+    start = time.perf_counter()
+    first = last = None
+    itl: list[float] = []
+    usage: dict[str, Any] = {}
+    finish = None
+    try:
+        async with client.stream("POST", f"{cfg.root}{path}", json=body, headers=_headers(cfg)) as resp:
+            if resp.status_code != 200:
+                text = (await resp.aread()).decode(errors="replace")
+                raise _http_error(cfg, resp.status_code, text)
+            async for line in resp.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                chunk = json.loads(data)
+                if chunk.get("usage"):
+                    usage = chunk["usage"]
+                for choice in chunk.get("choices") or []:
+                    text = choice.get("text") if "text" in choice else (choice.get("delta") or {}).get("content")
+                    if choice.get("finish_reason"):
+                        finish = choice["finish_reason"]
+                    if text:
+                        now = time.perf_counter()
+                        if first is None:
+                            first = now
+                        else:
+                            itl.append(now - last)
+                        last = now
+    except httpx.TimeoutException:
+        return StreamResult(False, f"no response within --timeout {cfg.timeout_s:g} s", 0, 0, start, None, None,
+                            [], None)
+    except httpx.HTTPError as e:
+        return StreamResult(False, f"{type(e).__name__}: {e}", 0, 0, start, None, None, [], None)
+    end = time.perf_counter()
+    return StreamResult(True, None, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)),
+                        start, None if first is None else first - start, end - start, itl, finish)
+
+
+async def _drive(cfg: ProbeConfig, reqs: list[Request], concurrency: int) -> tuple[list[StreamResult], float]:
+    """Keep `concurrency` requests in flight until all are done (a client with N threads)."""
+    import httpx
+
+    results: list[StreamResult | None] = [None] * len(reqs)
+    queue = list(range(len(reqs)))[::-1]
+    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(cfg.timeout_s), limits=limits) as client:
+
+        async def worker() -> None:
+            while queue:
+                i = queue.pop()
+                results[i] = await _one(client, cfg, reqs[i])
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(min(concurrency, len(reqs)))))
+        wall = time.perf_counter() - t0
+    return [r for r in results if r is not None], wall
+
+
+def _tokenizer_vocab(cfg: ProbeConfig, tokenizer_path: str | None) -> tuple[int, list[int]]:
+    if not cfg.workload.synthetic:
+        return 0, []
+    if tokenizer_path is None:
+        raise BenchError("synthetic prompts need the model's tokenizer: pass --tokenizer (an HF id, a path or "
+                         "preset:NAME), or use --prompts FILE")
+    from transformers import AutoTokenizer
+
+    from offline_bench.presets import resolve_model
+
+    tok = AutoTokenizer.from_pretrained(resolve_model(tokenizer_path).path)
+    return len(tok), list(tok.all_special_ids)
+
+
+def probe(cfg: ProbeConfig, concurrency: int, tokenizer: str | None = None) -> RunResult:
+    """Warm up, then send the workload keeping `concurrency` requests in flight; a `run`-schema result."""
+    asyncio.run(check_server(cfg))
+    vocab, special = _tokenizer_vocab(cfg, tokenizer)
+    warm, timed = build_workload(cfg.workload, vocab, special)
+    if warm:
+        results, _ = asyncio.run(_drive(cfg, warm, concurrency))
+        _raise_first_error(results)
+    results, wall = asyncio.run(_drive(cfg, timed, concurrency))
+    _raise_first_error(results)
+    return serving_result(cfg, concurrency, timed, results, wall)
+
+
+def _raise_first_error(results: list[StreamResult]) -> None:
+    bad = [r for r in results if not r.ok]
+    if bad:
+        raise BenchError(f"{len(bad)} of {len(results)} requests failed; first: {bad[0].error}")
+
+
+def _ms(s: float | None) -> float | None:
+    return None if s is None else round(s * 1000.0, 4)
+
+
+def serving_result(cfg: ProbeConfig, concurrency: int, reqs: list[Request], results: list[StreamResult],
+                   wall: float) -> RunResult:
+    from offline_bench.environment import capture_environment
+    from offline_bench.runner import Throughput, _summarize
+
+    records = []
+    all_itl: list[float] = []
+    for i, r in enumerate(results):
+        tpot = (r.e2e_s - r.ttft_s) / (r.output_tokens - 1) if r.ttft_s is not None and r.output_tokens > 1 else None
+        records.append(RequestRecord(repeat=0, index=i, input_tokens=r.input_tokens, output_tokens=r.output_tokens,
+                                     cached_tokens=None, finish_reason=r.finish_reason, preemptions=None,
+                                     queue_ms=None, prefill_ms=None, decode_ms=None, ttft_ms=_ms(r.ttft_s),
+                                     tpot_ms=_ms(tpot), e2e_ms=_ms(r.e2e_s),
+                                     itl_ms=[round(x * 1000, 4) for x in r.itl_s]))
+        all_itl.extend(x * 1000 for x in r.itl_s)
+    inp = sum(r.input_tokens for r in results)
+    out = sum(r.output_tokens for r in results)
+    tp = Throughput(duration_s=round(wall, 6), requests_per_s=len(results) / wall, input_tokens_per_s=inp / wall,
+                    output_tokens_per_s=out / wall, total_tokens_per_s=(inp + out) / wall,
+                    prefill_tokens_per_s=None, decode_tokens_per_s=None)
+    empty = Distribution.from_values([])
+    lat = Latency(queue_ms=empty, prefill_ms=empty, decode_ms=empty,
+                  ttft_ms=Distribution.from_values(r.ttft_ms for r in records),
+                  tpot_ms=Distribution.from_values(r.tpot_ms for r in records),
+                  e2e_ms=Distribution.from_values(r.e2e_ms for r in records),
+                  itl_ms=Distribution.from_values(all_itl))
+    wl = cfg.workload
+    workload = Workload(source="synthetic" if wl.synthetic else str(wl.prompts_file), num_prompts=len(results),
+                        total_input_tokens=inp, total_output_tokens=out,
+                        input_len=wl.input_len if wl.synthetic else None, output_len=wl.output_len,
+                        range_ratio=wl.range_ratio if wl.synthetic else None, seed=wl.seed,
+                        ignore_eos=wl.effective_ignore_eos, temperature=wl.temperature, top_p=wl.top_p,
+                        detokenize=True, warmup_requests=wl.warmup, repeats=1, concurrency=concurrency)
+    unknown_kv = KVCache(**dict.fromkeys(KVCache.model_fields))
+    unknown_mem = Memory(**dict.fromkeys(Memory.model_fields))
+    return RunResult(
+        tool_version=__version__, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        mode="serving", model=cfg.served_model_name, endpoint=f"{cfg.root}/v1/{'chat/' if cfg.chat else ''}"
+        "completions", environment=capture_environment(), engine_args={}, workload=workload, startup={},
+        kv_cache=unknown_kv, memory=unknown_mem, throughput=_summarize([tp]), latency=lat, timeline=[],
+        requests=records,
+        notes=["Serving mode: times are taken by the client around HTTP streaming requests; token counts are the "
+               "server's usage report. The server always detokenizes; what the engine did inside (KV cache, "
+               "queue/prefill/decode split) is unknown from outside.",
+               "ITL is the time between SSE chunks that carry text; a chunk can hold more than one token."])
+
+
+def serve_preset_command(name: str, port: int, host: str = "127.0.0.1", extra: list[str] | None = None,
+                         max_model_len: int | None = None, gpu_memory_utilization: float | None = None,
+                         api_key: str | None = None) -> list[str]:
+    """The `vllm serve` command line for a preset (dummy weights, served under the name 'preset:NAME')."""
+    from offline_bench.config import CPU_DEFAULT_GMU
+    from offline_bench.environment import has_cuda
+    from offline_bench.presets import resolve_model
+
+    model = resolve_model(f"preset:{name}")
+    gpu = has_cuda()
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model.path,
+           "--served-model-name", f"preset:{name}", "--load-format", "dummy", "--host", host, "--port", str(port),
+           "--gpu-memory-utilization", str(gpu_memory_utilization or (0.9 if gpu else CPU_DEFAULT_GMU)),
+           "--seed", "0"]
+    if max_model_len:
+        cmd += ["--max-model-len", str(max_model_len)]
+    if not gpu:
+        cmd += ["--enforce-eager"]
+    if api_key:
+        cmd += ["--api-key", api_key]
+    return cmd + list(extra or [])
+
+
+def api_key_from_env(explicit: str | None) -> str | None:
+    return explicit or os.environ.get("OPENAI_API_KEY") or None

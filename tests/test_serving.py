@@ -1,0 +1,181 @@
+"""Serving mode against a real `vllm serve` (CPU build) on preset:tiny-llama, started here on 127.0.0.1."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import MAX_MODEL_LEN, ROOT, run_cli
+
+pytestmark = pytest.mark.engine
+KEY = "sk-test-0123456789-secret"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "offline_bench", "serve-preset", "tiny-llama", "--port",
+                                 str(port), "--max-model-len", str(MAX_MODEL_LEN), "--api-key", KEY],
+                                stdout=f, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    import httpx
+
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"server exited: {log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {KEY}"}, timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    else:
+        pytest.fail("server did not come up in 300 s")
+    yield url
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _probe(url, tmp_path, *extra, key=KEY):
+    env_key = {"OPENAI_API_KEY": key} if key else {}
+    env = {**os.environ, **env_key}
+    return subprocess.run([sys.executable, "-m", "offline_bench", "serve-probe", "--base-url", url,
+                           "--served-model-name", "preset:tiny-llama", "--tokenizer", "preset:tiny-llama",
+                           "--num-prompts", "8", "--input-len", "32", "--output-len", "16", "--warmup", "1",
+                           *extra], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def probed(server, tmp_path_factory):
+    d = tmp_path_factory.mktemp("probe")
+    p = _probe(server, d, "--concurrency", "1,4", "--output", str(d / "serving.json"))
+    assert p.returncode == 0, p.stderr[-3000:]
+    return d, p
+
+
+def test_probe_exact_tokens_and_latencies(probed):
+    d, p = probed
+    for level in (1, 4):
+        r = json.loads((d / f"serving-c{level}.json").read_text())
+        assert r["mode"] == "serving" and r["workload"]["concurrency"] == level
+        assert r["endpoint"].endswith("/v1/completions")
+        assert (r["workload"]["total_input_tokens"], r["workload"]["total_output_tokens"]) == (8 * 32, 8 * 16)
+        assert all(q["output_tokens"] == 16 and q["input_tokens"] == 32 for q in r["requests"])
+        lat = r["latency"]
+        assert lat["ttft_ms"]["count"] == 8 and lat["tpot_ms"]["count"] == 8 and lat["itl_ms"]["count"] > 0
+        for q in r["requests"]:
+            assert 0 < q["ttft_ms"] <= q["e2e_ms"]
+            assert sum(q["itl_ms"]) <= q["e2e_ms"] - q["ttft_ms"] + 1
+        assert r["throughput"]["output_tokens_per_s"] > 0
+
+
+def test_key_never_written(probed):
+    d, p = probed
+    assert KEY not in p.stdout and KEY not in p.stderr
+    for f in d.iterdir():
+        assert KEY not in f.read_text()
+
+
+def test_compare_with_offline_run(probed, engine, tmp_path):
+    from offline_bench.config import EngineConfig, RunConfig, WorkloadConfig
+    from offline_bench.runner import run_benchmark
+
+    d, _ = probed
+    cfg = RunConfig(engine=EngineConfig(model="preset:tiny-llama", max_model_len=MAX_MODEL_LEN),
+                    workload=WorkloadConfig(num_prompts=8, input_len=32, output_len=16, warmup=1), concurrency=4)
+    off = tmp_path / "offline-c4.json"
+    run_benchmark(cfg, engine=engine).save(off)
+    p = run_cli("compare", str(off), str(d / "serving-c4.json"), "--baseline", str(off), "--format", "md",
+                "--plot", str(tmp_path / "cmp.png"))
+    assert p.returncode == 0, p.stderr
+    assert "serving-c4 [serving, c=4] / baseline" in p.stdout and "output_tokens_per_s" in p.stdout
+    row = next(line for line in p.stdout.splitlines() if line.startswith("| total_output_tokens"))
+    assert "1.000x" in row  # exact token counts on both sides
+    assert "warning: serving-c4 [serving, c=4] vs offline-c4 [offline, c=4]: prefix caching: unknown" in p.stdout
+    assert "workload differs" not in p.stdout  # same seeded token-id prompts
+    assert (tmp_path / "cmp.png").read_bytes()[:4] == b"\x89PNG"
+    csv_out = run_cli("compare", str(off), str(d / "serving-c4.json"), "--format", "csv")
+    assert csv_out.stdout.splitlines()[0].startswith("metric,")
+
+
+def test_wrong_key_one_line(server, tmp_path):
+    p = _probe(server, tmp_path, key="sk-wrong-key")
+    assert p.returncode == 2 and "refused the API key (HTTP 401)" in p.stderr
+    assert p.stderr.count("\n") == 1 and "sk-wrong-key" not in p.stderr
+
+
+def test_model_not_served_one_line(server, tmp_path):
+    env = {**os.environ, "OPENAI_API_KEY": KEY}
+    p = subprocess.run([sys.executable, "-m", "offline_bench", "serve-probe", "--base-url", server,
+                        "--served-model-name", "other-model", "--prompts", "prompts/seed.txt"],
+                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert p.returncode == 2 and "'other-model' is not served" in p.stderr and "preset:tiny-llama" in p.stderr
+
+
+def test_server_down_one_line(tmp_path):
+    p = _probe(f"http://127.0.0.1:{_free_port()}", tmp_path)
+    assert p.returncode == 2 and p.stderr.startswith("error: cannot reach") and p.stderr.count("\n") == 1
+
+
+def test_timeout_one_line(server, tmp_path):
+    p = _probe(server, tmp_path, "--timeout", "0.0001")
+    assert p.returncode == 2 and "--timeout" in p.stderr and p.stderr.count("\n") == 1
+
+
+def test_import_vllm_bench_and_hand_figures(tmp_path):
+    bench = {"backend": "vllm", "model_id": "m", "duration": 2.0, "completed": 2, "total_input_tokens": 20,
+             "total_output_tokens": 8, "request_throughput": 1.0, "output_throughput": 4.0,
+             "total_token_throughput": 14.0, "max_concurrency": 2, "input_lens": [10, 10], "output_lens": [4, 4],
+             "ttfts": [0.1, 0.2], "itls": [[0.01, 0.02, 0.03], [0.01, 0.01, 0.01]]}
+    (tmp_path / "bench.json").write_text(json.dumps(bench))
+    (tmp_path / "hand.yaml").write_text("name: report\nruns:\n  - {concurrency: 1, ttft_s: 0.36, "
+                                        "output_tokens_per_s: 39.10}\n  - {concurrency: 10, ttft_s: 0.39, "
+                                        "output_tokens_per_s: 355, total_output_tokens: 5130}\n")
+    out = tmp_path / "imp"
+    assert run_cli("import", str(tmp_path / "bench.json"), "--output-dir", str(out)).returncode == 0
+    assert run_cli("import", str(tmp_path / "hand.yaml"), "--output-dir", str(out)).returncode == 0
+    b = json.loads((out / "bench-imported.json").read_text())
+    assert b["mode"] == "imported" and b["latency"]["ttft_ms"]["p50"] == pytest.approx(150.0)
+    assert b["requests"][0]["tpot_ms"] == pytest.approx(20.0) and b["requests"][0]["e2e_ms"] == pytest.approx(160.0)
+    h10 = json.loads((out / "report-c10.json").read_text())
+    assert h10["latency"]["ttft_ms"]["mean"] == pytest.approx(390.0) and h10["latency"]["ttft_ms"]["p50"] is None
+    assert h10["throughput"]["output_tokens_per_s"] == 355 and h10["workload"]["total_output_tokens"] == 5130
+    assert h10["throughput"]["total_tokens_per_s"] is None and h10["workload"]["temperature"] is None
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("runs:\n  - {concurency: 1}\n")
+    p = run_cli("import", str(bad), "--output-dir", str(out))
+    assert p.returncode == 2 and "unknown keys ['concurency']" in p.stderr
+
+
+def test_explain_gap_ladder(server, tmp_path):
+    env = {**os.environ, "OPENAI_API_KEY": KEY}
+    out = tmp_path / "gap.json"
+    p = subprocess.run([sys.executable, "-m", "offline_bench", "explain-gap", "--base-url", server,
+                        "--served-model-name", "preset:tiny-llama", "--model", "preset:tiny-llama",
+                        "--max-model-len", str(MAX_MODEL_LEN), "--concurrency", "4", "--num-prompts", "12",
+                        "--input-len", "32", "--output-len", "16", "--warmup", "1", "--output", str(out)],
+                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    rep = json.loads(out.read_text())["report"]
+    steps = rep["steps"]
+    assert len(steps) == 6 and steps[0]["step"].startswith("offline") and steps[-1]["step"].startswith("serving")
+    if rep["gap_tokens_per_s"] > 0:  # the shares account for the whole gap
+        assert sum(s["share_of_gap"] for s in steps[1:]) == pytest.approx(1.0)
+    assert "share of gap" in p.stdout and KEY not in p.stdout + p.stderr + out.read_text()
