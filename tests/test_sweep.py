@@ -133,3 +133,16 @@ def test_cpu_sweep_kill_resume_report(tmp_path):
 def test_sweep_needs_output_dir():
     p = run_cli("sweep", "--gpu-memory-utilization", "0.2,1.5", "--output-dir", os.devnull + "x", timeout=60)
     assert p.returncode == 2 and "outside (0, 1]" in p.stderr
+
+
+@pytest.mark.engine
+def test_hung_point_is_killed_and_recorded(tmp_path):
+    out = tmp_path / "sw"
+    p = run_cli("sweep", "--output-dir", str(out), "--max-model-len", "256,512", "--num-prompts", "2",
+                "--timeout-per-point", "2", timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    rows = json.loads((out / "summary.json").read_text())["rows"]
+    assert [r["status"] for r in rows] == ["failed", "failed"]
+    assert all("timed out after 2 s" in r["error"] for r in rows)
+    time.sleep(2)
+    assert subprocess.run(["pgrep", "-f", "offline_bench.sweep --point"], capture_output=True).returncode == 1
