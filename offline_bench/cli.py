@@ -421,6 +421,42 @@ def explain_gap_cmd(
         typer.echo(f"ladder written to {output}", err=True)
 
 
+@app.command("roofline")
+def roofline_cmd(
+    model: ModelOpt = "preset:llama-3.1-8b",
+    gpu: Annotated[Optional[str], Opt(help="GPU from the built-in table (default: detected).")] = None,
+    measure_gpu: Annotated[bool, Opt(help="Measure bandwidth and bf16 rate on this GPU instead.")] = False,
+    batch_sizes: Annotated[str, Opt(help="Comma list of decode batch sizes.")] = "1,8,32,128",
+    context: Annotated[int, Opt(help="Tokens of context per request (KV read per step).")] = 1024,
+    num_gpus: Annotated[int, Opt(help="GPUs of a tensor-parallel group (aggregate bandwidth and FLOP/s).")] = 1,
+    kv_cache_dtype: Annotated[str, Opt()] = "auto",
+    fmt: Annotated[str, Opt("--format", help="table, md or json.")] = "table",
+) -> None:
+    """Print the hardware ceilings for a model on a GPU, without running the engine.
+
+    Example: offline-bench roofline --model preset:llama-3.1-8b --gpu h100-sxm --batch-sizes 1,32,256
+    """
+    from offline_bench.environment import capture_environment
+    from offline_bench.presets import resolve_model
+    from offline_bench.roofline import detect_gpu, gpu_spec, render, roofline
+    from offline_bench.roofline import measure_gpu as measure
+
+    resolved = resolve_model(model)
+    if resolved.info is None:
+        raise BenchError(f"no config.json readable for '{model}' without network: pass a local path or a preset")
+    if measure_gpu:
+        spec = measure()
+    elif gpu:
+        spec = gpu_spec(gpu)
+    else:
+        spec = detect_gpu(capture_environment().gpu_name)
+        if spec is None:
+            raise BenchError("no GPU detected: pass --gpu NAME (h100-sxm, h100-pcie, h200, a100-40gb, a100-80gb, "
+                             "l40s, a10, rtx-4090, b200)")
+    sizes = [int(b) for b in batch_sizes.split(",") if b.strip()]
+    typer.echo(render(roofline(model, resolved.info, spec, sizes, context, num_gpus, kv_dtype=kv_cache_dtype), fmt))
+
+
 @app.command()
 def presets(fmt: Annotated[str, Opt("--format", help="table, md or json.")] = "table") -> None:
     """List the built-in models (shipped configs, dummy weights, self-made tokenizers).

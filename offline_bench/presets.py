@@ -16,7 +16,7 @@ from offline_bench.modelinfo import ModelInfo
 
 PRESET_PREFIX = "preset:"
 DEFAULT_MODEL = "preset:tiny-llama"
-_TOKENIZER_REV = "1"  # bump when tokenizer.py changes so cached preset dirs are rebuilt
+_TOKENIZER_REV = "2"  # bump when tokenizer.py changes so cached preset dirs are rebuilt
 
 
 def preset_names() -> list[str]:

@@ -1,7 +1,8 @@
 """A self-made byte-level tokenizer for the presets: no downloads, and every id of the vocabulary decodes.
 
-Ids 0..255 are the 256 bytes (GPT-2's byte-to-unicode alphabet), so any text encodes losslessly, one token per
-UTF-8 byte (an ASCII letter is 1 token, a CJK character 3). The model's special ids (bos/eos, e.g. Llama-3's
+256 consecutive ids are the 256 bytes (GPT-2's byte-to-unicode alphabet), so any text encodes losslessly, one
+token per UTF-8 byte (an ASCII letter is 1 token, a CJK character 3); they start at 0, or at the first multiple of
+256 clear of the model's special ids (Mistral's bos/eos are 1 and 2). The model's special ids (bos/eos, e.g. Llama-3's
 128000..128255) are special tokens. Every other id is a filler word " xxxx" (4 lowercase letters, unique per id)
 so that ids a dummy-weight model generates detokenize to readable text. No merges: encoding never yields fillers.
 """
@@ -48,9 +49,15 @@ def special_tokens(config: dict) -> dict[int, str]:
         for j, tid in enumerate(ids if isinstance(ids, list) else [ids] if ids is not None else []):
             if tid not in specials:
                 specials[tid] = name if j == 0 else f"{name[:-1]}{j}>"
-    if any(i < 256 for i in specials):
-        raise ValueError("special ids below 256 collide with byte tokens; use ids >= 256 in the preset config")
     return specials
+
+
+def byte_offset(specials: dict[int, str]) -> int:
+    """First multiple of 256 whose 256 ids hold no special id: where the byte tokens go."""
+    offset = 0
+    while any(offset <= i < offset + 256 for i in specials):
+        offset += 256
+    return offset
 
 
 def build_tokenizer(config: dict, out_dir: Path) -> None:
@@ -59,12 +66,13 @@ def build_tokenizer(config: dict, out_dir: Path) -> None:
 
     vocab_size = int(config["vocab_size"])
     specials = special_tokens(config)
+    offset = byte_offset(specials)
     b2u = _bytes_to_unicode()
     vocab: dict[str, int] = {}
     for i in range(vocab_size):
         if i in specials:
             continue
-        vocab[b2u[i] if i < 256 else _filler(i)] = i
+        vocab[b2u[i - offset] if offset <= i < offset + 256 else _filler(i)] = i
     for i, name in specials.items():
         vocab[name] = i
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[], fuse_unk=False))

@@ -35,7 +35,7 @@ def test_hf_id_is_passed_through():
     assert m.path == "meta-llama/Llama-3.1-8B" and m.preset is None and m.default_load_format is None
 
 
-@pytest.mark.parametrize("name", ["tiny-llama", "llama-3.1-8b"])
+@pytest.mark.parametrize("name", ["tiny-llama", "llama-3.1-8b", "mistral-7b-v0.3"])
 def test_preset_tokenizer_covers_every_id(name, tmp_path, monkeypatch):
     monkeypatch.setenv("OFFLINE_BENCH_HOME", str(tmp_path))
     path = materialize_preset(name)
