@@ -458,6 +458,64 @@ def roofline_cmd(
 
 
 @app.command()
+def phases(
+    batch_sizes: Annotated[str, Opt(help="Comma list of batch sizes.")] = "1,8,32,128",
+    input_len: Annotated[str, Opt(help="Comma list of prompt lengths.")] = "512,2048",
+    output_len: Annotated[int, Opt(help="Tokens generated in the decode-only runs.")] = 128,
+    gpu: Annotated[Optional[str], Opt(help="GPU for the ceilings (default: detected).")] = None,
+    measure_gpu: Annotated[bool, Opt(help="Measure bandwidth and bf16 rate instead of the datasheet.")] = False,
+    model: ModelOpt = "preset:tiny-llama",
+    gpu_memory_utilization: GmuOpt = None,
+    max_model_len: MmlOpt = None,
+    max_num_seqs: Annotated[Optional[int], Opt()] = None,
+    max_num_batched_tokens: Annotated[Optional[int], Opt()] = None,
+    dtype: Annotated[str, Opt()] = "auto",
+    enforce_eager: Annotated[Optional[bool], Opt("--enforce-eager/--no-enforce-eager")] = None,
+    tensor_parallel_size: Annotated[int, Opt("--tensor-parallel-size", "-tp")] = 1,
+    load_format: Annotated[Optional[str], Opt()] = None,
+    seed: Annotated[int, Opt()] = 0,
+    engine_arg: Annotated[Optional[list[str]], Opt(help="Extra vllm.LLM KEY=VALUE.")] = None,
+    output: Annotated[Optional[str], Opt("--output", "-o", help="Result JSON (mode: phases).")] = None,
+    plot: Annotated[Optional[str], Opt("--plot", help="PNG of tokens/s vs batch size.")] = None,
+    fmt: Annotated[str, Opt("--format", help="table, md or json.")] = "table",
+    verbose: Annotated[bool, Opt("--verbose", "-v")] = False,
+) -> None:
+    """Prefill-only and decode-only runs per batch size and prompt length, with % of the hardware ceiling.
+
+    Example: offline-bench phases --model preset:llama-3.1-8b --batch-sizes 1,8,32,128 --input-len 512,2048
+    """
+    from offline_bench.engine import Engine
+    from offline_bench.phases import plot as draw
+    from offline_bench.phases import render, run_phases
+    from offline_bench.roofline import detect_gpu, gpu_spec
+    from offline_bench.roofline import measure_gpu as measure
+
+    sizes = [int(b) for b in batch_sizes.split(",") if b.strip()]
+    lens = [int(x) for x in input_len.split(",") if x.strip()]
+    if not sizes or not lens or min(sizes + lens) < 1 or output_len < 2:
+        raise BenchError("--batch-sizes and --input-len take positive integers; --output-len must be at least 2")
+    ecfg = engine_config(model, None, gpu_memory_utilization, max_model_len, max_num_seqs or max(sizes),
+                         max_num_batched_tokens, dtype, "auto", enforce_eager, None, tensor_parallel_size, 1,
+                         load_format, seed, engine_arg)
+    spec = gpu_spec(gpu) if gpu else None
+    with Engine(ecfg, echo_log=verbose) as engine:
+        if measure_gpu:
+            spec = measure()
+        elif spec is None:
+            from offline_bench.environment import capture_environment
+
+            spec = detect_gpu(capture_environment().gpu_name)
+        result = run_phases(engine, sizes, lens, output_len, spec, seed, tensor_parallel_size)
+    typer.echo(render(result, fmt))
+    if output:
+        result.save(output)
+        typer.echo(f"result written to {output}", err=True)
+    if plot:
+        draw(result, plot)
+        typer.echo(f"plot written to {plot}", err=True)
+
+
+@app.command()
 def presets(fmt: Annotated[str, Opt("--format", help="table, md or json.")] = "table") -> None:
     """List the built-in models (shipped configs, dummy weights, self-made tokenizers).
 

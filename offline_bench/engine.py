@@ -124,6 +124,7 @@ class BatchOutcome:
     prefill_window_s: float | None
     decode_window_s: float | None
     texts: list[str] = field(default_factory=list)
+    engine_ts: list[tuple[float, float, float]] = field(default_factory=list)  # (scheduled, first, last token)
 
 
 class Engine:
@@ -292,6 +293,7 @@ class Engine:
         if len(outputs) != n:
             raise BenchError(f"the engine returned {len(outputs)} of {n} requests; rerun with --verbose")
         records, prefill_iv, decode_iv = [], [], []
+        engine_ts: list[tuple[float, float, float]] = []
         for i in range(n):
             out = outputs[i]
             records.append(_record(i, out, finish_wall[i]))
@@ -299,6 +301,7 @@ class Engine:
             if m is not None and getattr(m, "first_token_ts", 0):
                 prefill_iv.append((m.scheduled_ts, m.first_token_ts))
                 decode_iv.append((m.first_token_ts, m.last_token_ts))
+                engine_ts.append((m.scheduled_ts, m.first_token_ts, m.last_token_ts))
         from offline_bench.stats import union_length
 
         delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in ("preemptions", "prefix_queries", "prefix_hits")}
@@ -306,7 +309,7 @@ class Engine:
             wall_s=wall, records=records, timeline=timeline, peak_kv_pct=peak, counters_delta=delta,
             prefill_window_s=union_length(prefill_iv) if prefill_iv else None,
             decode_window_s=union_length(decode_iv) if decode_iv else None,
-            texts=[outputs[i].outputs[0].text for i in range(n)] if keep_text else [])
+            texts=[outputs[i].outputs[0].text for i in range(n)] if keep_text else [], engine_ts=engine_ts)
 
     def reset_prefix_cache(self) -> None:
         try:

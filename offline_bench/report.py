@@ -52,7 +52,12 @@ def sections(r: RunResult) -> list[tuple[str, list[str], list[list[str]]]]:
             ["workload", f"{w.source}: {w.num_prompts} prompts, {w.total_input_tokens:,} in / "
                          f"{w.total_output_tokens:,} out tokens, repeats {w.repeats}"],
             ["wall time (mean)", _f(t.duration_s, 3) + " s"]]
-    return [("Run", ["", ""], head), ("Throughput", ["metric", "mean", "95% CI"], rates),
+    if r.roofline:
+        rf = r.roofline
+        rates[4].append(f"{_f(rf.get('prefill_pct_of_ceiling'), 1)}% of {rf['gpu']} ceiling")
+        rates[5].append(f"{_f(rf.get('decode_pct_of_ceiling'), 1)}% of ceiling at batch {rf['batch_assumed']}")
+    rate_headers = ["metric", "mean", "95% CI", "roofline"][:max(len(x) for x in rates)]
+    return [("Run", ["", ""], head), ("Throughput", rate_headers, rates),
             ("Latency (ms)", ["metric", "mean", "p50", "p90", "p99", "max"], lat),
             ("KV cache", ["", ""], kv_rows), ("Memory and start-up", ["", ""], mem_rows)]
 

@@ -170,3 +170,19 @@ def render(r: Roofline, fmt: str = "table") -> str:
     return (tabulate(head, tablefmt=tf, disable_numparse=True) + "\n\n"
             + tabulate(rows, headers=["batch", "decode step floor (ms)", "decode tokens/s ceiling"], tablefmt=tf,
                        disable_numparse=True) + "\n")
+
+
+def achieved(info: ModelInfo, gpu: GPUSpec, mean_batch: float, mean_input: float, mean_output: float,
+             prefill_tps: float | None, decode_tps: float | None, num_gpus: int = 1) -> dict:
+    """% of the ceilings for a `run`: decode at the run's mean running batch and mean context, prefill at half
+    the mean prompt (causal attention)."""
+    batch = max(1, round(mean_batch))
+    ctx = int(mean_input + mean_output / 2)
+    dec = roofline("", info, gpu, [batch], ctx, num_gpus)
+    pre = roofline("", info, gpu, [1], int(mean_input / 2), num_gpus)
+    dec_ceiling = dec.decode_tokens_per_s_ceiling[batch]
+    return {"gpu": gpu.name, "gpu_source": gpu.source, "num_gpus": num_gpus, "batch_assumed": batch,
+            "context_assumed": ctx, "decode_tokens_per_s_ceiling": dec_ceiling,
+            "decode_pct_of_ceiling": 100 * decode_tps / dec_ceiling if decode_tps else None,
+            "prefill_tokens_per_s_ceiling": pre.prefill_tokens_per_s_ceiling,
+            "prefill_pct_of_ceiling": 100 * prefill_tps / pre.prefill_tokens_per_s_ceiling if prefill_tps else None}

@@ -158,12 +158,24 @@ def assemble(cfg: RunConfig, engine: Engine, passes: list[BatchOutcome], resolve
         range_ratio=wl.range_ratio if wl.synthetic else None, seed=wl.seed, ignore_eos=ignore_eos,
         temperature=wl.temperature, top_p=wl.top_p, detokenize=wl.detokenize, warmup_requests=wl.warmup,
         repeats=wl.repeats, concurrency=cfg.concurrency)
+    env = capture_environment()
+    roof = None
+    from offline_bench.roofline import achieved, detect_gpu
+
+    gpu = detect_gpu(env.gpu_name)
+    if gpu and engine.info and first:
+        running = [t.running for t in timeline if t.running > 0]
+        t = _summarize([_throughput(p) for p in passes])
+        roof = achieved(engine.info, gpu, sum(running) / len(running) if running else 1.0,
+                        sum(r["input_tokens"] for r in first) / len(first),
+                        sum(r["output_tokens"] for r in first) / len(first), t.prefill_tokens_per_s,
+                        t.decode_tokens_per_s, resolved.get("tensor_parallel_size") or 1)
     notes = list(NOTES)
     if resolved.get("enable_prefix_caching"):
         notes.append("Prefix caching was on (vLLM's default); pass --no-enable-prefix-caching to measure without.")
     return RunResult(
         tool_version=__version__, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        model=cfg.engine.model, environment=capture_environment(),
+        model=cfg.engine.model, environment=env, roofline=roof,
         engine_args={**engine.kwargs, "resolved": resolved}, workload=workload, startup=facts, kv_cache=kv,
         memory=memory, throughput=_summarize([_throughput(p) for p in passes]), latency=lat,
         timeline=timeline, requests=records, notes=notes)

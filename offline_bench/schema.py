@@ -133,6 +133,7 @@ class RunResult(BaseModel):
     timeline: list[TimelinePoint]
     requests: list[RequestRecord]
     notes: list[str] = Field(default_factory=list)
+    roofline: dict[str, Any] | None = None  # % of the GPU's ceilings (None off a known GPU)
 
     def save(self, path: str | Path) -> None:
         write_atomic(path, self.model_dump_json(indent=2))

@@ -1,0 +1,148 @@
+"""`phases`: prefill and decode measured apart (as SGLang's bench_one_batch does), each against its ceiling.
+
+prefill-only: B prompts of L tokens with max_tokens=1, submitted together; latency = the time some request was
+              in prefill (engine clock), tokens/s = B x L / latency.
+decode-only:  B prompts of L tokens generating O tokens; the per-step latency is that of the request whose first
+              token came last: every other request was decoding by then and no prompt was left to prefill, so its
+              steps are pure decode steps of batch B (the batch shrinks only in the last few steps).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from offline_bench import __version__
+from offline_bench.engine import Engine
+from offline_bench.environment import Environment, capture_environment
+from offline_bench.errors import BenchError
+from offline_bench.roofline import GPUSpec, roofline
+from offline_bench.schema import write_atomic
+from offline_bench.workloads import synthetic_requests
+
+
+class PhaseRow(BaseModel):
+    phase: str  # "prefill" or "decode"
+    batch_size: int
+    input_len: int
+    output_len: int | None
+    context_tokens: int  # the context the ceiling assumes
+    latency_ms: float  # prefill: the batch's prefill time; decode: one step
+    tokens_per_s: float
+    ceiling_tokens_per_s: float | None
+    pct_of_ceiling: float | None
+
+
+class PhasesResult(BaseModel):
+    schema_version: int = 1
+    mode: str = "phases"
+    tool_version: str
+    created_at: str
+    model: str
+    environment: Environment
+    engine_args: dict[str, Any]
+    startup: dict[str, Any]
+    gpu: GPUSpec | None
+    rows: list[PhaseRow]
+    notes: list[str]
+
+    def save(self, path: str | Path) -> None:
+        write_atomic(path, self.model_dump_json(indent=2))
+
+
+def run_phases(engine: Engine, batch_sizes: list[int], input_lens: list[int], output_len: int,
+               gpu: GPUSpec | None, seed: int = 0, num_gpus: int = 1) -> PhasesResult:
+    resolved = engine.resolved_args()
+    mns, mml = resolved["max_num_seqs"], resolved["max_model_len"]
+    if max(batch_sizes) > mns:
+        raise BenchError(f"batch size {max(batch_sizes)} is above --max-num-seqs {mns}: raise --max-num-seqs so the "
+                         "whole batch runs at once")
+    if max(input_lens) + output_len > mml:
+        raise BenchError(f"input {max(input_lens)} + output {output_len} tokens exceed --max-model-len {mml}: raise "
+                         "--max-model-len")
+    vocab, special = engine.vocab()
+    info = engine.info
+    rows: list[PhaseRow] = []
+
+    def params(reqs: list) -> list:
+        return [engine.sampling_params(r, 1.0, 1.0, True, False) for r in reqs]
+
+    warm = synthetic_requests(2, min(input_lens), 4, 0.0, seed + 7, vocab, special)
+    engine.run_batch(warm, params(warm), "phases-warmup")
+    for length in input_lens:
+        for b in batch_sizes:
+            engine.reset_prefix_cache()
+            reqs = synthetic_requests(b, length, 1, 0.0, seed + b * 7919 + length, vocab, special)
+            out = engine.run_batch(reqs, params(reqs), f"prefill-{length}-{b}")
+            lat = out.prefill_window_s or out.wall_s
+            ceil = None
+            if gpu and info:
+                ceil = roofline("", info, gpu, [b], length // 2, num_gpus).prefill_tokens_per_s_ceiling
+            tps = b * length / lat
+            rows.append(PhaseRow(phase="prefill", batch_size=b, input_len=length, output_len=None,
+                                 context_tokens=length // 2, latency_ms=lat * 1000, tokens_per_s=tps,
+                                 ceiling_tokens_per_s=ceil, pct_of_ceiling=100 * tps / ceil if ceil else None))
+            engine.reset_prefix_cache()
+            reqs = synthetic_requests(b, length, output_len, 0.0, seed + b * 104729 + length, vocab, special)
+            out = engine.run_batch(reqs, params(reqs), f"decode-{length}-{b}")
+            last = max(out.engine_ts, key=lambda t: t[1])
+            step = (last[2] - last[1]) / max(output_len - 1, 1)
+            ctx = length + output_len // 2
+            ceil = None
+            if gpu and info:
+                ceil = roofline("", info, gpu, [b], ctx, num_gpus).decode_tokens_per_s_ceiling[b]
+            tps = b / step
+            rows.append(PhaseRow(phase="decode", batch_size=b, input_len=length, output_len=output_len,
+                                 context_tokens=ctx, latency_ms=step * 1000, tokens_per_s=tps,
+                                 ceiling_tokens_per_s=ceil, pct_of_ceiling=100 * tps / ceil if ceil else None))
+    return PhasesResult(
+        tool_version=__version__, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        model=engine.cfg.model, environment=capture_environment(), engine_args={**engine.kwargs,
+                                                                                "resolved": resolved},
+        startup=engine.startup_facts(), gpu=gpu, rows=rows,
+        notes=[__doc__.strip().split("\n\n", 1)[1],
+               "Ceilings: prefill = peak dense bf16 FLOP/s / FLOPs per token at context L/2; decode = batch / "
+               "((weights read + batch x context x KV bytes) / memory bandwidth) at context L + O/2."])
+
+
+def render(r: PhasesResult, fmt: str = "table") -> str:
+    if fmt == "json":
+        return r.model_dump_json(indent=2)
+    from tabulate import tabulate
+
+    rows = [[x.phase, x.batch_size, x.input_len, x.output_len or "", f"{x.latency_ms:,.2f}",
+             f"{x.tokens_per_s:,.1f}", "" if x.ceiling_tokens_per_s is None else f"{x.ceiling_tokens_per_s:,.0f}",
+             "" if x.pct_of_ceiling is None else f"{x.pct_of_ceiling:.1f}%"] for x in r.rows]
+    gpu = f"ceilings for {r.gpu.name} ({r.gpu.source})" if r.gpu else "no GPU: ceilings unknown"
+    return tabulate(rows, headers=["phase", "batch", "input", "output", "latency ms (prefill: batch, decode: step)",
+                                   "tokens/s", "ceiling tokens/s", "% of ceiling"],
+                    tablefmt="github" if fmt == "md" else "simple", disable_numparse=True) + f"\n\n{gpu}\n"
+
+
+def plot(r: PhasesResult, path: str | Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), dpi=110)
+    for ax, phase in zip(axes, ("prefill", "decode")):
+        for length in sorted({x.input_len for x in r.rows}):
+            pts = sorted((x.batch_size, x.tokens_per_s, x.ceiling_tokens_per_s) for x in r.rows
+                         if x.phase == phase and x.input_len == length)
+            line = ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"input {length}")[0]
+            if all(p[2] for p in pts):
+                ax.plot([p[0] for p in pts], [p[2] for p in pts], ls="--", color=line.get_color(),
+                        label=f"ceiling, input {length}")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("batch size (requests)")
+        ax.set_ylabel(f"{phase} tokens/s")
+        ax.set_title(f"{phase}: tokens/s vs batch size")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,58 @@
+"""`phases` on the real CPU engine, and the % of ceiling that `run` reports on a known GPU."""
+
+import json
+
+import pytest
+
+from offline_bench.errors import BenchError
+from offline_bench.modelinfo import ModelInfo
+from offline_bench.phases import PhasesResult, plot, render, run_phases
+from offline_bench.presets import preset_config
+from offline_bench.roofline import GPUS, achieved, roofline
+
+
+@pytest.mark.engine
+def test_phases_rows_for_each_batch_and_length(engine, tmp_path):
+    r = run_phases(engine, [1, 4], [32, 64], 8, GPUS["h100-sxm"])
+    assert r.mode == "phases"
+    keys = {(x.phase, x.batch_size, x.input_len) for x in r.rows}
+    assert keys == {(p, b, n) for p in ("prefill", "decode") for b in (1, 4) for n in (32, 64)}
+    for x in r.rows:
+        assert x.latency_ms > 0 and x.tokens_per_s > 0 and x.ceiling_tokens_per_s > 0
+        if x.phase == "prefill":
+            assert x.tokens_per_s == pytest.approx(x.batch_size * x.input_len / (x.latency_ms / 1000))
+        else:
+            assert x.tokens_per_s == pytest.approx(x.batch_size / (x.latency_ms / 1000))
+            assert x.context_tokens == x.input_len + 4
+    r.save(tmp_path / "p.json")
+    again = PhasesResult.model_validate(json.loads((tmp_path / "p.json").read_text()))
+    assert again == r
+    plot(r, tmp_path / "p.png")
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+    assert "% of ceiling" in render(r)
+
+
+@pytest.mark.engine
+def test_phases_refuse_batches_above_max_num_seqs(engine):
+    with pytest.raises(BenchError, match="raise --max-num-seqs"):
+        run_phases(engine, [100_000], [16], 4, None)
+
+
+@pytest.mark.engine
+def test_run_on_cpu_has_no_roofline(engine):
+    from offline_bench.config import EngineConfig, RunConfig, WorkloadConfig
+    from offline_bench.runner import run_benchmark
+
+    r = run_benchmark(RunConfig(engine=EngineConfig(max_model_len=512),
+                                workload=WorkloadConfig(num_prompts=2, input_len=16, output_len=4, warmup=0)),
+                      engine=engine)
+    assert r.roofline is None  # no GPU, no ceiling: unknown, never guessed
+
+
+def test_achieved_matches_roofline():
+    info = ModelInfo.from_config(preset_config("llama-3.1-8b"))
+    a = achieved(info, GPUS["h100-sxm"], 1.0, 128, 512, prefill_tps=9383.0, decode_tps=151.1)
+    ceiling = roofline("", info, GPUS["h100-sxm"], [1], 128 + 256).decode_tokens_per_s_ceiling[1]
+    assert a["decode_tokens_per_s_ceiling"] == pytest.approx(ceiling)
+    assert a["decode_pct_of_ceiling"] == pytest.approx(100 * 151.1 / ceiling)
+    assert a["batch_assumed"] == 1 and a["context_assumed"] == 384
