@@ -35,6 +35,22 @@ def engine_config(model: str, tokenizer: str | None, gmu: float | None, mml: int
                         engine_args=extra)
 
 
+def apply_parallel(ecfg: EngineConfig, dp: int, backend: str | None, ray_address: str | None,
+                   compilation_config: str | None, safe_allreduce: bool) -> None:
+    import json
+
+    ecfg.data_parallel_size = dp
+    ecfg.distributed_executor_backend = backend
+    ecfg.ray_address = ray_address
+    ecfg.safe_allreduce = safe_allreduce
+    if compilation_config:
+        try:
+            ecfg.compilation_config = json.loads(compilation_config)
+        except json.JSONDecodeError as e:
+            raise BenchError(f"--compilation-config is not valid JSON ({e.msg}): e.g. "
+                             '\'{"pass_config": {"fuse_allreduce_rms": false}}\'') from None
+
+
 def _rich_progress(console_file) -> Callable[[str, int], contextlib.AbstractContextManager]:  # noqa: ANN001
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -83,6 +99,13 @@ def run(
     warmup: Annotated[int, Opt(help="Untimed warm-up requests.")] = 4,
     repeats: Annotated[int, Opt(help="Timed passes (mean and 95% CI).")] = 1,
     concurrency: Annotated[Optional[int], Opt(help="Keep N requests in flight instead of one batch.")] = None,
+    data_parallel_size: Annotated[int, Opt("--data-parallel-size", "-dp",
+                                           help="Engine replicas, each on its own GPU group.")] = 1,
+    distributed_executor_backend: Annotated[Optional[str], Opt(help="mp (one host) or ray (a Ray cluster).")] = None,
+    ray_address: Annotated[Optional[str], Opt(help="Ray cluster HOST:PORT (default $RAY_ADDRESS or local).")] = None,
+    compilation_config: Annotated[Optional[str], Opt(help="vLLM compilation_config as JSON.")] = None,
+    safe_allreduce: Annotated[bool, Opt(help="No FlashInfer mnnvl all-reduce: for hosts without NVSwitch "
+                                             "multicast.")] = False,
     output: Annotated[Optional[str], Opt("--output", "-o", help="Write the result JSON here (atomically).")] = None,
     fmt: Annotated[str, Opt("--format", help="table, md, csv or json.")] = "table",
     verbose: Annotated[bool, Opt("--verbose", "-v", help="Show the engine's log.")] = False,
@@ -106,15 +129,20 @@ def run(
                                 temperature=temperature, top_p=top_p, detokenize=detokenize, warmup=warmup,
                                 repeats=repeats),
         concurrency=concurrency, verbose=verbose)
+    apply_parallel(cfg.engine, data_parallel_size, distributed_executor_backend, ray_address, compilation_config,
+                   safe_allreduce)
     cfg.validate_values()
     from offline_bench.engine import Engine
 
-    with Engine(cfg.engine, echo_log=verbose) as engine:
-        result = run_benchmark(cfg, engine=engine, progress=_rich_progress(engine.console))
-        if save_log:
-            from offline_bench.schema import write_atomic
+    if data_parallel_size > 1:
+        result = run_benchmark(cfg)  # replicas in their own processes
+    else:
+        with Engine(cfg.engine, echo_log=verbose) as engine:
+            result = run_benchmark(cfg, engine=engine, progress=_rich_progress(engine.console))
+            if save_log:
+                from offline_bench.schema import write_atomic
 
-            write_atomic(save_log, engine.log_text())
+                write_atomic(save_log, engine.log_text())
     if output:
         result.save(output)
     typer.echo(render(result, fmt))
@@ -159,6 +187,11 @@ def sweep(
     resume: Annotated[bool, Opt("--resume/--no-resume", help="Skip points already finished in DIR.")] = True,
     retry_failed: Annotated[bool, Opt(help="With resume, run failed points again.")] = False,
     knee_tolerance: Annotated[float, Opt(help="Share of best = plateau.")] = 0.05,
+    data_parallel_size: Annotated[int, Opt("--data-parallel-size", "-dp", help="Engine replicas.")] = 1,
+    distributed_executor_backend: Annotated[Optional[str], Opt(help="mp or ray.")] = None,
+    ray_address: Annotated[Optional[str], Opt(help="Ray cluster HOST:PORT.")] = None,
+    compilation_config: Annotated[Optional[str], Opt(help="vLLM compilation_config as JSON.")] = None,
+    safe_allreduce: Annotated[bool, Opt(help="No FlashInfer mnnvl all-reduce.")] = False,
 ) -> None:
     """Run a grid of engine settings (each point in a fresh process), resumable, with summary, plots, analysis.
 
@@ -184,6 +217,8 @@ def sweep(
                          1, 1, load_format, seed, engine_arg)
     for k, v in singles.items():
         setattr(ecfg, k, v)
+    apply_parallel(ecfg, data_parallel_size, distributed_executor_backend, ray_address, compilation_config,
+                   safe_allreduce)
     cfg = RunConfig(engine=ecfg, workload=WorkloadConfig(
         prompts_file=prompts, num_prompts=num_prompts, input_len=input_len, output_len=output_len,
         range_ratio=range_ratio, seed=seed, ignore_eos=ignore_eos, temperature=temperature, top_p=top_p,
@@ -479,6 +514,10 @@ def phases(
     plot: Annotated[Optional[str], Opt("--plot", help="PNG of tokens/s vs batch size.")] = None,
     fmt: Annotated[str, Opt("--format", help="table, md or json.")] = "table",
     verbose: Annotated[bool, Opt("--verbose", "-v")] = False,
+    distributed_executor_backend: Annotated[Optional[str], Opt(help="mp or ray.")] = None,
+    ray_address: Annotated[Optional[str], Opt(help="Ray cluster HOST:PORT.")] = None,
+    compilation_config: Annotated[Optional[str], Opt(help="vLLM compilation_config as JSON.")] = None,
+    safe_allreduce: Annotated[bool, Opt(help="No FlashInfer mnnvl all-reduce.")] = False,
 ) -> None:
     """Prefill-only and decode-only runs per batch size and prompt length, with % of the hardware ceiling.
 
@@ -497,6 +536,7 @@ def phases(
     ecfg = engine_config(model, None, gpu_memory_utilization, max_model_len, max_num_seqs or max(sizes),
                          max_num_batched_tokens, dtype, "auto", enforce_eager, None, tensor_parallel_size, 1,
                          load_format, seed, engine_arg)
+    apply_parallel(ecfg, 1, distributed_executor_backend, ray_address, compilation_config, safe_allreduce)
     spec = gpu_spec(gpu) if gpu else None
     with Engine(ecfg, echo_log=verbose) as engine:
         if measure_gpu:

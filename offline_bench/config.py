@@ -30,6 +30,11 @@ class EngineConfig(BaseModel):
     enable_prefix_caching: bool | None = None
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1
+    data_parallel_size: int = 1  # offline: this many engine replicas, each on its own GPU group
+    distributed_executor_backend: str | None = None  # "mp" or "ray" (vLLM's default: mp on one host)
+    ray_address: str | None = None  # an existing Ray cluster (else $RAY_ADDRESS, else a local one)
+    compilation_config: dict[str, Any] | None = None
+    safe_allreduce: bool = False  # no FlashInfer mnnvl all-reduce (hosts without NVSwitch multicast)
     load_format: str | None = None
     seed: int = 0
     engine_args: dict[str, Any] = Field(default_factory=dict)
@@ -38,11 +43,17 @@ class EngineConfig(BaseModel):
         gmu = self.gpu_memory_utilization
         if gmu is not None and not (0 < gmu <= 1):
             raise BenchError(f"--gpu-memory-utilization {gmu} is outside (0, 1]: pass a fraction such as 0.9")
+        if self.distributed_executor_backend not in (None, "mp", "ray"):
+            raise BenchError(f"--distributed-executor-backend {self.distributed_executor_backend}: use mp or ray")
         for name in ("max_model_len", "max_num_seqs", "max_num_batched_tokens", "tensor_parallel_size",
-                     "pipeline_parallel_size"):
+                     "pipeline_parallel_size", "data_parallel_size"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise BenchError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+
+
+SAFE_ALLREDUCE_ENV = {"VLLM_FLASHINFER_ALLREDUCE_BACKEND": "trtllm"}
+SAFE_ALLREDUCE_PASS = {"fuse_allreduce_rms": False}
 
 
 class WorkloadConfig(BaseModel):

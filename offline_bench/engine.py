@@ -6,6 +6,7 @@ vLLM is imported lazily inside functions, so `--help`, reports and pure logic ne
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -125,6 +126,7 @@ class BatchOutcome:
     decode_window_s: float | None
     texts: list[str] = field(default_factory=list)
     engine_ts: list[tuple[float, float, float]] = field(default_factory=list)  # (scheduled, first, last token)
+    window_wall: tuple[float, float] | None = None  # wall-clock start and end of the pass
 
 
 class Engine:
@@ -137,8 +139,14 @@ class Engine:
         self.info = self.model.info
         check_max_model_len(cfg, self.info, self.model.config)
         check_engine_args(cfg.engine_args)
+        from offline_bench.parallel import check_parallel, engine_env_and_kwargs
+
+        check_parallel(cfg, self.info)
         self.on_gpu = has_cuda()
         self.kwargs = llm_kwargs(cfg, self.model, self.on_gpu)
+        self.env, extra = engine_env_and_kwargs(cfg, self.on_gpu)
+        self.kwargs.update(extra)
+        os.environ.update(self.env)  # read by vLLM at engine start (and inherited by its workers)
         self.capture = LogCapture(echo=echo_log).__enter__()
         self._closed = False
         t0 = time.perf_counter()
@@ -258,6 +266,7 @@ class Engine:
                 index_of[got] = i
 
         t0 = time.perf_counter()
+        t0_wall = time.time()
         limit = n if concurrency is None else min(concurrency, n)
         while submitted < limit:
             submit(submitted)
@@ -289,6 +298,7 @@ class Engine:
                 submit(submitted)  # defensive: never stall with requests left
                 submitted += 1
         wall = time.perf_counter() - t0
+        window = (t0_wall, time.time())
         after = self.probe.read()
         if len(outputs) != n:
             raise BenchError(f"the engine returned {len(outputs)} of {n} requests; rerun with --verbose")
@@ -309,7 +319,8 @@ class Engine:
             wall_s=wall, records=records, timeline=timeline, peak_kv_pct=peak, counters_delta=delta,
             prefill_window_s=union_length(prefill_iv) if prefill_iv else None,
             decode_window_s=union_length(decode_iv) if decode_iv else None,
-            texts=[outputs[i].outputs[0].text for i in range(n)] if keep_text else [], engine_ts=engine_ts)
+            texts=[outputs[i].outputs[0].text for i in range(n)] if keep_text else [], engine_ts=engine_ts,
+            window_wall=window)
 
     def reset_prefix_cache(self) -> None:
         try:

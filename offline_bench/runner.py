@@ -87,25 +87,32 @@ def check_lengths(engine: Engine, requests: list[Request], max_model_len: int) -
     return lens
 
 
-def run_benchmark(cfg: RunConfig, engine: Engine | None = None,
-                  progress: ProgressFactory | None = None) -> RunResult:
-    """Run one benchmark. With `engine` given, reuse it (its arguments are what gets recorded)."""
+def run_benchmark(cfg: RunConfig, engine: Engine | None = None, progress: ProgressFactory | None = None,
+                  shard: tuple[int, int] | None = None) -> RunResult:
+    """Run one benchmark. With `engine` given, reuse it (its arguments are what gets recorded).
+    `shard=(rank, size)` runs every size-th request from rank (a data-parallel replica's share)."""
     cfg.validate_values()
+    if cfg.engine.data_parallel_size > 1 and engine is None and shard is None:
+        from offline_bench.parallel import run_data_parallel
+
+        return run_data_parallel(cfg)
     own = engine is None
     if engine is None:
         engine = Engine(cfg.engine, echo_log=cfg.verbose)
     try:
-        return _run(cfg, engine, progress or _no_progress)
+        return _run(cfg, engine, progress or _no_progress, shard)
     finally:
         if own:
             engine.close()
 
 
-def _run(cfg: RunConfig, engine: Engine, progress: ProgressFactory) -> RunResult:
+def _run(cfg: RunConfig, engine: Engine, progress: ProgressFactory, shard: tuple[int, int] | None) -> RunResult:
     wl = cfg.workload
     resolved = engine.resolved_args()
     vocab, special = engine.vocab()
     warm, timed = build_workload(wl, vocab, special)
+    if shard is not None:
+        timed = timed[shard[0]::shard[1]]
     mml = resolved["max_model_len"]
     check_lengths(engine, warm + timed, mml)
     ignore_eos = wl.effective_ignore_eos
@@ -123,7 +130,13 @@ def _run(cfg: RunConfig, engine: Engine, progress: ProgressFactory) -> RunResult
         with progress(desc, len(timed)) as tick:
             passes.append(engine.run_batch(timed, params(timed), f"r{rep}", cfg.timeline_interval_ms / 1000.0,
                                            concurrency=cfg.concurrency, on_finish=tick))
-    return assemble(cfg, engine, passes, resolved, ignore_eos)
+    result = assemble(cfg, engine, passes, resolved, ignore_eos)
+    if shard is not None:
+        result.parallel = {**(result.parallel or {}), "replica": shard[0],
+                           "windows_wall_s": [list(p.window_wall or (0.0, 0.0)) for p in passes]}
+        for r in result.requests:
+            r.replica = shard[0]
+    return result
 
 
 def assemble(cfg: RunConfig, engine: Engine, passes: list[BatchOutcome], resolved: dict[str, Any],
@@ -170,12 +183,80 @@ def assemble(cfg: RunConfig, engine: Engine, passes: list[BatchOutcome], resolve
                         sum(r["input_tokens"] for r in first) / len(first),
                         sum(r["output_tokens"] for r in first) / len(first), t.prefill_tokens_per_s,
                         t.decode_tokens_per_s, resolved.get("tensor_parallel_size") or 1)
+    world = (resolved.get("tensor_parallel_size") or 1) * (resolved.get("pipeline_parallel_size") or 1)
+    t_sum = _summarize([_throughput(p) for p in passes])
+    parallel = {"world_size": world, "tensor_parallel_size": resolved.get("tensor_parallel_size"),
+                "pipeline_parallel_size": resolved.get("pipeline_parallel_size"), "data_parallel_size": 1,
+                "gpus_used": world if env.device == "cuda" else 0,
+                "output_tokens_per_s_per_gpu": t_sum.output_tokens_per_s / world if t_sum.output_tokens_per_s else None,
+                "total_tokens_per_s_per_gpu": t_sum.total_tokens_per_s / world if t_sum.total_tokens_per_s else None,
+                "kv_capacity_tokens_per_replica": [cap.get("capacity_tokens")],
+                "kv_capacity_tokens_total": cap.get("capacity_tokens"),
+                "executor_backend": cfg.engine.distributed_executor_backend or "mp (vLLM default)",
+                "safe_allreduce": cfg.engine.safe_allreduce, "env": engine.env}
     notes = list(NOTES)
     if resolved.get("enable_prefix_caching"):
         notes.append("Prefix caching was on (vLLM's default); pass --no-enable-prefix-caching to measure without.")
     return RunResult(
         tool_version=__version__, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        model=cfg.engine.model, environment=env, roofline=roof,
+        model=cfg.engine.model, environment=env, roofline=roof, parallel=parallel,
         engine_args={**engine.kwargs, "resolved": resolved}, workload=workload, startup=facts, kv_cache=kv,
         memory=memory, throughput=_summarize([_throughput(p) for p in passes]), latency=lat,
         timeline=timeline, requests=records, notes=notes)
+
+
+def aggregate_replicas(cfg: RunConfig, replicas: list[dict[str, Any]]) -> RunResult:
+    """One result for N data-parallel replicas: rates over the union of their windows, every request kept."""
+    rs = [RunResult.model_validate(r) for r in replicas]
+    base = rs[0]
+    n_rep = len(base.throughput.repeats)
+    passes = []
+    for k in range(n_rep):
+        windows = [r.parallel["windows_wall_s"][k] for r in rs]
+        wall = max(w[1] for w in windows) - min(w[0] for w in windows)
+        recs = [q for r in rs for q in r.requests if q.repeat == k]
+        inp = sum(q.input_tokens for q in recs)
+        out = sum(q.output_tokens for q in recs)
+        pre = [r.throughput.repeats[k].prefill_tokens_per_s for r in rs]
+        dec = [r.throughput.repeats[k].decode_tokens_per_s for r in rs]
+        passes.append(Throughput(duration_s=wall, requests_per_s=len(recs) / wall, input_tokens_per_s=inp / wall,
+                                 output_tokens_per_s=out / wall, total_tokens_per_s=(inp + out) / wall,
+                                 prefill_tokens_per_s=sum(pre) if None not in pre else None,
+                                 decode_tokens_per_s=sum(dec) if None not in dec else None))
+    t = _summarize(passes)
+    records = [q for r in rs for q in r.requests]
+    lat = Latency(**{k: Distribution.from_values(getattr(q, k) for q in records)
+                     for k in ("queue_ms", "prefill_ms", "decode_ms", "ttft_ms", "tpot_ms", "e2e_ms")})
+    caps = [r.kv_cache.capacity_tokens for r in rs]
+    peaks = [r.kv_cache.peak_usage_pct for r in rs if r.kv_cache.peak_usage_pct is not None]
+    kv = base.kv_cache.model_copy(update={
+        "peak_usage_pct": max(peaks) if peaks else None,
+        "preemptions": sum(r.kv_cache.preemptions or 0 for r in rs),
+        "prefix_cache_queries": sum(r.kv_cache.prefix_cache_queries or 0 for r in rs),
+        "prefix_cache_hits": sum(r.kv_cache.prefix_cache_hits or 0 for r in rs)})
+    world = (base.parallel or {}).get("world_size", 1)
+    dp = len(rs)
+    gpus = world * dp if base.environment.device == "cuda" else 0
+    parallel = {**(base.parallel or {}), "data_parallel_size": dp, "gpus_used": gpus,
+                "world_size": world * dp,
+                "output_tokens_per_s_per_gpu": t.output_tokens_per_s / (world * dp),
+                "total_tokens_per_s_per_gpu": t.total_tokens_per_s / (world * dp),
+                "kv_capacity_tokens_per_replica": caps, "kv_capacity_tokens_total": sum(c or 0 for c in caps),
+                "replicas": [{"replica": i, "num_prompts": r.workload.num_prompts,
+                              "output_tokens_per_s": r.throughput.output_tokens_per_s,
+                              "total_tokens_per_s": r.throughput.total_tokens_per_s,
+                              "ttft_ms_p50": r.latency.ttft_ms.p50, "tpot_ms_p50": r.latency.tpot_ms.p50,
+                              "kv_capacity_tokens": r.kv_cache.capacity_tokens} for i, r in enumerate(rs)]}
+    parallel.pop("replica", None)
+    parallel.pop("windows_wall_s", None)
+    workload = base.workload.model_copy(update={
+        "num_prompts": sum(r.workload.num_prompts or 0 for r in rs),
+        "total_input_tokens": sum(r.workload.total_input_tokens or 0 for r in rs),
+        "total_output_tokens": sum(r.workload.total_output_tokens or 0 for r in rs)})
+    notes = base.notes + [f"Data parallel: {dp} engine replicas, each in its own process; the workload was dealt "
+                          "round-robin; rates are over the union of the replicas' timed windows (wall clock)."]
+    return base.model_copy(update={
+        "environment": capture_environment(), "engine_args": {**base.engine_args, "data_parallel_size": dp},
+        "workload": workload, "kv_cache": kv, "throughput": t, "latency": lat, "requests": records,
+        "timeline": [p for r in rs for p in r.timeline], "parallel": parallel, "notes": notes,
+        "roofline": None})

@@ -94,6 +94,7 @@ class RequestRecord(BaseModel):
     tpot_ms: float | None
     e2e_ms: float | None
     itl_ms: list[float] | None = None  # serving only
+    replica: int | None = None  # data parallel: which engine replica served it
 
 
 class Workload(BaseModel):
@@ -134,6 +135,7 @@ class RunResult(BaseModel):
     requests: list[RequestRecord]
     notes: list[str] = Field(default_factory=list)
     roofline: dict[str, Any] | None = None  # % of the GPU's ceilings (None off a known GPU)
+    parallel: dict[str, Any] | None = None  # world size, GPUs, per-GPU rates, KV per replica and in total
 
     def save(self, path: str | Path) -> None:
         write_atomic(path, self.model_dump_json(indent=2))

@@ -12,6 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
 MAX_MODEL_LEN = 512
+# On the CPU build gmu is the share of the machine's RAM each engine reserves for its KV cache; several engines
+# run at once in these tests (the session's, a server, sweep points), so each takes a small share.
+GMU = 0.1
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +22,7 @@ def engine():
     from offline_bench.config import EngineConfig
     from offline_bench.engine import Engine
 
-    eng = Engine(EngineConfig(model="preset:tiny-llama", max_model_len=MAX_MODEL_LEN, gpu_memory_utilization=0.3))
+    eng = Engine(EngineConfig(model="preset:tiny-llama", max_model_len=MAX_MODEL_LEN, gpu_memory_utilization=GMU))
     yield eng
     eng.close()
 

@@ -12,7 +12,8 @@ pytestmark = pytest.mark.engine
 def test_run_end_to_end_writes_json_and_table(tmp_path):
     out = tmp_path / "r.json"
     log = tmp_path / "engine.log"
-    p = run_cli("run", "--max-model-len", "512", "--num-prompts", "8", "--input-len", "32", "--output-len", "8",
+    p = run_cli("run", "--max-model-len", "512", "--gpu-memory-utilization", "0.1", "--num-prompts", "8",
+                "--input-len", "32", "--output-len", "8",
                 "--warmup", "1", "--output", str(out), "--save-log", str(log))
     assert p.returncode == 0, p.stderr[-2000:]
     data = json.loads(out.read_text())

@@ -8,13 +8,14 @@ from offline_bench.config import EngineConfig, RunConfig, WorkloadConfig
 from offline_bench.errors import BenchError
 from offline_bench.runner import run_benchmark
 from offline_bench.schema import RunResult
-from tests.conftest import MAX_MODEL_LEN, ROOT
+from tests.conftest import GMU, MAX_MODEL_LEN, ROOT
 
 pytestmark = pytest.mark.engine
 
 
 def _cfg(**workload) -> RunConfig:
-    return RunConfig(engine=EngineConfig(model="preset:tiny-llama", max_model_len=MAX_MODEL_LEN),
+    return RunConfig(engine=EngineConfig(model="preset:tiny-llama", max_model_len=MAX_MODEL_LEN,
+                                         gpu_memory_utilization=GMU),
                      workload=WorkloadConfig(**workload), timeline_interval_ms=5)
 
 

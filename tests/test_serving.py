@@ -16,7 +16,7 @@ pytestmark = pytest.mark.engine
 KEY = "sk-test-0123456789-secret"
 # On the CPU build every engine takes gmu x the NUMA node's RAM for its KV cache; the server and the ladder's
 # engines run beside the session's engine, so they take less.
-AUX_GMU = "0.15"
+AUX_GMU = "0.05"
 
 
 def _free_port() -> int:
@@ -37,24 +37,27 @@ def server(tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     import httpx
 
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited: {log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {KEY}"}, timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    else:
-        pytest.fail("server did not come up in 300 s")
-    yield url
-    os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited: {log.read_text()[-3000:]}")
+            try:
+                headers = {"Authorization": f"Bearer {KEY}"}
+                if httpx.get(f"{url}/v1/models", headers=headers, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        else:
+            pytest.fail(f"server did not come up in 300 s: {log.read_text()[-2000:]}")
+        yield url
+    finally:  # never leave a server behind, whatever happened
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _probe(url, tmp_path, *extra, key=KEY):

@@ -74,13 +74,13 @@ def test_h100_sweep_rerenders(tmp_path):
 @pytest.mark.engine
 def test_cpu_sweep_kill_resume_report(tmp_path):
     out = tmp_path / "sweep"
-    args = ["sweep", "--output-dir", str(out), "--gpu-memory-utilization", "0.2,0.3",
+    args = ["sweep", "--output-dir", str(out), "--gpu-memory-utilization", "0.05,0.1",
             "--max-model-len", "256,512,4096", "--num-prompts", "8", "--input-len", "32", "--output-len", "8",
             "--warmup", "1", "--target-concurrency", "1000"]
     # 1) start, let one point finish, then kill the sweep outright
     proc = subprocess.Popen([sys.executable, "-m", "offline_bench", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    first = out / "points" / "gmu-0.2_mml-256.json"
+    first = out / "points" / "gmu-0.05_mml-256.json"
     deadline = time.time() + 300
     while not first.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.5)
@@ -100,11 +100,11 @@ def test_cpu_sweep_kill_resume_report(tmp_path):
     s = json.loads((out / "summary.json").read_text())
     rows = {r["key"]: r for r in s["rows"]}
     assert len(rows) == 6
-    assert [k for k, r in rows.items() if r["status"] == "failed"] == ["gmu-0.2_mml-4096", "gmu-0.3_mml-4096"]
-    assert "above the model's limit" in rows["gmu-0.2_mml-4096"]["error"]
+    assert [k for k, r in rows.items() if r["status"] == "failed"] == ["gmu-0.05_mml-4096", "gmu-0.1_mml-4096"]
+    assert "above the model's limit" in rows["gmu-0.05_mml-4096"]["error"]
     for mml in (256, 512):  # capacity rises with gmu
-        assert rows[f"gmu-0.3_mml-{mml}"]["kv_capacity_tokens"] > rows[f"gmu-0.2_mml-{mml}"]["kv_capacity_tokens"]
-    for g in ("0.2", "0.3"):  # doubling max_model_len halves max concurrency (within block rounding)
+        assert rows[f"gmu-0.1_mml-{mml}"]["kv_capacity_tokens"] > rows[f"gmu-0.05_mml-{mml}"]["kv_capacity_tokens"]
+    for g in ("0.05", "0.1"):  # doubling max_model_len halves max concurrency (within block rounding)
         # per token of capacity: on the CPU build each point sizes its KV pool from the RAM free at its start
         a, b = rows[f"gmu-{g}_mml-256"], rows[f"gmu-{g}_mml-512"]
         ratio = (a["max_concurrency"] / a["kv_capacity_tokens"]) / (b["max_concurrency"] / b["kv_capacity_tokens"])
@@ -138,7 +138,8 @@ def test_sweep_needs_output_dir():
 @pytest.mark.engine
 def test_hung_point_is_killed_and_recorded(tmp_path):
     out = tmp_path / "sw"
-    p = run_cli("sweep", "--output-dir", str(out), "--max-model-len", "256,512", "--num-prompts", "2",
+    p = run_cli("sweep", "--output-dir", str(out), "--max-model-len", "256,512", "--gpu-memory-utilization", "0.05",
+                "--num-prompts", "2",
                 "--timeout-per-point", "2", timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     rows = json.loads((out / "summary.json").read_text())["rows"]
