@@ -40,10 +40,13 @@ def sweep_plots(summary: SweepSummary, out_dir: Path) -> dict[str, Any]:
     for name, x, y, ylabel, title in SWEEP_PLOTS:
         fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
         drawn = False
-        for label, series in _series(summary.spec, ok, x).items():  # grid order, as the user gave it
+        styles = [("o", "-", 9), ("s", "--", 7), ("^", ":", 5), ("D", "-.", 4)]  # overlapping lines stay visible
+        for k, (label, series) in enumerate(_series(summary.spec, ok, x).items()):  # grid order, as given
             pts = sorted((xv, getattr(r, y)) for xv, r in series if xv is not None and getattr(r, y) is not None)
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label or "all points")
+                marker, ls, size = styles[k % len(styles)]
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, ls=ls, markersize=size,
+                        label=label or "all points")
                 drawn = True
         if x == "max_model_len" and drawn:
             ax.set_xscale("log", base=2)
