@@ -371,7 +371,8 @@ def compare(
 
     if fmt not in ("table", "md", "csv"):
         raise BenchError(f"--format {fmt} is not one of table, md, csv")
-    runs = [Labeled(label_for(p, RunResult.load(p)), RunResult.load(p)) for p in results]
+    loaded = [(p, RunResult.load(p)) for p in results]
+    runs = [Labeled(label_for(p, r), r) for p, r in loaded]
     base_idx = 0
     if baseline:
         if baseline not in results:

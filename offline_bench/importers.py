@@ -17,8 +17,8 @@ from typing import Any
 from offline_bench import __version__
 from offline_bench.environment import Environment
 from offline_bench.errors import BenchError
-from offline_bench.runner import Throughput, _summarize
-from offline_bench.schema import KVCache, Latency, Memory, RequestRecord, RunResult, Workload
+from offline_bench.runner import summarize_passes
+from offline_bench.schema import KVCache, Latency, Memory, RequestRecord, RunResult, Throughput, Workload
 from offline_bench.stats import Distribution
 
 HAND_KEYS = {"concurrency", "ttft_s", "ttft_ms", "tpot_ms", "itl_ms", "e2e_s", "e2e_ms", "output_tokens_per_s",
@@ -45,8 +45,8 @@ def _result(model: str, source: str, conc: int | None, tp: Throughput, lat: Late
                      mode="imported", model=model, endpoint=None, environment=env or _unknown_env(),
                      engine_args={"imported_from": source}, workload=wl, startup={},
                      kv_cache=KVCache(**dict.fromkeys(KVCache.model_fields)),
-                     memory=Memory(**dict.fromkeys(Memory.model_fields)), throughput=_summarize([tp]), latency=lat,
-                     timeline=[], requests=records, notes=notes)
+                     memory=Memory(**dict.fromkeys(Memory.model_fields)), throughput=summarize_passes([tp]),
+                     latency=lat, timeline=[], requests=records, notes=notes)
 
 
 def _nan_rate(x: Any) -> float | None:

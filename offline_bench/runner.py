@@ -59,7 +59,7 @@ def _throughput(outcome: BatchOutcome) -> Throughput:
         prefill_tokens_per_s=inp / pw if pw else None, decode_tokens_per_s=decode_tokens / dw if dw else None)
 
 
-def _summarize(passes: list[Throughput]) -> ThroughputSummary:
+def summarize_passes(passes: list[Throughput]) -> ThroughputSummary:
     fields = [f for f in Throughput.model_fields if f != "duration_s"]
     ci = {}
     means: dict[str, Any] = {}
@@ -149,6 +149,7 @@ def assemble(cfg: RunConfig, engine: Engine, passes: list[BatchOutcome], resolve
                      for k in ("queue_ms", "prefill_ms", "decode_ms", "ttft_ms", "tpot_ms", "e2e_ms")})
     facts = engine.startup_facts()
     cap = engine.kv_capacity()
+    t_sum = summarize_passes([_throughput(p) for p in passes])
     peaks = [p.peak_kv_pct for p in passes if p.peak_kv_pct is not None]
     queries = sum(p.counters_delta.get("prefix_queries", 0.0) for p in passes)
     hits = sum(p.counters_delta.get("prefix_hits", 0.0) for p in passes)
@@ -178,13 +179,11 @@ def assemble(cfg: RunConfig, engine: Engine, passes: list[BatchOutcome], resolve
     gpu = detect_gpu(env.gpu_name)
     if gpu and engine.info and first:
         running = [t.running for t in timeline if t.running > 0]
-        t = _summarize([_throughput(p) for p in passes])
         roof = achieved(engine.info, gpu, sum(running) / len(running) if running else 1.0,
                         sum(r["input_tokens"] for r in first) / len(first),
-                        sum(r["output_tokens"] for r in first) / len(first), t.prefill_tokens_per_s,
-                        t.decode_tokens_per_s, resolved.get("tensor_parallel_size") or 1)
+                        sum(r["output_tokens"] for r in first) / len(first), t_sum.prefill_tokens_per_s,
+                        t_sum.decode_tokens_per_s, resolved.get("tensor_parallel_size") or 1)
     world = (resolved.get("tensor_parallel_size") or 1) * (resolved.get("pipeline_parallel_size") or 1)
-    t_sum = _summarize([_throughput(p) for p in passes])
     parallel = {"world_size": world, "tensor_parallel_size": resolved.get("tensor_parallel_size"),
                 "pipeline_parallel_size": resolved.get("pipeline_parallel_size"), "data_parallel_size": 1,
                 "gpus_used": world if env.device == "cuda" else 0,
@@ -201,7 +200,7 @@ def assemble(cfg: RunConfig, engine: Engine, passes: list[BatchOutcome], resolve
         tool_version=__version__, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         model=cfg.engine.model, environment=env, roofline=roof, parallel=parallel,
         engine_args={**engine.kwargs, "resolved": resolved}, workload=workload, startup=facts, kv_cache=kv,
-        memory=memory, throughput=_summarize([_throughput(p) for p in passes]), latency=lat,
+        memory=memory, throughput=t_sum, latency=lat,
         timeline=timeline, requests=records, notes=notes)
 
 
@@ -223,7 +222,7 @@ def aggregate_replicas(cfg: RunConfig, replicas: list[dict[str, Any]]) -> RunRes
                                  output_tokens_per_s=out / wall, total_tokens_per_s=(inp + out) / wall,
                                  prefill_tokens_per_s=sum(pre) if None not in pre else None,
                                  decode_tokens_per_s=sum(dec) if None not in dec else None))
-    t = _summarize(passes)
+    t = summarize_passes(passes)
     records = [q for r in rs for q in r.requests]
     lat = Latency(**{k: Distribution.from_values(getattr(q, k) for q in records)
                      for k in ("queue_ms", "prefill_ms", "decode_ms", "ttft_ms", "tpot_ms", "e2e_ms")})

@@ -207,7 +207,8 @@ def _ms(s: float | None) -> float | None:
 def serving_result(cfg: ProbeConfig, concurrency: int, reqs: list[Request], results: list[StreamResult],
                    wall: float) -> RunResult:
     from offline_bench.environment import capture_environment
-    from offline_bench.runner import Throughput, _summarize
+    from offline_bench.runner import summarize_passes
+    from offline_bench.schema import Throughput
 
     records = []
     all_itl: list[float] = []
@@ -243,7 +244,7 @@ def serving_result(cfg: ProbeConfig, concurrency: int, reqs: list[Request], resu
         tool_version=__version__, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         mode="serving", model=cfg.served_model_name, endpoint=f"{cfg.root}/v1/{'chat/' if cfg.chat else ''}"
         "completions", environment=capture_environment(), engine_args={}, workload=workload, startup={},
-        kv_cache=unknown_kv, memory=unknown_mem, throughput=_summarize([tp]), latency=lat, timeline=[],
+        kv_cache=unknown_kv, memory=unknown_mem, throughput=summarize_passes([tp]), latency=lat, timeline=[],
         requests=records,
         notes=["Serving mode: times are taken by the client around HTTP streaming requests; token counts are the "
                "server's usage report. The server always detokenizes; what the engine did inside (KV cache, "
