@@ -51,6 +51,37 @@ def apply_parallel(ecfg: EngineConfig, dp: int, backend: str | None, ray_address
                              '\'{"pass_config": {"fuse_allreduce_rms": false}}\'') from None
 
 
+def concurrency_levels(concurrency: str | None, num_prompts: str | None) -> list[tuple[int | None, int | None]]:
+    """--concurrency 1,10,64 with --num-prompts 4,20,128 (one count per level) or one count for all."""
+    levels: list[int | None] = [None]
+    if concurrency is not None:
+        try:
+            levels = [int(c) for c in concurrency.split(",") if c.strip()]
+        except ValueError:
+            levels = []
+        if not levels or min(levels) < 1:
+            raise BenchError(f"--concurrency takes positive integers, e.g. 1,10,64 (got '{concurrency}')")
+    counts: list[int | None] = [None] * len(levels)
+    if num_prompts is not None:
+        try:
+            counts = [int(n) for n in num_prompts.split(",") if n.strip()]
+        except ValueError:
+            counts = []
+        if len(counts) == 1:
+            counts *= len(levels)
+        if len(counts) != len(levels):
+            raise BenchError(f"--num-prompts takes one number or one per --concurrency level ({len(levels)}), "
+                             f"got '{num_prompts}'")
+    return list(zip(levels, counts))
+
+
+def level_path(output: str, level: int | None, several: bool) -> str:
+    """result.json -> result-c10.json when one command writes several concurrency levels."""
+    if not several or level is None:
+        return output
+    return (output[:-5] if output.endswith(".json") else output) + f"-c{level}.json"
+
+
 def _rich_progress(console_file) -> Callable[[str, int], contextlib.AbstractContextManager]:  # noqa: ANN001
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -87,7 +118,8 @@ def run(
     seed: Annotated[int, Opt(help="Engine and workload seed.")] = 0,
     engine_arg: Annotated[Optional[list[str]], Opt(help="Extra vllm.LLM argument KEY=VALUE (repeatable).")] = None,
     prompts: Annotated[Optional[str], Opt("--prompts", help="Prompt file: .txt (a line each) or .jsonl.")] = None,
-    num_prompts: Annotated[Optional[int], Opt(help="Synthetic: how many (default 100); file: cycle to N.")] = None,
+    num_prompts: Annotated[Optional[str], Opt(help="Synthetic: how many (default 100); file: cycle to N. One "
+                                                   "per --concurrency level, or one for all.")] = None,
     input_len: Annotated[int, Opt(help="Synthetic prompt length in tokens.")] = 128,
     output_len: Annotated[int, Opt(help="Tokens to generate (max_tokens).")] = 128,
     range_ratio: Annotated[float, Opt(help="Lengths uniform in len x [1-r, 1+r].")] = 0.0,
@@ -98,7 +130,8 @@ def run(
     detokenize: Annotated[bool, Opt("--detokenize/--no-detokenize", help="Detokenize outputs.")] = True,
     warmup: Annotated[int, Opt(help="Untimed warm-up requests.")] = 4,
     repeats: Annotated[int, Opt(help="Timed passes (mean and 95% CI).")] = 1,
-    concurrency: Annotated[Optional[int], Opt(help="Keep N requests in flight instead of one batch.")] = None,
+    concurrency: Annotated[Optional[str], Opt(help="Keep N requests in flight instead of one batch; a comma "
+                                                   "list runs each level in the same engine.")] = None,
     data_parallel_size: Annotated[int, Opt("--data-parallel-size", "-dp",
                                            help="Engine replicas, each on its own GPU group.")] = 1,
     distributed_executor_backend: Annotated[Optional[str], Opt(help="mp (one host) or ray (a Ray cluster).")] = None,
@@ -114,40 +147,54 @@ def run(
     """Benchmark the engine on one workload.
 
     Example: offline-bench run --model preset:llama-3.1-8b --num-prompts 1000 --input-len 512 --output-len 256
+
+    Like a client with N threads: offline-bench run --prompts prompts/seed.txt --concurrency 1,10,64
+    --num-prompts 4,20,128 --output offline.json   (writes offline-c1.json, offline-c10.json, offline-c64.json)
     """
     from offline_bench.report import FORMATS, render
     from offline_bench.runner import run_benchmark
+    from offline_bench.schema import RunResult
 
     if fmt not in FORMATS:
         raise BenchError(f"--format {fmt} is not one of {', '.join(FORMATS)}")
+    levels = concurrency_levels(concurrency, num_prompts)
     cfg = RunConfig(
         engine=engine_config(model, tokenizer, gpu_memory_utilization, max_model_len, max_num_seqs,
                              max_num_batched_tokens, dtype, kv_cache_dtype, enforce_eager, enable_prefix_caching,
                              tensor_parallel_size, pipeline_parallel_size, load_format, seed, engine_arg),
-        workload=WorkloadConfig(prompts_file=prompts, num_prompts=num_prompts, input_len=input_len,
+        workload=WorkloadConfig(prompts_file=prompts, num_prompts=levels[0][1], input_len=input_len,
                                 output_len=output_len, range_ratio=range_ratio, seed=seed, ignore_eos=ignore_eos,
                                 temperature=temperature, top_p=top_p, detokenize=detokenize, warmup=warmup,
                                 repeats=repeats),
-        concurrency=concurrency, verbose=verbose)
+        concurrency=levels[0][0], verbose=verbose)
     apply_parallel(cfg.engine, data_parallel_size, distributed_executor_backend, ray_address, compilation_config,
                    safe_allreduce)
     cfg.validate_values()
     from offline_bench.engine import Engine
 
+    def level_cfg(level: int | None, n: int | None) -> RunConfig:
+        wl = cfg.workload if n is None else cfg.workload.model_copy(update={"num_prompts": n})
+        return cfg.model_copy(update={"concurrency": level, "workload": wl})
+
+    def emit(result: RunResult, level: int | None) -> None:
+        typer.echo(render(result, fmt))
+        if output:
+            path = level_path(output, level, len(levels) > 1)
+            result.save(path)
+            typer.echo(f"result written to {path}", err=True)
+
     if data_parallel_size > 1:
-        result = run_benchmark(cfg)  # replicas in their own processes
+        for level, n in levels:
+            emit(run_benchmark(level_cfg(level, n)), level)  # replicas in their own processes
     else:
         with Engine(cfg.engine, echo_log=verbose) as engine:
-            result = run_benchmark(cfg, engine=engine, progress=_rich_progress(engine.console))
+            for level, n in levels:
+                emit(run_benchmark(level_cfg(level, n), engine=engine, progress=_rich_progress(engine.console)),
+                     level)
             if save_log:
                 from offline_bench.schema import write_atomic
 
                 write_atomic(save_log, engine.log_text())
-    if output:
-        result.save(output)
-    typer.echo(render(result, fmt))
-    if output:
-        typer.echo(f"result written to {output}", err=True)
 
 
 ListOpt = Annotated[Optional[str], Opt(help="Comma list to sweep, or one value.")]
@@ -286,7 +333,7 @@ def serve_probe(
     tokenizer: Annotated[Optional[str], Opt(help="Tokenizer for synthetic token-id prompts (HF id, path, "
                                                  "preset:NAME).")] = None,
     prompts: Annotated[Optional[str], Opt("--prompts")] = None,
-    num_prompts: Annotated[Optional[int], Opt()] = None,
+    num_prompts: Annotated[Optional[str], Opt(help="How many; one per --concurrency level, or one for all.")] = None,
     input_len: Annotated[int, Opt()] = 128,
     output_len: Annotated[int, Opt()] = 128,
     range_ratio: Annotated[float, Opt()] = 0.0,
@@ -304,24 +351,25 @@ def serve_probe(
     Example: offline-bench serve-probe --base-url http://127.0.0.1:8000 --served-model-name preset:tiny-llama
     --tokenizer preset:tiny-llama --concurrency 1,10,64 --num-prompts 64 --output serving.json
     """
+    import dataclasses
+
     from offline_bench.report import FORMATS, render
     from offline_bench.serving import ProbeConfig, api_key_from_env, probe
 
     if fmt not in FORMATS:
         raise BenchError(f"--format {fmt} is not one of {', '.join(FORMATS)}")
-    levels = [int(c) for c in concurrency.split(",") if c.strip()]
-    if not levels or min(levels) < 1:
-        raise BenchError("--concurrency takes positive integers, e.g. 1,10,64")
-    wl = workload_config(prompts, num_prompts, input_len, output_len, range_ratio, seed, ignore_eos, temperature,
+    levels = concurrency_levels(concurrency, num_prompts)
+    wl = workload_config(prompts, levels[0][1], input_len, output_len, range_ratio, seed, ignore_eos, temperature,
                          top_p, True, warmup, 1)
     wl.validate_values()
     cfg = ProbeConfig(base_url=base_url, served_model_name=served_model_name, api_key=api_key_from_env(api_key),
                       chat=chat, timeout_s=timeout, workload=wl)
-    for level in levels:
-        result = probe(cfg, level, tokenizer)
+    for level, n in levels:
+        level_probe = cfg if n is None else dataclasses.replace(cfg, workload=wl.model_copy(update={"num_prompts": n}))
+        result = probe(level_probe, level or 1, tokenizer)
         typer.echo(render(result, fmt))
         if output:
-            path = output if len(levels) == 1 else output.replace(".json", "") + f"-c{level}.json"
+            path = level_path(output, level, len(levels) > 1)
             result.save(path)
             typer.echo(f"result written to {path}", err=True)
 
@@ -403,21 +451,26 @@ def import_results(
 
 @app.command("explain-gap")
 def explain_gap_cmd(
-    base_url: Annotated[str, Opt("--base-url", help="Server root, e.g. http://127.0.0.1:8000")],
-    served_model_name: Annotated[str, Opt("--served-model-name")],
+    base_url: Annotated[Optional[str], Opt("--base-url", help="Server root, e.g. http://127.0.0.1:8000")] = None,
+    served_model_name: Annotated[Optional[str], Opt("--served-model-name")] = None,
+    serving_result: Annotated[Optional[list[str]], Opt(
+        "--serving-result", help="A saved serve-probe result of this workload, one per level (repeatable): for a "
+                                 "server that had to be stopped to free the GPU.")] = None,
     api_key: Annotated[Optional[str], Opt("--api-key", help="Default: $OPENAI_API_KEY. Never stored.",
                                           show_default=False)] = None,
-    concurrency: Annotated[int, Opt(help="Requests in flight, for the serving run and the last offline step.")] = 10,
+    concurrency: Annotated[str, Opt(help="Requests in flight, for the serving run and the last offline step; a "
+                                         "comma list explains each level.")] = "10",
     timeout: Annotated[float, Opt()] = 300.0,
     model: ModelOpt = "preset:tiny-llama",
     gpu_memory_utilization: GmuOpt = None,
     max_model_len: MmlOpt = None,
-    max_num_seqs: Annotated[Optional[int], Opt()] = None,
+    max_num_seqs: Annotated[Optional[int], Opt(help="As the server runs (default: vLLM's).")] = None,
+    max_num_batched_tokens: Annotated[Optional[int], Opt(help="As the server runs (default: vLLM's).")] = None,
     enable_prefix_caching: Annotated[Optional[bool], Opt("--enable-prefix-caching/--no-enable-prefix-caching",
                                                          help="As the server runs (default: on).")] = None,
     engine_arg: Annotated[Optional[list[str]], Opt(help="Extra vllm.LLM KEY=VALUE.")] = None,
     prompts: Annotated[Optional[str], Opt("--prompts")] = None,
-    num_prompts: Annotated[Optional[int], Opt()] = None,
+    num_prompts: Annotated[Optional[str], Opt(help="How many; one per --concurrency level, or one for all.")] = None,
     input_len: Annotated[int, Opt()] = 128,
     output_len: Annotated[int, Opt()] = 128,
     seed: Annotated[int, Opt()] = 0,
@@ -427,33 +480,58 @@ def explain_gap_cmd(
     warmup: Annotated[int, Opt()] = 4,
     output: Annotated[Optional[str], Opt("--output", "-o", help="Write the ladder (JSON) here.")] = None,
     fmt: Annotated[str, Opt("--format", help="table or md.")] = "table",
+    verbose: Annotated[bool, Opt("--verbose", "-v", help="Show the engines' logs.")] = False,
 ) -> None:
     """Measure the server, then offline runs that switch one condition at a time toward it; attribute the gap.
 
     Example: offline-bench explain-gap --base-url http://127.0.0.1:8011 --served-model-name preset:tiny-llama
     --model preset:tiny-llama --concurrency 4 --num-prompts 32
+
+    Server and engine on one GPU: serve-probe first (--output s.json), stop the server, then
+    offline-bench explain-gap --serving-result s-c10.json --serving-result s-c64.json --concurrency 10,64 ...
     """
-    from offline_bench.gap import explain_gap, render
+    from offline_bench.gap import check_serving_result, explain_gap, render
+    from offline_bench.schema import RunResult
     from offline_bench.serving import ProbeConfig, api_key_from_env
 
-    wl = workload_config(prompts, num_prompts, input_len, output_len, 0.0, seed, ignore_eos, temperature, top_p,
+    levels = concurrency_levels(concurrency, num_prompts)
+    wl = workload_config(prompts, levels[0][1], input_len, output_len, 0.0, seed, ignore_eos, temperature, top_p,
                          True, warmup, 1)
     wl.validate_values()
-    ecfg = engine_config(model, None, gpu_memory_utilization, max_model_len, max_num_seqs, None, "auto", "auto",
-                         None, enable_prefix_caching, 1, 1, None, seed, engine_arg)
+    ecfg = engine_config(model, None, gpu_memory_utilization, max_model_len, max_num_seqs, max_num_batched_tokens,
+                         "auto", "auto", None, enable_prefix_caching, 1, 1, None, seed, engine_arg)
     ecfg.validate_values()
-    cfg = ProbeConfig(base_url=base_url, served_model_name=served_model_name, api_key=api_key_from_env(api_key),
-                      timeout_s=timeout, workload=wl)
-    rep, results = explain_gap(cfg, ecfg, concurrency, tokenizer=model)
-    typer.echo(render(rep, fmt))
+    cfg = ProbeConfig(base_url=base_url or "", served_model_name=served_model_name or "",
+                      api_key=api_key_from_env(api_key), timeout_s=timeout, workload=wl)
+    saved: dict[int, RunResult] = {}
+    for path in serving_result or []:
+        r = RunResult.load(path)
+        level = r.workload.concurrency or 1
+        n = next((n for c, n in levels if c == level), None)
+        if level not in {c for c, _ in levels}:
+            raise BenchError(f"--serving-result {path} was measured at concurrency {level}, which is not in "
+                             f"--concurrency {concurrency}")
+        check_serving_result(r, path, level, n, ProbeConfig(base_url="", served_model_name="", workload=wl))
+        saved[level] = r
+    missing = [c for c, _ in levels if c not in saved]
+    if missing and not (base_url and served_model_name):
+        raise BenchError(f"concurrency {','.join(map(str, missing))} has no --serving-result: pass --base-url and "
+                         "--served-model-name to measure the server, or a saved result for each level")
+    if saved and not base_url:
+        cfg.base_url = (next(iter(saved.values())).endpoint or "saved result").split("/v1/")[0]
+    user_set = {k for k, v in (("max_num_seqs", max_num_seqs), ("max_num_batched_tokens", max_num_batched_tokens))
+                if v is not None}
+    reps, runs = explain_gap(cfg, ecfg, [(c or 1, n) for c, n in levels], tokenizer=model, serving=saved,
+                             echo_log=verbose, user_set=user_set)
+    typer.echo(render(reps, fmt))
     if output:
         import json
 
         from offline_bench.schema import write_atomic
 
-        write_atomic(output, json.dumps({"report": rep.model_dump(),
-                                         "runs": [{"step": n, "result": r.model_dump()} for n, r in results]},
-                                        indent=2))
+        write_atomic(output, json.dumps({"reports": [r.model_dump() for r in reps],
+                                         "runs": {str(c): [{"step": n, "result": r.model_dump()} for n, r in steps]
+                                                  for c, steps in runs.items()}}, indent=2))
         typer.echo(f"ladder written to {output}", err=True)
 
 

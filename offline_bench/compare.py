@@ -52,7 +52,8 @@ def _conditions(r: RunResult) -> dict[str, Any]:
         "detokenization": w.detokenize,
         "prefix caching": resolved.get("enable_prefix_caching"),
         "max_num_seqs": resolved.get("max_num_seqs"),
-        "engine version": r.environment.vllm_version if r.mode == "offline" else None,
+        "engine version": r.environment.vllm_version if r.mode == "offline"
+        else (r.engine_args or {}).get("server", {}).get("vllm_version"),
         "GPU": r.environment.gpu_name if r.mode == "offline" else None,
         "concurrency": w.concurrency,
     }

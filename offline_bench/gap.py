@@ -1,18 +1,23 @@
-"""`explain-gap`: why is the server slower than the engine? Measure the serving run, then a ladder of offline
-runs that each switch one condition toward the serving setup; each step's change is its share of the gap and
-what is left over is the HTTP/serving path itself."""
+"""`explain-gap`: why is the server slower than the engine? Take the serving run (measured now, or a saved
+`serve-probe` result when the server had to be stopped to free the GPU), then run a ladder of offline runs that
+each switch one condition toward the serving setup; each step's change is its share of the gap and what is left
+over is the HTTP/serving path itself."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from pydantic import BaseModel
 
 from offline_bench.config import EngineConfig, RunConfig
 from offline_bench.engine import Engine
+from offline_bench.errors import BenchError
 from offline_bench.runner import run_benchmark
 from offline_bench.schema import RunResult
 from offline_bench.serving import ProbeConfig, probe
+
+SCHED_KEYS = ("max_num_batched_tokens", "max_num_seqs")
 
 
 class GapStep(BaseModel):
@@ -26,57 +31,117 @@ class GapStep(BaseModel):
 
 class GapReport(BaseModel):
     concurrency: int
+    num_prompts: int | None
     steps: list[GapStep]
     gap_tokens_per_s: float
     summary: str
 
 
-def ladder(probe_cfg: ProbeConfig, engine_cfg: EngineConfig, concurrency: int) -> list[tuple[str, dict[str, Any]]]:
-    wl = probe_cfg.workload
-    server_prefix = engine_cfg.enable_prefix_caching if engine_cfg.enable_prefix_caching is not None else True
-    return [
-        ("offline: whole batch at once, no detokenization, greedy, prefix caching off",
-         {"detokenize": False, "temperature": 0.0, "top_p": 1.0, "prefix": False, "concurrency": None}),
-        ("+ detokenization (a server always detokenizes)",
-         {"detokenize": True, "temperature": 0.0, "top_p": 1.0, "prefix": False, "concurrency": None}),
-        (f"+ the serving sampling parameters (temperature {wl.temperature:g}, top_p {wl.top_p:g})",
-         {"detokenize": True, "temperature": wl.temperature, "top_p": wl.top_p, "prefix": False,
-          "concurrency": None}),
-        (f"+ prefix caching {'on' if server_prefix else 'off'}, as the server runs",
-         {"detokenize": True, "temperature": wl.temperature, "top_p": wl.top_p, "prefix": server_prefix,
-          "concurrency": None}),
-        (f"+ {concurrency} requests in flight in-process (like {concurrency} client threads)",
-         {"detokenize": True, "temperature": wl.temperature, "top_p": wl.top_p, "prefix": server_prefix,
-          "concurrency": concurrency}),
-    ]
-
-
-def explain_gap(probe_cfg: ProbeConfig, engine_cfg: EngineConfig, concurrency: int, tokenizer: str | None,
-                echo_log: bool = False) -> tuple[GapReport, list[tuple[str, RunResult]]]:
-    serving = probe(probe_cfg, concurrency, tokenizer)
-    results: list[tuple[str, RunResult]] = []
-    engine: Engine | None = None
-    engine_prefix: bool | None = None
+def server_scheduler_defaults(engine: Engine, user_set: set[str]) -> dict[str, tuple[int, int]]:
+    """{knob: (what this LLM-class engine runs with, what `vllm serve` would pick)} for the scheduler knobs the
+    user left unset and where the two differ. vLLM gives the OpenAI server smaller defaults than the LLM class
+    (H100: 8,192 vs 16,384 batched tokens; CPU: 2,048 vs 4,096 and 128 vs 256 sequences)."""
     try:
-        for name, s in ladder(probe_cfg, engine_cfg, concurrency):
-            if engine is None or engine_prefix != s["prefix"]:
-                if engine is not None:
-                    engine.close()
-                engine = Engine(engine_cfg.model_copy(update={"enable_prefix_caching": s["prefix"]}),
-                                echo_log=echo_log)
-                engine_prefix = s["prefix"]
-            wl = probe_cfg.workload.model_copy(update={"detokenize": s["detokenize"], "temperature": s["temperature"],
-                                                       "top_p": s["top_p"]})
-            cfg = RunConfig(engine=engine.cfg, workload=wl, concurrency=s["concurrency"])
-            results.append((name, run_benchmark(cfg, engine=engine)))
+        from vllm.engine.arg_utils import EngineArgs
+        from vllm.usage.usage_lib import UsageContext
+
+        resolved = engine.resolved_args()
+        tokens, seqs = EngineArgs.get_batch_defaults(resolved["tensor_parallel_size"]
+                                                     * resolved["pipeline_parallel_size"])
+        serve = {"max_num_batched_tokens": tokens.get(UsageContext.OPENAI_API_SERVER),
+                 "max_num_seqs": seqs.get(UsageContext.OPENAI_API_SERVER)}
+    except (ImportError, AttributeError, TypeError, KeyError):  # a release without the probe: no step
+        return {}
+    if serve["max_num_batched_tokens"] and resolved.get("enable_chunked_prefill") is False:
+        serve["max_num_batched_tokens"] = max(serve["max_num_batched_tokens"], resolved["max_model_len"])
+    return {k: (resolved[k], serve[k]) for k in SCHED_KEYS
+            if k not in user_set and serve[k] is not None and serve[k] != resolved[k]}
+
+
+def ladder(probe_cfg: ProbeConfig, engine_cfg: EngineConfig,
+           sched: dict[str, tuple[int, int]]) -> list[tuple[str, dict[str, Any]]]:
+    """(step name, settings); settings["engine"] are engine overrides, "concurrency" True means the level's."""
+    wl = probe_cfg.workload
+    prefix = engine_cfg.enable_prefix_caching if engine_cfg.enable_prefix_caching is not None else True
+    base = {"detokenize": False, "temperature": 0.0, "top_p": 1.0, "concurrency": False,
+            "engine": {"enable_prefix_caching": False}}
+    steps = [("offline: whole batch at once, no detokenization, greedy, prefix caching off", base)]
+    s = {**base, "detokenize": True}
+    steps.append(("+ detokenization (a server always detokenizes)", s))
+    s = {**s, "temperature": wl.temperature, "top_p": wl.top_p}
+    steps.append((f"+ the serving sampling parameters (temperature {wl.temperature:g}, top_p {wl.top_p:g})", s))
+    s = {**s, "engine": {"enable_prefix_caching": prefix}}
+    steps.append((f"+ prefix caching {'on' if prefix else 'off'}, as the server runs", s))
+    if sched:
+        s = {**s, "engine": {**s["engine"], **{k: v[1] for k, v in sched.items()}}}
+        what = ", ".join(f"{k} {v[1]:,} (LLM class: {v[0]:,})" for k, v in sched.items())
+        steps.append((f"+ the scheduler defaults of `vllm serve`: {what}", s))
+    steps.append(("+ the same number of requests in flight in-process (like that many client threads)",
+                  {**s, "concurrency": True}))
+    return steps
+
+
+def check_serving_result(r: RunResult, path: str, concurrency: int, num_prompts: int | None,
+                         probe_cfg: ProbeConfig) -> None:
+    """A saved serving result must be of this very workload, or the ladder explains a different gap."""
+    wl = probe_cfg.workload
+    source = "synthetic" if wl.synthetic else str(wl.prompts_file)
+    want = {"mode": "serving", "concurrency": concurrency, "num_prompts": num_prompts, "source": source,
+            "output_len": wl.output_len, "temperature": wl.temperature, "top_p": wl.top_p, "seed": wl.seed}
+    got = {"mode": r.mode, "concurrency": r.workload.concurrency, "num_prompts": r.workload.num_prompts,
+           "source": r.workload.source, "output_len": r.workload.output_len, "temperature": r.workload.temperature,
+           "top_p": r.workload.top_p, "seed": r.workload.seed}
+    if wl.synthetic:
+        want["input_len"], got["input_len"] = wl.input_len, r.workload.input_len
+    if num_prompts is None:
+        want.pop("num_prompts")
+    diff = [f"{k} {got[k]!r} (here {want[k]!r})" for k in want if got[k] != want[k]]
+    if diff:
+        raise BenchError(f"--serving-result {path} is not this workload: {', '.join(diff)}; give the same "
+                         "workload flags as its serve-probe run")
+
+
+def explain_gap(probe_cfg: ProbeConfig, engine_cfg: EngineConfig, levels: list[tuple[int, int | None]],
+                tokenizer: str | None, serving: dict[int, RunResult] | None = None, echo_log: bool = False,
+                user_set: set[str] | None = None) -> tuple[list[GapReport], dict[int, list[tuple[str, RunResult]]]]:
+    """levels: (concurrency, num_prompts or None for the workload's own). The serving runs come first (all
+    levels), then each ladder step runs every level in one engine, so the engine restarts only when a step
+    changes an engine setting."""
+    serving = dict(serving or {})
+    for c, n in levels:
+        if c not in serving:
+            serving[c] = probe(_with_prompts(probe_cfg, n), c, tokenizer)
+    runs: dict[int, list[tuple[str, RunResult]]] = {c: [] for c, _ in levels}
+    over: dict[str, Any] = {"enable_prefix_caching": False}  # the first step's engine
+    engine = Engine(engine_cfg.model_copy(update=over), echo_log=echo_log)
+    try:
+        # the scheduler step needs a running engine to read vLLM's defaults for this device
+        for name, s in ladder(probe_cfg, engine_cfg, server_scheduler_defaults(engine, user_set or set())):
+            if s["engine"] != over:
+                engine.close()
+                over = s["engine"]
+                engine = Engine(engine_cfg.model_copy(update=over), echo_log=echo_log)
+            for c, n in levels:
+                wl = _with_prompts(probe_cfg, n).workload.model_copy(
+                    update={"detokenize": s["detokenize"], "temperature": s["temperature"], "top_p": s["top_p"]})
+                cfg = RunConfig(engine=engine.cfg, workload=wl, concurrency=c if s["concurrency"] else None)
+                runs[c].append((name.replace("the same number of", str(c)), run_benchmark(cfg, engine=engine)))
     finally:
-        if engine is not None:
-            engine.close()
-    results.append((f"serving over HTTP ({probe_cfg.root}), concurrency {concurrency}", serving))
-    return report(results, concurrency), results
+        engine.close()
+    reports = []
+    for c, n in levels:
+        runs[c].append((f"serving over HTTP ({probe_cfg.root}), concurrency {c}", serving[c]))
+        reports.append(report(runs[c], c, n))
+    return reports, runs
 
 
-def report(results: list[tuple[str, RunResult]], concurrency: int) -> GapReport:
+def _with_prompts(cfg: ProbeConfig, num_prompts: int | None) -> ProbeConfig:
+    if num_prompts is None:
+        return cfg
+    return dataclasses.replace(cfg, workload=cfg.workload.model_copy(update={"num_prompts": num_prompts}))
+
+
+def report(results: list[tuple[str, RunResult]], concurrency: int, num_prompts: int | None = None) -> GapReport:
     rates = [r.throughput.output_tokens_per_s or 0.0 for _, r in results]
     gap = rates[0] - rates[-1]
     steps = []
@@ -92,17 +157,23 @@ def report(results: list[tuple[str, RunResult]], concurrency: int) -> GapReport:
         text = (f"serving gives {rates[-1]:,.1f} output tok/s against {rates[0]:,.1f} offline "
                 f"({rates[-1] / rates[0]:.1%}); the largest part of the gap ({biggest.share_of_gap:.0%}) comes "
                 f"from: {biggest.step}")
-    return GapReport(concurrency=concurrency, steps=steps, gap_tokens_per_s=gap, summary=text)
+    return GapReport(concurrency=concurrency, num_prompts=num_prompts or results[-1][1].workload.num_prompts,
+                     steps=steps, gap_tokens_per_s=gap, summary=text)
 
 
-def render(rep: GapReport, fmt: str = "table") -> str:
+def render(reps: list[GapReport], fmt: str = "table") -> str:
     from tabulate import tabulate
 
-    rows = [[s.step, f"{s.output_tokens_per_s:,.1f}", "" if s.ttft_ms_p50 is None else f"{s.ttft_ms_p50:,.1f}",
-             "" if s.tpot_ms_p50 is None else f"{s.tpot_ms_p50:,.2f}",
-             "" if s.change_tokens_per_s is None else f"{s.change_tokens_per_s:+,.1f}",
-             "" if s.share_of_gap is None else f"{s.share_of_gap:.1%}"] for s in rep.steps]
-    text = tabulate(rows, headers=["step", "output tok/s", "TTFT p50 ms", "TPOT p50 ms", "change", "share of gap"],
-                    tablefmt="github" if fmt == "md" else "simple", disable_numparse=True)
-    return (f"{text}\n\n{rep.summary}\n(the last row's share is the HTTP/serving path: API server, "
-            "serialization, streaming, the client)\n")
+    parts = []
+    for rep in reps:
+        rows = [[s.step, f"{s.output_tokens_per_s:,.1f}", "" if s.ttft_ms_p50 is None else f"{s.ttft_ms_p50:,.1f}",
+                 "" if s.tpot_ms_p50 is None else f"{s.tpot_ms_p50:,.2f}",
+                 "" if s.change_tokens_per_s is None else f"{s.change_tokens_per_s:+,.1f}",
+                 "" if s.share_of_gap is None else f"{s.share_of_gap:.1%}"] for s in rep.steps]
+        text = tabulate(rows, headers=["step", "output tok/s", "TTFT p50 ms", "TPOT p50 ms", "change",
+                                       "share of gap"],
+                        tablefmt="github" if fmt == "md" else "simple", disable_numparse=True)
+        head = f"concurrency {rep.concurrency}, {rep.num_prompts} requests"
+        parts.append(f"{'### ' if fmt == 'md' else ''}{head}\n\n{text}\n\n{rep.summary}\n")
+    return "\n".join(parts) + ("\n(the last row's share is the HTTP/serving path: API server, serialization, "
+                               "streaming, the client)\n")

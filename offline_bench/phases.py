@@ -30,10 +30,11 @@ class PhaseRow(BaseModel):
     input_len: int
     output_len: int | None
     context_tokens: int  # the context the ceiling assumes
-    latency_ms: float  # prefill: the batch's prefill time; decode: one step
-    tokens_per_s: float
+    latency_ms: float | None  # prefill: the batch's prefill time; decode: one step; None: not run
+    tokens_per_s: float | None
     ceiling_tokens_per_s: float | None
     pct_of_ceiling: float | None
+    note: str | None = None  # why a row was not run, or how it ran
 
 
 class PhasesResult(BaseModel):
@@ -65,6 +66,7 @@ def run_phases(engine: Engine, batch_sizes: list[int], input_lens: list[int], ou
                          "--max-model-len")
     vocab, special = engine.vocab()
     info = engine.info
+    kv_tokens = engine.kv_capacity().get("capacity_tokens")
     rows: list[PhaseRow] = []
 
     def params(reqs: list) -> list:
@@ -82,15 +84,27 @@ def run_phases(engine: Engine, batch_sizes: list[int], input_lens: list[int], ou
             if gpu and info:
                 ceil = roofline("", info, gpu, [b], length // 2, num_gpus).prefill_tokens_per_s_ceiling
             tps = b * length / lat
+            waves = (f"the KV cache holds {kv_tokens:,} tokens: the batch was prefilled in waves"
+                     if kv_tokens and b * (length + 1) > kv_tokens else None)
             rows.append(PhaseRow(phase="prefill", batch_size=b, input_len=length, output_len=None,
                                  context_tokens=length // 2, latency_ms=lat * 1000, tokens_per_s=tps,
-                                 ceiling_tokens_per_s=ceil, pct_of_ceiling=100 * tps / ceil if ceil else None))
+                                 ceiling_tokens_per_s=ceil, pct_of_ceiling=100 * tps / ceil if ceil else None,
+                                 note=waves))
+            ctx = length + output_len // 2
+            if kv_tokens and b * (length + output_len) > kv_tokens:
+                # the batch would be preempted mid-decode: its steps would not be decode steps of batch b
+                rows.append(PhaseRow(phase="decode", batch_size=b, input_len=length, output_len=output_len,
+                                     context_tokens=ctx, latency_ms=None, tokens_per_s=None,
+                                     ceiling_tokens_per_s=None, pct_of_ceiling=None,
+                                     note=f"not run: {b} x {length + output_len:,} tokens exceed the KV cache "
+                                          f"({kv_tokens:,} tokens); raise --gpu-memory-utilization or lower "
+                                          "the batch"))
+                continue
             engine.reset_prefix_cache()
             reqs = synthetic_requests(b, length, output_len, 0.0, seed + b * 104729 + length, vocab, special)
             out = engine.run_batch(reqs, params(reqs), f"decode-{length}-{b}")
             last = max(out.engine_ts, key=lambda t: t[1])
             step = (last[2] - last[1]) / max(output_len - 1, 1)
-            ctx = length + output_len // 2
             ceil = None
             if gpu and info:
                 ceil = roofline("", info, gpu, [b], ctx, num_gpus).decode_tokens_per_s_ceiling[b]
@@ -113,12 +127,14 @@ def render(r: PhasesResult, fmt: str = "table") -> str:
         return r.model_dump_json(indent=2)
     from tabulate import tabulate
 
-    rows = [[x.phase, x.batch_size, x.input_len, x.output_len or "", f"{x.latency_ms:,.2f}",
-             f"{x.tokens_per_s:,.1f}", "" if x.ceiling_tokens_per_s is None else f"{x.ceiling_tokens_per_s:,.0f}",
-             "" if x.pct_of_ceiling is None else f"{x.pct_of_ceiling:.1f}%"] for x in r.rows]
+    rows = [[x.phase, x.batch_size, x.input_len, x.output_len or "",
+             "" if x.latency_ms is None else f"{x.latency_ms:,.2f}",
+             "" if x.tokens_per_s is None else f"{x.tokens_per_s:,.1f}",
+             "" if x.ceiling_tokens_per_s is None else f"{x.ceiling_tokens_per_s:,.0f}",
+             "" if x.pct_of_ceiling is None else f"{x.pct_of_ceiling:.1f}%", x.note or ""] for x in r.rows]
     gpu = f"ceilings for {r.gpu.name} ({r.gpu.source})" if r.gpu else "no GPU: ceilings unknown"
     return tabulate(rows, headers=["phase", "batch", "input", "output", "latency ms (prefill: batch, decode: step)",
-                                   "tokens/s", "ceiling tokens/s", "% of ceiling"],
+                                   "tokens/s", "ceiling tokens/s", "% of ceiling", "note"],
                     tablefmt="github" if fmt == "md" else "simple", disable_numparse=True) + f"\n\n{gpu}\n"
 
 
@@ -132,7 +148,7 @@ def plot(r: PhasesResult, path: str | Path) -> None:
     for ax, phase in zip(axes, ("prefill", "decode")):
         for length in sorted({x.input_len for x in r.rows}):
             pts = sorted((x.batch_size, x.tokens_per_s, x.ceiling_tokens_per_s) for x in r.rows
-                         if x.phase == phase and x.input_len == length)
+                         if x.phase == phase and x.input_len == length and x.tokens_per_s is not None)
             line = ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"input {length}")[0]
             if all(p[2] for p in pts):
                 ax.plot([p[0] for p in pts], [p[2] for p in pts], ls="--", color=line.get_color(),

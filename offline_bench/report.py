@@ -49,8 +49,9 @@ def sections(r: RunResult) -> list[tuple[str, list[str], list[list[str]]]]:
     w, e = r.workload, r.environment
     device = e.gpu_name or f"CPU ({e.cpu})"
     head = [["model", r.model], ["device", f"{device}, vllm {e.vllm_version}"],
-            ["workload", f"{w.source}: {w.num_prompts} prompts, {w.total_input_tokens:,} in / "
-                         f"{w.total_output_tokens:,} out tokens, repeats {w.repeats}"],
+            ["workload", f"{w.source}: {w.num_prompts} prompts, {_f(w.total_input_tokens, 0)} in / "
+                         f"{_f(w.total_output_tokens, 0)} out tokens in all, repeats {w.repeats}"
+                         + ("" if w.concurrency is None else f", {w.concurrency} in flight")],
             ["wall time (mean)", _f(t.duration_s, 3) + " s"]]
     if r.roofline:
         rf = r.roofline

@@ -90,6 +90,51 @@ async def check_server(cfg: ProbeConfig) -> list[str]:
     return names
 
 
+async def server_facts(cfg: ProbeConfig) -> dict[str, Any]:
+    """What a vLLM server says about itself: its version (GET /version) and KV cache set-up (the
+    vllm:cache_config_info gauge of GET /metrics). Best effort: other servers give {}."""
+    import httpx
+
+    facts: dict[str, Any] = {}
+    async with httpx.AsyncClient(timeout=min(cfg.timeout_s, 10.0)) as client:
+        try:
+            r = await client.get(f"{cfg.root}/version", headers=_headers(cfg))
+            if r.status_code == 200:
+                facts["vllm_version"] = r.json().get("version")
+        except (httpx.HTTPError, ValueError):
+            pass
+        try:
+            r = await client.get(f"{cfg.root}/metrics", headers=_headers(cfg))
+            if r.status_code == 200:
+                facts.update(parse_cache_config_info(r.text))
+        except httpx.HTTPError:
+            pass
+    return {k: v for k, v in facts.items() if v is not None}
+
+
+def parse_cache_config_info(metrics_text: str) -> dict[str, Any]:
+    """Labels of `vllm:cache_config_info{...} 1.0` (Prometheus text), typed."""
+    import re
+
+    for line in metrics_text.splitlines():
+        if line.startswith("vllm:cache_config_info{"):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+            out: dict[str, Any] = {}
+            for key in ("block_size", "num_gpu_blocks"):
+                if labels.get(key, "").isdigit():
+                    out[key] = int(labels[key])
+            if labels.get("enable_prefix_caching") in ("True", "False"):
+                out["enable_prefix_caching"] = labels["enable_prefix_caching"] == "True"
+            try:
+                out["gpu_memory_utilization"] = float(labels["gpu_memory_utilization"])
+            except (KeyError, ValueError):
+                pass
+            if labels.get("cache_dtype"):
+                out["cache_dtype"] = labels["cache_dtype"]
+            return out
+    return {}
+
+
 def _body(cfg: ProbeConfig, req: Request) -> tuple[str, dict[str, Any]]:
     wl = cfg.workload
     common = {"model": cfg.served_model_name, "max_tokens": req.output_len, "temperature": wl.temperature,
@@ -184,6 +229,7 @@ def _tokenizer_vocab(cfg: ProbeConfig, tokenizer_path: str | None) -> tuple[int,
 def probe(cfg: ProbeConfig, concurrency: int, tokenizer: str | None = None) -> RunResult:
     """Warm up, then send the workload keeping `concurrency` requests in flight; a `run`-schema result."""
     asyncio.run(check_server(cfg))
+    facts = asyncio.run(server_facts(cfg))
     vocab, special = _tokenizer_vocab(cfg, tokenizer)
     warm, timed = build_workload(cfg.workload, vocab, special)
     if warm:
@@ -191,7 +237,7 @@ def probe(cfg: ProbeConfig, concurrency: int, tokenizer: str | None = None) -> R
         _raise_first_error(results)
     results, wall = asyncio.run(_drive(cfg, timed, concurrency))
     _raise_first_error(results)
-    return serving_result(cfg, concurrency, timed, results, wall)
+    return serving_result(cfg, concurrency, timed, results, wall, facts)
 
 
 def _raise_first_error(results: list[StreamResult]) -> None:
@@ -205,7 +251,7 @@ def _ms(s: float | None) -> float | None:
 
 
 def serving_result(cfg: ProbeConfig, concurrency: int, reqs: list[Request], results: list[StreamResult],
-                   wall: float) -> RunResult:
+                   wall: float, facts: dict[str, Any] | None = None) -> RunResult:
     from offline_bench.environment import capture_environment
     from offline_bench.runner import summarize_passes
     from offline_bench.schema import Throughput
@@ -238,17 +284,25 @@ def serving_result(cfg: ProbeConfig, concurrency: int, reqs: list[Request], resu
                         range_ratio=wl.range_ratio if wl.synthetic else None, seed=wl.seed,
                         ignore_eos=wl.effective_ignore_eos, temperature=wl.temperature, top_p=wl.top_p,
                         detokenize=True, warmup_requests=wl.warmup, repeats=1, concurrency=concurrency)
-    unknown_kv = KVCache(**dict.fromkeys(KVCache.model_fields))
+    facts = facts or {}
+    kv = KVCache(**dict.fromkeys(KVCache.model_fields))
+    if facts.get("num_gpu_blocks") and facts.get("block_size"):
+        kv.num_blocks, kv.block_size = facts["num_gpu_blocks"], facts["block_size"]
+        kv.capacity_tokens = kv.num_blocks * kv.block_size
+    resolved = {k: facts[k] for k in ("enable_prefix_caching", "gpu_memory_utilization", "block_size")
+                if k in facts}
     unknown_mem = Memory(**dict.fromkeys(Memory.model_fields))
     return RunResult(
         tool_version=__version__, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         mode="serving", model=cfg.served_model_name, endpoint=f"{cfg.root}/v1/{'chat/' if cfg.chat else ''}"
-        "completions", environment=capture_environment(), engine_args={}, workload=workload, startup={},
-        kv_cache=unknown_kv, memory=unknown_mem, throughput=summarize_passes([tp]), latency=lat, timeline=[],
+        "completions", environment=capture_environment(),
+        engine_args={"server": facts, "resolved": resolved} if facts else {}, workload=workload, startup={},
+        kv_cache=kv, memory=unknown_mem, throughput=summarize_passes([tp]), latency=lat, timeline=[],
         requests=records,
         notes=["Serving mode: times are taken by the client around HTTP streaming requests; token counts are the "
                "server's usage report. The server always detokenizes; what the engine did inside (KV cache, "
-               "queue/prefill/decode split) is unknown from outside.",
+               "queue/prefill/decode split) is unknown from outside; engine_args.server holds what the server "
+               "reports about itself (/version, the vllm:cache_config_info gauge of /metrics).",
                "ITL is the time between SSE chunks that carry text; a chunk can hold more than one token."])
 
 

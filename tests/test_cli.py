@@ -1,9 +1,11 @@
 """The CLI as users run it: a fresh process, one line per bad input, nothing half-written."""
 
 import json
+import re
 
 import pytest
 
+from offline_bench.errors import BenchError
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.engine
@@ -77,3 +79,32 @@ def test_kv_cache_too_small_one_line(tmp_path):
     assert p.returncode == 2, p.stderr[-2000:]
     assert p.stderr.startswith("error: not enough memory for the KV cache") and p.stderr.count("\n") == 1
     assert not (tmp_path / "r.json").exists()
+
+
+def test_concurrency_levels_and_counts():
+    from offline_bench.cli import concurrency_levels, level_path
+
+    assert concurrency_levels(None, None) == [(None, None)]
+    assert concurrency_levels("1,10,64", "4,20,128") == [(1, 4), (10, 20), (64, 128)]
+    assert concurrency_levels("1,10", "8") == [(1, 8), (10, 8)]
+    assert level_path("out/offline.json", 10, True) == "out/offline-c10.json"
+    assert level_path("out/offline.json", 10, False) == "out/offline.json"
+    for bad, counts, msg in (("0,2", None, "positive integers"), ("a", None, "positive integers"),
+                             ("1,2", "1,2,3", "one per --concurrency level (2)")):
+        with pytest.raises(BenchError, match=re.escape(msg)):
+            concurrency_levels(bad, counts)
+
+
+def test_run_several_concurrency_levels_in_one_engine(tmp_path):
+    out = tmp_path / "offline.json"
+    p = run_cli("run", "--max-model-len", "512", "--gpu-memory-utilization", "0.05", "--prompts", "prompts/seed.txt",
+                "--concurrency", "1,3", "--num-prompts", "2,6", "--output-len", "8", "--warmup", "1",
+                "--output", str(out))
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert not out.exists()
+    for level, n in ((1, 2), (3, 6)):
+        r = json.loads((tmp_path / f"offline-c{level}.json").read_text())
+        assert r["workload"]["concurrency"] == level and len(r["requests"]) == n
+    one = json.loads((tmp_path / "offline-c1.json").read_text())
+    three = json.loads((tmp_path / "offline-c3.json").read_text())
+    assert one["startup"] == three["startup"]  # the same engine served both levels

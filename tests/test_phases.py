@@ -56,3 +56,17 @@ def test_achieved_matches_roofline():
     assert a["decode_tokens_per_s_ceiling"] == pytest.approx(ceiling)
     assert a["decode_pct_of_ceiling"] == pytest.approx(100 * 151.1 / ceiling)
     assert a["batch_assumed"] == 1 and a["context_assumed"] == 384
+
+
+@pytest.mark.engine
+def test_phases_skip_decode_rows_the_kv_cache_cannot_hold(engine, monkeypatch):
+    # a KV cache of 50 tokens: batch 4 x (16 + 8) would be preempted mid-decode, so that row is not run
+    real = engine.kv_capacity()
+    monkeypatch.setattr(engine, "kv_capacity", lambda: {**real, "capacity_tokens": 50})
+    r = run_phases(engine, [1, 4], [16], 8, None)
+    rows = {(x.phase, x.batch_size): x for x in r.rows}
+    assert rows[("decode", 1)].tokens_per_s > 0 and rows[("decode", 1)].note is None
+    skipped = rows[("decode", 4)]
+    assert skipped.tokens_per_s is None and "exceed the KV cache (50 tokens)" in skipped.note
+    assert rows[("prefill", 4)].tokens_per_s > 0 and "in waves" in rows[("prefill", 4)].note
+    assert "not run: 4 x 24 tokens" in render(r)

@@ -41,3 +41,14 @@ def test_render_formats(fmt):
         assert any(row[1] == "ttft_ms" for row in rows)
     else:
         assert "output_tokens_per_s" in text and "ttft_ms" in text and "NVIDIA H100" in text
+
+
+def test_parse_cache_config_info():
+    from offline_bench.serving import parse_cache_config_info
+
+    text = ('# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig\n'
+            'vllm:cache_config_info{block_size="16",cache_dtype="auto",enable_prefix_caching="True",engine="0",'
+            'gpu_memory_utilization="0.9",num_gpu_blocks="27783",num_cpu_blocks="None"} 1.0\n')
+    assert parse_cache_config_info(text) == {"block_size": 16, "num_gpu_blocks": 27783, "enable_prefix_caching": True,
+                                             "gpu_memory_utilization": 0.9, "cache_dtype": "auto"}
+    assert parse_cache_config_info("vllm:num_requests_running 0.0\n") == {}

@@ -91,6 +91,11 @@ def test_probe_exact_tokens_and_latencies(probed):
             assert 0 < q["ttft_ms"] <= q["e2e_ms"]
             assert sum(q["itl_ms"]) <= q["e2e_ms"] - q["ttft_ms"] + 1
         assert r["throughput"]["output_tokens_per_s"] > 0
+        import vllm
+
+        server = r["engine_args"]["server"]  # what the server says about itself (/version, /metrics)
+        assert server["vllm_version"] == vllm.__version__ and server["enable_prefix_caching"] is True
+        assert r["kv_cache"]["capacity_tokens"] == server["num_gpu_blocks"] * server["block_size"] > 0
 
 
 def test_key_never_written(probed):
@@ -115,7 +120,9 @@ def test_compare_with_offline_run(probed, engine, tmp_path):
     assert "serving-c4 [serving, c=4] / baseline" in p.stdout and "output_tokens_per_s" in p.stdout
     row = next(line for line in p.stdout.splitlines() if line.startswith("| total_output_tokens"))
     assert "1.000x" in row  # exact token counts on both sides
-    assert "warning: serving-c4 [serving, c=4] vs offline-c4 [offline, c=4]: prefix caching: unknown" in p.stdout
+    # the server reports its version and KV set-up, so those are checked; max_num_seqs stays unknown from outside
+    assert "warning: serving-c4 [serving, c=4] vs offline-c4 [offline, c=4]: max_num_seqs: unknown" in p.stdout
+    assert "engine version" not in p.stdout and "prefix caching" not in p.stdout
     assert "workload differs" not in p.stdout  # same seeded token-id prompts
     assert (tmp_path / "cmp.png").read_bytes()[:4] == b"\x89PNG"
     csv_out = run_cli("compare", str(off), str(d / "serving-c4.json"), "--format", "csv")
@@ -171,19 +178,43 @@ def test_import_vllm_bench_and_hand_figures(tmp_path):
     assert p.returncode == 2 and "unknown keys ['concurency']" in p.stderr
 
 
-def test_explain_gap_ladder(server, tmp_path):
+def test_explain_gap_ladder(server, probed, tmp_path):
+    # level 1 is probed live; level 4 reuses the saved serve-probe result (as when the server had to be stopped)
+    d, _ = probed
     env = {**os.environ, "OPENAI_API_KEY": KEY}
     out = tmp_path / "gap.json"
     p = subprocess.run([sys.executable, "-m", "offline_bench", "explain-gap", "--base-url", server,
                         "--served-model-name", "preset:tiny-llama", "--model", "preset:tiny-llama",
                         "--max-model-len", str(MAX_MODEL_LEN), "--gpu-memory-utilization", AUX_GMU,
-                        "--concurrency", "4", "--num-prompts", "12",
+                        "--concurrency", "1,4", "--num-prompts", "8", "--serving-result", str(d / "serving-c4.json"),
                         "--input-len", "32", "--output-len", "16", "--warmup", "1", "--output", str(out)],
-                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
     assert p.returncode == 0, p.stderr[-3000:]
-    rep = json.loads(out.read_text())["report"]
-    steps = rep["steps"]
-    assert len(steps) == 6 and steps[0]["step"].startswith("offline") and steps[-1]["step"].startswith("serving")
-    if rep["gap_tokens_per_s"] > 0:  # the shares account for the whole gap
-        assert sum(s["share_of_gap"] for s in steps[1:]) == pytest.approx(1.0)
+    doc = json.loads(out.read_text())
+    assert [r["concurrency"] for r in doc["reports"]] == [1, 4]
+    saved = json.loads((d / "serving-c4.json").read_text())
+    for rep in doc["reports"]:
+        steps = rep["steps"]
+        # on the CPU build `vllm serve` defaults to half the LLM class's batched tokens and sequences
+        assert len(steps) == 7 and steps[0]["step"].startswith("offline") and steps[-1]["step"].startswith("serving")
+        assert "scheduler defaults of `vllm serve`" in steps[4]["step"] and "max_num_batched_tokens" in steps[4]["step"]
+        assert steps[5]["step"].startswith(f"+ {rep['concurrency']} requests in flight")
+        if rep["gap_tokens_per_s"] > 0:  # the shares account for the whole gap
+            assert sum(s["share_of_gap"] for s in steps[1:]) == pytest.approx(1.0)
+    assert doc["reports"][1]["steps"][-1]["output_tokens_per_s"] == saved["throughput"]["output_tokens_per_s"]
+    runs4 = doc["runs"]["4"]
+    assert runs4[4]["result"]["engine_args"]["resolved"]["max_num_seqs"] < runs4[3]["result"]["engine_args"][
+        "resolved"]["max_num_seqs"]
+    assert runs4[5]["result"]["workload"]["concurrency"] == 4 and runs4[0]["result"]["workload"]["num_prompts"] == 8
     assert "share of gap" in p.stdout and KEY not in p.stdout + p.stderr + out.read_text()
+
+
+def test_explain_gap_refuses_a_saved_result_of_another_workload(probed):
+    d, _ = probed
+    p = run_cli("explain-gap", "--serving-result", str(d / "serving-c4.json"), "--concurrency", "4",
+                "--num-prompts", "8", "--input-len", "32", "--output-len", "64")
+    assert p.returncode == 2 and "is not this workload: output_len 16 (here 64)" in p.stderr
+    assert p.stderr.count("\n") == 1
+    p = run_cli("explain-gap", "--serving-result", str(d / "serving-c4.json"), "--concurrency", "4,8",
+                "--num-prompts", "8", "--input-len", "32", "--output-len", "16")
+    assert p.returncode == 2 and "concurrency 8 has no --serving-result: pass --base-url" in p.stderr
