@@ -176,25 +176,29 @@ def run(
         wl = cfg.workload if n is None else cfg.workload.model_copy(update={"num_prompts": n})
         return cfg.model_copy(update={"concurrency": level, "workload": wl})
 
-    def emit(result: RunResult, level: int | None) -> None:
-        typer.echo(render(result, fmt))
-        if output:
-            path = level_path(output, level, len(levels) > 1)
-            result.save(path)
-            typer.echo(f"result written to {path}", err=True)
-
+    results: list[tuple[RunResult, int | None]] = []
     if data_parallel_size > 1:
         for level, n in levels:
-            emit(run_benchmark(level_cfg(level, n)), level)  # replicas in their own processes
+            results.append((run_benchmark(level_cfg(level, n)), level))  # replicas in their own processes
     else:
         with Engine(cfg.engine, echo_log=verbose) as engine:
             for level, n in levels:
-                emit(run_benchmark(level_cfg(level, n), engine=engine, progress=_rich_progress(engine.console)),
-                     level)
+                result = run_benchmark(level_cfg(level, n), engine=engine, progress=_rich_progress(engine.console))
+                if output:  # saved at once: a later level's failure loses nothing
+                    result.save(level_path(output, level, len(levels) > 1))
+                results.append((result, level))
             if save_log:
                 from offline_bench.schema import write_atomic
 
                 write_atomic(save_log, engine.log_text())
+    # printed once the engine has stopped: while it runs, its log capture owns stdout and stderr
+    for result, level in results:
+        typer.echo(render(result, fmt))
+        if output:
+            path = level_path(output, level, len(levels) > 1)
+            if data_parallel_size > 1:
+                result.save(path)
+            typer.echo(f"result written to {path}", err=True)
 
 
 ListOpt = Annotated[Optional[str], Opt(help="Comma list to sweep, or one value.")]

@@ -119,7 +119,8 @@ def run_phases(engine: Engine, batch_sizes: list[int], input_lens: list[int], ou
         startup=engine.startup_facts(), gpu=gpu, rows=rows,
         notes=[__doc__.strip().split("\n\n", 1)[1],
                "Ceilings: prefill = peak dense bf16 FLOP/s / FLOPs per token at context L/2; decode = batch / "
-               "((weights read + batch x context x KV bytes) / memory bandwidth) at context L + O/2."])
+               "max((weights read + batch x context x KV bytes) / memory bandwidth, batch x FLOPs per token / "
+               "peak FLOP/s) at context L + O/2."])
 
 
 def render(r: PhasesResult, fmt: str = "table") -> str:

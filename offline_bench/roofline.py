@@ -113,6 +113,7 @@ class Roofline(BaseModel):
     prefill_tokens_per_s_ceiling: float
     decode_tokens_per_s_ceiling: dict[int, float]  # batch size -> tokens/s
     decode_step_ms_floor: dict[int, float]
+    decode_bound: dict[int, str] = {}  # batch size -> "memory" or "compute": which floor is higher
 
 
 def matmul_params(info: ModelInfo, active: bool = True) -> int:
@@ -143,15 +144,20 @@ def roofline(model: str, info: ModelInfo, gpu: GPUSpec, batch_sizes: list[int], 
     flops = 2 * matmul_params(info) + attn
     bw = gpu.memory_bandwidth_gbps * 1e9 * num_gpus
     peak = gpu.bf16_dense_tflops * 1e12 * num_gpus
-    decode, step = {}, {}
+    decode, step, bound = {}, {}, {}
     for b in batch_sizes:
-        t = (weight_bytes_read(info, b, nbytes) + b * context * kv) / bw
+        # a step reads the weights and the batch's KV once, and does b tokens' FLOPs: the slower of the two is the
+        # floor (memory at small batches; compute once b x FLOPs/token outweighs the bytes)
+        t_mem = (weight_bytes_read(info, b, nbytes) + b * context * kv) / bw
+        t_flop = b * flops / peak
+        t = max(t_mem, t_flop)
         step[b] = t * 1000
         decode[b] = b / t
+        bound[b] = "memory" if t_mem >= t_flop else "compute"
     return Roofline(model=model, gpu=gpu, num_gpus=num_gpus, dtype_bytes=nbytes, weight_bytes=info.params * nbytes,
                     kv_bytes_per_token=kv, flops_per_token=flops, context_tokens=context,
                     prefill_tokens_per_s_ceiling=peak / flops, decode_tokens_per_s_ceiling=decode,
-                    decode_step_ms_floor=step)
+                    decode_step_ms_floor=step, decode_bound=bound)
 
 
 def render(r: Roofline, fmt: str = "table") -> str:
@@ -164,12 +170,12 @@ def render(r: Roofline, fmt: str = "table") -> str:
             ["kv_bytes_per_token", f"{r.kv_bytes_per_token:,}"],
             ["flops_per_token", f"{r.flops_per_token:,.0f} (context {r.context_tokens:,})"],
             ["prefill_tokens_per_s_ceiling", f"{r.prefill_tokens_per_s_ceiling:,.0f}"]]
-    rows = [[b, f"{r.decode_step_ms_floor[b]:.3f}", f"{r.decode_tokens_per_s_ceiling[b]:,.1f}"]
-            for b in r.decode_tokens_per_s_ceiling]
+    rows = [[b, f"{r.decode_step_ms_floor[b]:.3f}", f"{r.decode_tokens_per_s_ceiling[b]:,.1f}",
+             r.decode_bound.get(b, "")] for b in r.decode_tokens_per_s_ceiling]
     tf = "github" if fmt == "md" else "simple"
     return (tabulate(head, tablefmt=tf, disable_numparse=True) + "\n\n"
-            + tabulate(rows, headers=["batch", "decode step floor (ms)", "decode tokens/s ceiling"], tablefmt=tf,
-                       disable_numparse=True) + "\n")
+            + tabulate(rows, headers=["batch", "decode step floor (ms)", "decode tokens/s ceiling", "bound by"],
+                       tablefmt=tf, disable_numparse=True) + "\n")
 
 
 def achieved(info: ModelInfo, gpu: GPUSpec, mean_batch: float, mean_input: float, mean_output: float,

@@ -102,6 +102,8 @@ def test_run_several_concurrency_levels_in_one_engine(tmp_path):
                 "--output", str(out))
     assert p.returncode == 0, p.stderr[-2000:]
     assert not out.exists()
+    # one table per level on stdout (printed after the engine stopped: its log capture owns the streams)
+    assert p.stdout.count("output_tokens_per_s") == 2 and p.stderr.count("result written to") == 2
     for level, n in ((1, 2), (3, 6)):
         r = json.loads((tmp_path / f"offline-c{level}.json").read_text())
         assert r["workload"]["concurrency"] == level and len(r["requests"]) == n

@@ -73,3 +73,13 @@ def test_roofline_cli_json():
     assert set(d["decode_tokens_per_s_ceiling"]) == {"1", "8"}
     bad = run_cli("roofline", "--gpu", "tpu-v9", timeout=60)
     assert bad.returncode == 2 and "unknown GPU 'tpu-v9'" in bad.stderr
+
+
+def test_decode_floor_turns_compute_bound_at_large_batches():
+    info = ModelInfo.from_config(preset_config("llama-3.1-8b"))
+    gpu = GPUS["h100-sxm"]
+    r = roofline("", info, gpu, [1, 4096], 128)
+    assert r.decode_bound == {1: "memory", 4096: "compute"}
+    # 4096 tokens x 15.3 GFLOP at 989 TFLOP/s (63.4 ms) outweigh 16.06 GB + 4096 x 128 x 128 KiB at 3.35 TB/s
+    assert r.decode_tokens_per_s_ceiling[4096] == pytest.approx(gpu.bf16_dense_tflops * 1e12 / r.flops_per_token)
+    assert r.decode_tokens_per_s_ceiling[1] < gpu.bf16_dense_tflops * 1e12 / r.flops_per_token

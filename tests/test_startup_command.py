@@ -90,3 +90,16 @@ def test_cpu_engine_log(engine):
     assert facts["cpu_memory_gib"] > 0 and facts["init_engine_s"] > 0
     out = render_startup(text, "table")
     assert "kv_cache_tokens" in out and "GPU total unknown" in out
+
+
+@pytest.mark.parametrize("name, facts", [
+    # a `vllm serve` log (APIServer/EngineCore prefixes): 8,192 batched tokens leave more KV than the LLM class
+    ("h100-vllm0.26-llama8b-serve.log", {"kv_cache_tokens": 449_968, "kv_cache_gib": 54.93, "max_model_len": 4096,
+                                         "peak_activation_gib": 1.1, "tensor_parallel_size": 1}),
+    # TP=2 on two H200s: weights per GPU halve, the KV figure is the group's
+    ("h200x2-vllm0.26-llama8b-tp2.log", {"tensor_parallel_size": 2, "kv_cache_tokens": 1_919_536, "weights_gib": 7.54,
+                                         "gpu_total_gib": 139.8}),
+])
+def test_gpu_logs_of_other_launchers(name, facts):
+    got = parse_startup((FIXTURES / name).read_text())
+    assert {k: got.get(k) for k in facts} == facts
