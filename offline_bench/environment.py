@@ -72,6 +72,19 @@ def _nvidia_smi() -> list[tuple[str, float, str]]:
     return gpus
 
 
+def visible(gpus: list[tuple[str, float, str]]) -> list[tuple[str, float, str]]:
+    """The GPUs CUDA_VISIBLE_DEVICES leaves this process (indices; UUIDs cannot be mapped here, so all)."""
+    import os
+
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is None:
+        return gpus
+    idx = [x.strip() for x in env.split(",") if x.strip()]
+    if not all(i.isdigit() for i in idx):
+        return gpus
+    return [gpus[int(i)] for i in idx if int(i) < len(gpus)]
+
+
 def capture_environment() -> Environment:
     import os
 
@@ -89,12 +102,13 @@ def capture_environment() -> Environment:
         torch_version, cuda_version = torch.__version__, torch.version.cuda
     except ImportError:
         pass
-    gpus = _nvidia_smi()
+    every = _nvidia_smi()
+    gpus = visible(every) or every
     return Environment(
         offline_bench_version=__version__, python_version=sys.version.split()[0], platform=platform.platform(),
         hostname=socket.gethostname(), cpu=_cpu_name(), cpu_count=os.cpu_count(), vllm_version=vllm_version,
         vllm_distribution=dist, torch_version=torch_version, cuda_version=cuda_version,
-        driver_version=gpus[0][2] if gpus else None, device="cuda" if gpus else "cpu",
+        driver_version=every[0][2] if every else None, device="cuda" if every else "cpu",
         gpu_name=gpus[0][0] if gpus else None, gpu_count=len(gpus), gpu_memory_gib=gpus[0][1] if gpus else None)
 
 

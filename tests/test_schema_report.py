@@ -52,3 +52,15 @@ def test_parse_cache_config_info():
     assert parse_cache_config_info(text) == {"block_size": 16, "num_gpu_blocks": 27783, "enable_prefix_caching": True,
                                              "gpu_memory_utilization": 0.9, "cache_dtype": "auto"}
     assert parse_cache_config_info("vllm:num_requests_running 0.0\n") == {}
+
+
+def test_environment_counts_only_the_visible_gpus(monkeypatch):
+    from offline_bench import environment
+
+    gpus = [("NVIDIA H200", 140.4, "580"), ("NVIDIA H100 80GB HBM3", 79.6, "580")]
+    monkeypatch.setattr(environment, "_nvidia_smi", lambda: gpus)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    e = environment.capture_environment()
+    assert (e.gpu_count, e.gpu_name, e.gpu_memory_gib, e.device) == (1, "NVIDIA H100 80GB HBM3", 79.6, "cuda")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert environment.capture_environment().gpu_count == 2
