@@ -176,28 +176,30 @@ def run(
         wl = cfg.workload if n is None else cfg.workload.model_copy(update={"num_prompts": n})
         return cfg.model_copy(update={"concurrency": level, "workload": wl})
 
-    results: list[tuple[RunResult, int | None]] = []
+    results: list[tuple[RunResult, str | None]] = []
+
+    def keep(result: RunResult, level: int | None) -> None:
+        path = level_path(output, level, len(levels) > 1) if output else None
+        if path:  # saved at once: a later level's failure loses nothing
+            result.save(path)
+        results.append((result, path))
+
     if data_parallel_size > 1:
         for level, n in levels:
-            results.append((run_benchmark(level_cfg(level, n)), level))  # replicas in their own processes
+            keep(run_benchmark(level_cfg(level, n)), level)  # replicas in their own processes
     else:
         with Engine(cfg.engine, echo_log=verbose) as engine:
             for level, n in levels:
-                result = run_benchmark(level_cfg(level, n), engine=engine, progress=_rich_progress(engine.console))
-                if output:  # saved at once: a later level's failure loses nothing
-                    result.save(level_path(output, level, len(levels) > 1))
-                results.append((result, level))
+                keep(run_benchmark(level_cfg(level, n), engine=engine, progress=_rich_progress(engine.console)),
+                     level)
             if save_log:
                 from offline_bench.schema import write_atomic
 
                 write_atomic(save_log, engine.log_text())
     # printed once the engine has stopped: while it runs, its log capture owns stdout and stderr
-    for result, level in results:
+    for result, path in results:
         typer.echo(render(result, fmt))
-        if output:
-            path = level_path(output, level, len(levels) > 1)
-            if data_parallel_size > 1:
-                result.save(path)
+        if path:
             typer.echo(f"result written to {path}", err=True)
 
 
@@ -355,8 +357,6 @@ def serve_probe(
     Example: offline-bench serve-probe --base-url http://127.0.0.1:8000 --served-model-name preset:tiny-llama
     --tokenizer preset:tiny-llama --concurrency 1,10,64 --num-prompts 64 --output serving.json
     """
-    import dataclasses
-
     from offline_bench.report import FORMATS, render
     from offline_bench.serving import ProbeConfig, api_key_from_env, probe
 
@@ -369,8 +369,7 @@ def serve_probe(
     cfg = ProbeConfig(base_url=base_url, served_model_name=served_model_name, api_key=api_key_from_env(api_key),
                       chat=chat, timeout_s=timeout, workload=wl)
     for level, n in levels:
-        level_probe = cfg if n is None else dataclasses.replace(cfg, workload=wl.model_copy(update={"num_prompts": n}))
-        result = probe(level_probe, level or 1, tokenizer)
+        result = probe(cfg.with_prompts(n), level or 1, tokenizer)
         typer.echo(render(result, fmt))
         if output:
             path = level_path(output, level, len(levels) > 1)
@@ -515,7 +514,7 @@ def explain_gap_cmd(
         if level not in {c for c, _ in levels}:
             raise BenchError(f"--serving-result {path} was measured at concurrency {level}, which is not in "
                              f"--concurrency {concurrency}")
-        check_serving_result(r, path, level, n, ProbeConfig(base_url="", served_model_name="", workload=wl))
+        check_serving_result(r, path, level, n, wl)
         saved[level] = r
     missing = [c for c, _ in levels if c not in saved]
     if missing and not (base_url and served_model_name):

@@ -72,17 +72,22 @@ def _nvidia_smi() -> list[tuple[str, float, str]]:
     return gpus
 
 
-def visible(gpus: list[tuple[str, float, str]]) -> list[tuple[str, float, str]]:
-    """The GPUs CUDA_VISIBLE_DEVICES leaves this process (indices; UUIDs cannot be mapped here, so all)."""
+def visible_ids(count: int) -> list[str]:
+    """Device ids this process may use out of `count` GPUs: CUDA_VISIBLE_DEVICES (indices or UUIDs) or all."""
     import os
 
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
     if env is None:
+        return [str(i) for i in range(count)]
+    return [x.strip() for x in env.split(",") if x.strip()][:count] if count else []
+
+
+def visible(gpus: list[tuple[str, float, str]]) -> list[tuple[str, float, str]]:
+    """The GPUs CUDA_VISIBLE_DEVICES leaves this process (indices; UUIDs cannot be mapped here, so all)."""
+    ids = visible_ids(len(gpus))
+    if not all(i.isdigit() for i in ids):
         return gpus
-    idx = [x.strip() for x in env.split(",") if x.strip()]
-    if not all(i.isdigit() for i in idx):
-        return gpus
-    return [gpus[int(i)] for i in idx if int(i) < len(gpus)]
+    return [gpus[int(i)] for i in ids if int(i) < len(gpus)]
 
 
 def capture_environment() -> Environment:

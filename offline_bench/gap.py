@@ -5,12 +5,11 @@ over is the HTTP/serving path itself."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from pydantic import BaseModel
 
-from offline_bench.config import EngineConfig, RunConfig
+from offline_bench.config import EngineConfig, RunConfig, WorkloadConfig
 from offline_bench.engine import Engine
 from offline_bench.errors import BenchError
 from offline_bench.runner import run_benchmark
@@ -82,9 +81,8 @@ def ladder(probe_cfg: ProbeConfig, engine_cfg: EngineConfig,
 
 
 def check_serving_result(r: RunResult, path: str, concurrency: int, num_prompts: int | None,
-                         probe_cfg: ProbeConfig) -> None:
+                         wl: WorkloadConfig) -> None:
     """A saved serving result must be of this very workload, or the ladder explains a different gap."""
-    wl = probe_cfg.workload
     source = "synthetic" if wl.synthetic else str(wl.prompts_file)
     want = {"mode": "serving", "concurrency": concurrency, "num_prompts": num_prompts, "source": source,
             "output_len": wl.output_len, "temperature": wl.temperature, "top_p": wl.top_p, "seed": wl.seed}
@@ -110,7 +108,7 @@ def explain_gap(probe_cfg: ProbeConfig, engine_cfg: EngineConfig, levels: list[t
     serving = dict(serving or {})
     for c, n in levels:
         if c not in serving:
-            serving[c] = probe(_with_prompts(probe_cfg, n), c, tokenizer)
+            serving[c] = probe(probe_cfg.with_prompts(n), c, tokenizer)
     runs: dict[int, list[tuple[str, RunResult]]] = {c: [] for c, _ in levels}
     over: dict[str, Any] = {"enable_prefix_caching": False}  # the first step's engine
     engine = Engine(engine_cfg.model_copy(update=over), echo_log=echo_log)
@@ -122,7 +120,7 @@ def explain_gap(probe_cfg: ProbeConfig, engine_cfg: EngineConfig, levels: list[t
                 over = s["engine"]
                 engine = Engine(engine_cfg.model_copy(update=over), echo_log=echo_log)
             for c, n in levels:
-                wl = _with_prompts(probe_cfg, n).workload.model_copy(
+                wl = probe_cfg.with_prompts(n).workload.model_copy(
                     update={"detokenize": s["detokenize"], "temperature": s["temperature"], "top_p": s["top_p"]})
                 cfg = RunConfig(engine=engine.cfg, workload=wl, concurrency=c if s["concurrency"] else None)
                 runs[c].append((name.replace("the same number of", str(c)), run_benchmark(cfg, engine=engine)))
@@ -133,12 +131,6 @@ def explain_gap(probe_cfg: ProbeConfig, engine_cfg: EngineConfig, levels: list[t
         runs[c].append((f"serving over HTTP ({probe_cfg.root}), concurrency {c}", serving[c]))
         reports.append(report(runs[c], c, n))
     return reports, runs
-
-
-def _with_prompts(cfg: ProbeConfig, num_prompts: int | None) -> ProbeConfig:
-    if num_prompts is None:
-        return cfg
-    return dataclasses.replace(cfg, workload=cfg.workload.model_copy(update={"num_prompts": num_prompts}))
 
 
 def report(results: list[tuple[str, RunResult]], concurrency: int, num_prompts: int | None = None) -> GapReport:

@@ -19,13 +19,9 @@ from offline_bench.modelinfo import ModelInfo
 
 def visible_gpus() -> list[str]:
     """GPU indices this process may use (nvidia-smi, narrowed by CUDA_VISIBLE_DEVICES)."""
-    from offline_bench.environment import _nvidia_smi
+    from offline_bench.environment import _nvidia_smi, visible_ids
 
-    count = len(_nvidia_smi())
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env is not None:
-        return [x for x in env.split(",") if x.strip()][:count] if count else []
-    return [str(i) for i in range(count)]
+    return visible_ids(len(_nvidia_smi()))
 
 
 def check_parallel(cfg: EngineConfig, info: ModelInfo | None) -> None:

@@ -7,6 +7,7 @@ chunks: one chunk can carry several tokens, so chunk counts mis-state output tok
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -31,6 +32,12 @@ class ProbeConfig:
     chat: bool = False
     timeout_s: float = 300.0
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
+
+    def with_prompts(self, num_prompts: int | None) -> ProbeConfig:
+        """The same probe with another request count (None: unchanged)."""
+        if num_prompts is None:
+            return self
+        return dataclasses.replace(self, workload=self.workload.model_copy(update={"num_prompts": num_prompts}))
 
     @property
     def root(self) -> str:
