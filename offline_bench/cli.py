@@ -9,8 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from offline_bench.config import EngineConfig, RunConfig, WorkloadConfig, parse_engine_arg
+from offline_bench.config import EngineConfig, RunConfig, WorkloadConfig, parse_bytes, parse_engine_arg
 from offline_bench.errors import BenchError
+from offline_bench.schema import check_writable
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Measure what vLLM's in-process engine really does. Example: offline-bench run")
@@ -19,16 +20,22 @@ Opt = typer.Option
 # Engine flags keep vLLM's own names; None means vLLM's (or the machine's) default.
 ModelOpt = Annotated[str, Opt("--model", help="HF id, local path, or preset:NAME (dummy weights).")]
 GmuOpt = Annotated[Optional[float], Opt("--gpu-memory-utilization",
-                                        help="Fraction of GPU memory for vLLM (default 0.9; on CPU 0.3 of RAM).")]
+                                        help="Fraction of GPU memory for vLLM (default 0.9; on the CPU build, "
+                                             "where it is a share of the NUMA node's RAM, the default is a 1 GiB "
+                                             "KV cache instead).")]
 MmlOpt = Annotated[Optional[int], Opt("--max-model-len", help="Context length (default: the model's).")]
+KvBytesOpt = Annotated[Optional[str], Opt("--kv-cache-memory-bytes",
+                                          help="KV cache size per GPU instead of a share of memory, e.g. 64MiB, "
+                                               "2GiB (vLLM then ignores --gpu-memory-utilization).")]
 
 
 def engine_config(model: str, tokenizer: str | None, gmu: float | None, mml: int | None, max_num_seqs: int | None,
                   mnbt: int | None, dtype: str, kv_cache_dtype: str, enforce_eager: bool | None,
                   prefix: bool | None, tp: int, pp: int, load_format: str | None, seed: int,
-                  engine_arg: list[str] | None) -> EngineConfig:
+                  engine_arg: list[str] | None, *, kv_bytes: str | None = None) -> EngineConfig:
     extra = dict(parse_engine_arg(a) for a in engine_arg or [])
     return EngineConfig(model=model, tokenizer=tokenizer, gpu_memory_utilization=gmu, max_model_len=mml,
+                        kv_cache_memory_bytes=parse_bytes(kv_bytes) if kv_bytes is not None else None,
                         max_num_seqs=max_num_seqs, max_num_batched_tokens=mnbt, dtype=dtype,
                         kv_cache_dtype=kv_cache_dtype, enforce_eager=enforce_eager, enable_prefix_caching=prefix,
                         tensor_parallel_size=tp, pipeline_parallel_size=pp, load_format=load_format, seed=seed,
@@ -103,6 +110,7 @@ def run(
     model: ModelOpt = "preset:tiny-llama",
     tokenizer: Annotated[Optional[str], Opt(help="Tokenizer (default: the model's).")] = None,
     gpu_memory_utilization: GmuOpt = None,
+    kv_cache_memory_bytes: KvBytesOpt = None,
     max_model_len: MmlOpt = None,
     max_num_seqs: Annotated[Optional[int], Opt(help="Most requests in one batch (vLLM default).")] = None,
     max_num_batched_tokens: Annotated[Optional[int], Opt(help="Token budget per step (vLLM default).")] = None,
@@ -152,7 +160,7 @@ def run(
     --num-prompts 4,20,128 --output offline.json   (writes offline-c1.json, offline-c10.json, offline-c64.json)
     """
     from offline_bench.report import FORMATS, render
-    from offline_bench.runner import run_benchmark
+    from offline_bench.runner import preflight, run_benchmark
     from offline_bench.schema import RunResult
 
     if fmt not in FORMATS:
@@ -161,7 +169,8 @@ def run(
     cfg = RunConfig(
         engine=engine_config(model, tokenizer, gpu_memory_utilization, max_model_len, max_num_seqs,
                              max_num_batched_tokens, dtype, kv_cache_dtype, enforce_eager, enable_prefix_caching,
-                             tensor_parallel_size, pipeline_parallel_size, load_format, seed, engine_arg),
+                             tensor_parallel_size, pipeline_parallel_size, load_format, seed, engine_arg,
+                             kv_bytes=kv_cache_memory_bytes),
         workload=WorkloadConfig(prompts_file=prompts, num_prompts=levels[0][1], input_len=input_len,
                                 output_len=output_len, range_ratio=range_ratio, seed=seed, ignore_eos=ignore_eos,
                                 temperature=temperature, top_p=top_p, detokenize=detokenize, warmup=warmup,
@@ -169,7 +178,9 @@ def run(
         concurrency=levels[0][0], verbose=verbose)
     apply_parallel(cfg.engine, data_parallel_size, distributed_executor_backend, ray_address, compilation_config,
                    safe_allreduce)
-    cfg.validate_values()
+    check_writable(output, "--output")
+    check_writable(save_log, "--save-log")
+    preflight(cfg)  # every check that needs no engine, before the engine's start
     from offline_bench.engine import Engine
 
     def level_cfg(level: int | None, n: int | None) -> RunConfig:
@@ -212,6 +223,8 @@ def sweep(
     report: Annotated[Optional[str], Opt("--report", help="Re-render DIR's tables and plots; run nothing.")] = None,
     model: ModelOpt = "preset:tiny-llama",
     gpu_memory_utilization: ListOpt = None,
+    kv_cache_memory_bytes: Annotated[Optional[str], Opt(help="KV cache sizes instead of gmu, e.g. 32MiB,64MiB.")]
+    = None,
     max_model_len: ListOpt = None,
     max_num_seqs: ListOpt = None,
     max_num_batched_tokens: ListOpt = None,
@@ -258,7 +271,9 @@ def sweep(
         return
     if not output_dir:
         raise BenchError("give --output-dir DIR (or --report DIR to re-render a finished sweep)")
-    lists = {"gpu_memory_utilization": gpu_memory_utilization, "max_model_len": max_model_len,
+    check_writable(output_dir, "--output-dir", is_dir=True)
+    lists = {"gpu_memory_utilization": gpu_memory_utilization, "kv_cache_memory_bytes": kv_cache_memory_bytes,
+             "max_model_len": max_model_len,
              "max_num_seqs": max_num_seqs, "max_num_batched_tokens": max_num_batched_tokens,
              "kv_cache_dtype": kv_cache_dtype, "dtype": dtype, "tensor_parallel_size": tensor_parallel_size,
              "pipeline_parallel_size": pipeline_parallel_size}
@@ -277,6 +292,9 @@ def sweep(
         range_ratio=range_ratio, seed=seed, ignore_eos=ignore_eos, temperature=temperature, top_p=top_p,
         detokenize=detokenize, warmup=warmup, repeats=repeats))
     cfg.workload.validate_values()
+    cfg.engine.validate_values()
+    if "gpu_memory_utilization" in grid and ("kv_cache_memory_bytes" in grid or cfg.engine.kv_cache_memory_bytes):
+        raise BenchError("--gpu-memory-utilization and --kv-cache-memory-bytes both size the KV cache: sweep one")
     if cfg.engine.gpu_memory_utilization is not None or "gpu_memory_utilization" in grid:
         for g in grid.get("gpu_memory_utilization", [cfg.engine.gpu_memory_utilization]):
             if not 0 < g <= 1:
@@ -368,6 +386,8 @@ def serve_probe(
     wl.validate_values()
     cfg = ProbeConfig(base_url=base_url, served_model_name=served_model_name, api_key=api_key_from_env(api_key),
                       chat=chat, timeout_s=timeout, workload=wl)
+    cfg.check()
+    check_writable(output, "--output")
     for level, n in levels:
         result = probe(cfg.with_prompts(n), level or 1, tokenizer)
         typer.echo(render(result, fmt))
@@ -384,6 +404,7 @@ def serve_preset(
     host: Annotated[str, Opt(help="Address to bind.")] = "127.0.0.1",
     max_model_len: MmlOpt = None,
     gpu_memory_utilization: GmuOpt = None,
+    kv_cache_memory_bytes: KvBytesOpt = None,
     api_key: Annotated[Optional[str], Opt("--api-key", help="Require this key from clients.",
                                           show_default=False)] = None,
     print_command: Annotated[bool, Opt(help="Print the vLLM command instead of running it.")] = False,
@@ -396,8 +417,13 @@ def serve_preset(
 
     from offline_bench.serving import serve_preset_command
 
+    ecfg = EngineConfig(model=f"preset:{name}", max_model_len=max_model_len,
+                        gpu_memory_utilization=gpu_memory_utilization,
+                        kv_cache_memory_bytes=parse_bytes(kv_cache_memory_bytes) if kv_cache_memory_bytes else None)
+    ecfg.validate_values()
     cmd = serve_preset_command(name, port, host, max_model_len=max_model_len,
-                               gpu_memory_utilization=gpu_memory_utilization, api_key=api_key)
+                               gpu_memory_utilization=gpu_memory_utilization, api_key=api_key,
+                               kv_cache_memory_bytes=ecfg.kv_cache_memory_bytes)
     if print_command:
         typer.echo(" ".join("<key>" if api_key and c == api_key else c for c in cmd))
         return
@@ -422,6 +448,7 @@ def compare(
 
     if fmt not in ("table", "md", "csv"):
         raise BenchError(f"--format {fmt} is not one of table, md, csv")
+    check_writable(plot, "--plot")
     loaded = [(p, RunResult.load(p)) for p in results]
     runs = [Labeled(label_for(p, r), r) for p, r in loaded]
     base_idx = 0
@@ -448,6 +475,7 @@ def import_results(
     """
     from offline_bench.importers import import_file
 
+    check_writable(output_dir, "--output-dir", is_dir=True)
     for path in import_file(source, output_dir):
         typer.echo(str(path))
 
@@ -466,6 +494,7 @@ def explain_gap_cmd(
     timeout: Annotated[float, Opt()] = 300.0,
     model: ModelOpt = "preset:tiny-llama",
     gpu_memory_utilization: GmuOpt = None,
+    kv_cache_memory_bytes: KvBytesOpt = None,
     max_model_len: MmlOpt = None,
     max_num_seqs: Annotated[Optional[int], Opt(help="As the server runs (default: vLLM's).")] = None,
     max_num_batched_tokens: Annotated[Optional[int], Opt(help="As the server runs (default: vLLM's).")] = None,
@@ -495,15 +524,19 @@ def explain_gap_cmd(
     """
     from offline_bench.gap import check_serving_result, explain_gap, render
     from offline_bench.schema import RunResult
-    from offline_bench.serving import ProbeConfig, api_key_from_env
+    from offline_bench.serving import ProbeConfig, api_key_from_env, check_base_url
 
     levels = concurrency_levels(concurrency, num_prompts)
     wl = workload_config(prompts, levels[0][1], input_len, output_len, 0.0, seed, ignore_eos, temperature, top_p,
                          True, warmup, 1)
     wl.validate_values()
     ecfg = engine_config(model, None, gpu_memory_utilization, max_model_len, max_num_seqs, max_num_batched_tokens,
-                         "auto", "auto", None, enable_prefix_caching, 1, 1, None, seed, engine_arg)
+                         "auto", "auto", None, enable_prefix_caching, 1, 1, None, seed, engine_arg,
+                         kv_bytes=kv_cache_memory_bytes)
     ecfg.validate_values()
+    check_writable(output, "--output")
+    if base_url:
+        check_base_url(base_url)
     cfg = ProbeConfig(base_url=base_url or "", served_model_name=served_model_name or "",
                       api_key=api_key_from_env(api_key), timeout_s=timeout, workload=wl)
     saved: dict[int, RunResult] = {}
@@ -583,6 +616,7 @@ def phases(
     measure_gpu: Annotated[bool, Opt(help="Measure bandwidth and bf16 rate instead of the datasheet.")] = False,
     model: ModelOpt = "preset:tiny-llama",
     gpu_memory_utilization: GmuOpt = None,
+    kv_cache_memory_bytes: KvBytesOpt = None,
     max_model_len: MmlOpt = None,
     max_num_seqs: Annotated[Optional[int], Opt()] = None,
     max_num_batched_tokens: Annotated[Optional[int], Opt()] = None,
@@ -617,8 +651,10 @@ def phases(
         raise BenchError("--batch-sizes and --input-len take positive integers; --output-len must be at least 2")
     ecfg = engine_config(model, None, gpu_memory_utilization, max_model_len, max_num_seqs or max(sizes),
                          max_num_batched_tokens, dtype, "auto", enforce_eager, None, tensor_parallel_size, 1,
-                         load_format, seed, engine_arg)
+                         load_format, seed, engine_arg, kv_bytes=kv_cache_memory_bytes)
     apply_parallel(ecfg, 1, distributed_executor_backend, ray_address, compilation_config, safe_allreduce)
+    check_writable(output, "--output")
+    check_writable(plot, "--plot")
     spec = gpu_spec(gpu) if gpu else None
     with Engine(ecfg, echo_log=verbose) as engine:
         if measure_gpu:
@@ -668,23 +704,44 @@ def presets(fmt: Annotated[str, Opt("--format", help="table, md or json.")] = "t
     typer.echo(tabulate(rows, headers="keys", tablefmt="github" if fmt == "md" else "simple"))
 
 
-def main() -> None:
+def _click_exceptions():  # noqa: ANN202 - the click module typer really uses
+    """typer >= 0.24 carries its own copy of click (typer._click); older releases use the click package."""
+    import importlib
+
     try:
-        app(standalone_mode=False)
+        return importlib.import_module("typer._click.exceptions")
+    except ImportError:
+        return importlib.import_module("click.exceptions")
+
+
+INTERRUPTED = "interrupted (results already written are kept; a sweep resumes where it stopped)"
+
+
+def run_app(args: list[str] | None = None) -> int:
+    """Run the CLI and return its exit status: 0, 2 for bad input or usage (one line, or typer's usage
+    message), 130 on Ctrl-C."""
+    click_exc = _click_exceptions()
+    aborts = (KeyboardInterrupt, typer.Abort, getattr(click_exc, "Abort", typer.Abort))
+    try:
+        rv = app(args=args, prog_name="offline-bench", standalone_mode=False)
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted (results already written are kept; a sweep resumes where it stopped)", file=sys.stderr)
-        sys.exit(130)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except Exception as e:  # click usage errors come here in non-standalone mode
-        import click
+        return 2
+    except click_exc.ClickException as e:  # usage errors: unknown option or command, bad value, missing argument
+        e.show()
+        return e.exit_code
+    except aborts:
+        rv = 130
+    except typer.Exit as e:  # older typer raises it instead of returning the status
+        rv = e.exit_code
+    if rv == 130:  # typer turns Ctrl-C into a returned 130 in this mode
+        print(INTERRUPTED, file=sys.stderr)
+    return rv if isinstance(rv, int) else 0
 
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(130)
-        raise
+
+def main() -> None:
+    try:
+        sys.exit(run_app())
+    except KeyboardInterrupt:  # Ctrl-C outside the command itself (while importing, say)
+        print(INTERRUPTED, file=sys.stderr)
+        sys.exit(130)

@@ -63,15 +63,17 @@ def _unknown(v: Any) -> bool:
     return v is None or (isinstance(v, tuple) and all(x is None for x in v[1:]))
 
 
-def mismatches(base: RunResult, other: RunResult) -> list[str]:
-    """Every condition that differs (or cannot be checked) between two runs."""
-    a, b = _conditions(base), _conditions(other)
+def mismatches(base: Labeled, other: Labeled) -> list[str]:
+    """Every condition that differs (or cannot be checked) between `other` and the baseline, values in that
+    order: `other` first, as in the warning's "other vs baseline" prefix."""
+    a, b = _conditions(other.result), _conditions(base.result)
     out = []
     for key in a:
         if _unknown(a[key]) or _unknown(b[key]):
             if a[key] != b[key] and key != "concurrency":
-                out.append(f"{key}: unknown for one run, so it cannot be checked (serving or imported results do "
-                           "not record it)")
+                where = " and ".join(x.label for x, v in ((other, a[key]), (base, b[key])) if _unknown(v))
+                out.append(f"{key}: unknown in {where} (serving or imported results do not record it), so it "
+                           "cannot be checked")
             continue
         if a[key] != b[key]:
             out.append(f"{key} differs: {a[key]} vs {b[key]}")
@@ -113,7 +115,7 @@ def render(runs: list[Labeled], baseline: Labeled, fmt: str = "table") -> str:
     warnings = []
     for r in runs:
         if r is not baseline:
-            for m in mismatches(baseline.result, r.result):
+            for m in mismatches(baseline, r):
                 warnings.append(f"{r.label} vs {baseline.label}: {m}")
     if fmt == "csv":
         buf = io.StringIO()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import re
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -12,7 +13,9 @@ from pydantic import BaseModel, Field
 from offline_bench.errors import BenchError
 
 # Defaults that differ by machine; resolved at run time and recorded as resolved.
-CPU_DEFAULT_GMU = 0.3  # on the CPU build gmu is the share of RAM given to the KV cache
+# On the CPU build gmu is the share of the NUMA node's RAM (less the worker's own memory) for the KV cache, and
+# what a node reports varies from machine to machine and over time; a fixed KV size starts the same everywhere.
+CPU_DEFAULT_KV_BYTES = 2**30
 
 
 class EngineConfig(BaseModel):
@@ -21,6 +24,7 @@ class EngineConfig(BaseModel):
     model: str = "preset:tiny-llama"
     tokenizer: str | None = None
     gpu_memory_utilization: float | None = None
+    kv_cache_memory_bytes: int | None = None  # KV pool size in bytes; vLLM then ignores gpu_memory_utilization
     max_model_len: int | None = None
     max_num_seqs: int | None = None
     max_num_batched_tokens: int | None = None
@@ -40,16 +44,52 @@ class EngineConfig(BaseModel):
     engine_args: dict[str, Any] = Field(default_factory=dict)
 
     def validate_values(self) -> None:
+        self._absorb_engine_args()
         gmu = self.gpu_memory_utilization
-        if gmu is not None and not (0 < gmu <= 1):
+        if gmu is not None and (not isinstance(gmu, (int, float)) or isinstance(gmu, bool) or not 0 < gmu <= 1):
             raise BenchError(f"--gpu-memory-utilization {gmu} is outside (0, 1]: pass a fraction such as 0.9")
         if self.distributed_executor_backend not in (None, "mp", "ray"):
             raise BenchError(f"--distributed-executor-backend {self.distributed_executor_backend}: use mp or ray")
         for name in ("max_model_len", "max_num_seqs", "max_num_batched_tokens", "tensor_parallel_size",
-                     "pipeline_parallel_size", "data_parallel_size"):
+                     "pipeline_parallel_size", "data_parallel_size", "kv_cache_memory_bytes"):
             value = getattr(self, name)
-            if value is not None and value < 1:
-                raise BenchError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise BenchError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+        if gmu is not None and self.kv_cache_memory_bytes is not None:
+            raise BenchError("--gpu-memory-utilization and --kv-cache-memory-bytes both size the KV cache: give one "
+                             "(vLLM ignores gpu_memory_utilization when kv_cache_memory_bytes is set)")
+
+    def _absorb_engine_args(self) -> None:
+        """--engine-arg KEY=VALUE naming one of our own flags: one source of truth, never a silent winner."""
+        for key in [k for k in self.engine_args if k in FLAG_FIELDS]:
+            value = self.engine_args[key]
+            current = getattr(self, key)
+            default = type(self).model_fields[key].default
+            flag = f"--{key.replace('_', '-')}"
+            if current != default and current != value:
+                raise BenchError(f"--engine-arg {key}={value} conflicts with {flag} {current}: give it once")
+            setattr(self, key, value)
+            del self.engine_args[key]
+
+
+# Fields with a flag of their own (the rest of EngineConfig is this tool's, not vLLM's)
+FLAG_FIELDS = ("gpu_memory_utilization", "kv_cache_memory_bytes", "max_model_len", "max_num_seqs",
+               "max_num_batched_tokens", "dtype", "kv_cache_dtype", "enforce_eager", "enable_prefix_caching",
+               "tensor_parallel_size", "pipeline_parallel_size", "tokenizer", "load_format", "seed",
+               "distributed_executor_backend", "compilation_config")
+
+_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+
+
+def parse_bytes(text: str, flag: str = "--kv-cache-memory-bytes") -> int:
+    """'67108864', '64MiB', '2GiB', '2G' (= 2 x 10^9), '1.5GiB' -> bytes."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]i?)?b?\s*", str(text), re.IGNORECASE)
+    if not m:
+        raise BenchError(f"{flag} '{text}' is not a size: give bytes or a size such as 64MiB or 2GiB")
+    value = int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
+    if value < 1:
+        raise BenchError(f"{flag} '{text}' must be at least one byte")
+    return value
 
 
 SAFE_ALLREDUCE_ENV = {"VLLM_FLASHINFER_ALLREDUCE_BACKEND": "trtllm"}

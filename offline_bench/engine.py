@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from offline_bench.config import CPU_DEFAULT_GMU, EngineConfig, check_engine_args
+from offline_bench.config import CPU_DEFAULT_KV_BYTES, EngineConfig, check_engine_args
 from offline_bench.environment import has_cuda
 from offline_bench.errors import BenchError
 from offline_bench.logcapture import LogCapture
@@ -36,7 +36,6 @@ def llm_kwargs(cfg: EngineConfig, model: ResolvedModel, on_gpu: bool) -> dict[st
     """The exact keyword arguments given to vllm.LLM (recorded with the result)."""
     kwargs: dict[str, Any] = {
         "model": model.path,
-        "gpu_memory_utilization": cfg.gpu_memory_utilization or (0.9 if on_gpu else CPU_DEFAULT_GMU),
         "dtype": cfg.dtype,
         "kv_cache_dtype": cfg.kv_cache_dtype,
         "enforce_eager": cfg.enforce_eager if cfg.enforce_eager is not None else not on_gpu,
@@ -46,6 +45,7 @@ def llm_kwargs(cfg: EngineConfig, model: ResolvedModel, on_gpu: bool) -> dict[st
         "seed": cfg.seed,
         "disable_log_stats": False,  # needed for RequestOutput.metrics and LLM.get_metrics()
     }
+    kwargs.update(kv_size_kwargs(cfg.gpu_memory_utilization, cfg.kv_cache_memory_bytes, on_gpu))
     if cfg.tokenizer:
         kwargs["tokenizer"] = cfg.tokenizer
     for name in ("max_model_len", "max_num_seqs", "max_num_batched_tokens", "enable_prefix_caching"):
@@ -54,6 +54,16 @@ def llm_kwargs(cfg: EngineConfig, model: ResolvedModel, on_gpu: bool) -> dict[st
             kwargs[name] = value
     kwargs.update(cfg.engine_args)
     return kwargs
+
+
+def kv_size_kwargs(gmu: float | None, kv_bytes: int | None, on_gpu: bool) -> dict[str, Any]:
+    """How the KV cache is sized: bytes if given (vLLM then ignores gmu), else gmu (GPU default 0.9), else on the
+    CPU build a fixed size."""
+    if kv_bytes is not None:
+        return {"kv_cache_memory_bytes": kv_bytes}
+    if gmu is not None or on_gpu:
+        return {"gpu_memory_utilization": gmu or 0.9}
+    return {"kv_cache_memory_bytes": CPU_DEFAULT_KV_BYTES}
 
 
 def check_max_model_len(cfg: EngineConfig, info: ModelInfo | None, config: dict | None) -> None:
@@ -154,11 +164,14 @@ class Engine:
             from vllm import LLM
 
             self.llm = LLM(**self.kwargs)
-        except Exception as e:  # noqa: BLE001 - turned into one line below
-            self.capture._thread.join(timeout=3)  # noqa: SLF001 - let the dying engine's last lines arrive
+        except BaseException as e:  # Ctrl-C too: give the terminal back before it propagates
+            if isinstance(e, Exception):
+                self.capture._thread.join(timeout=3)  # noqa: SLF001 - let the dying engine's last lines arrive
             text = self.capture.text()
             self.capture.__exit__(None, None, None)
             self._closed = True
+            if not isinstance(e, Exception):
+                raise
             raise BenchError(explain_engine_failure(text, e)) from None
         self.init_s = time.perf_counter() - t0
         self.probe = MetricsProbe(self.llm)
@@ -193,6 +206,7 @@ class Engine:
             "kv_cache_dtype": cc.cache_dtype,
             "block_size": cc.block_size,
             "gpu_memory_utilization": cc.gpu_memory_utilization,
+            "kv_cache_memory_bytes": getattr(cc, "kv_cache_memory_bytes", None),
             "enable_prefix_caching": cc.enable_prefix_caching,
             "max_num_seqs": sc.max_num_seqs,
             "max_num_batched_tokens": sc.max_num_batched_tokens,

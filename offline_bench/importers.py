@@ -16,11 +16,13 @@ from typing import Any
 
 from offline_bench import __version__
 from offline_bench.environment import Environment
-from offline_bench.errors import BenchError
+from offline_bench.errors import BenchError, input_file
 from offline_bench.runner import summarize_passes
 from offline_bench.schema import KVCache, Latency, Memory, RequestRecord, RunResult, Throughput, Workload
 from offline_bench.stats import Distribution
 
+# workload facts (positive integers) vs measured figures (non-negative numbers); a run needs one figure at least
+HAND_COUNTS = {"concurrency", "num_prompts", "input_len", "output_len", "total_output_tokens", "total_input_tokens"}
 HAND_KEYS = {"concurrency", "ttft_s", "ttft_ms", "tpot_ms", "itl_ms", "e2e_s", "e2e_ms", "output_tokens_per_s",
              "total_tokens_per_s", "requests_per_s", "total_output_tokens", "total_input_tokens", "num_prompts",
              "input_len", "output_len", "duration_s"}
@@ -110,6 +112,7 @@ def from_hand(doc: dict[str, Any], source: str) -> list[tuple[str, RunResult]]:
         unknown = set(run) - HAND_KEYS
         if unknown:
             raise BenchError(f"{source}: runs[{i}] has unknown keys {sorted(unknown)}; known: {sorted(HAND_KEYS)}")
+        _check_hand_run(run, f"{source}: runs[{i}]")
         conc = run.get("concurrency")
         ttft = run.get("ttft_ms", run["ttft_s"] * 1000 if "ttft_s" in run else None)
         e2e = run.get("e2e_ms", run["e2e_s"] * 1000 if "e2e_s" in run else None)
@@ -137,10 +140,21 @@ def from_hand(doc: dict[str, Any], source: str) -> list[tuple[str, RunResult]]:
     return out
 
 
+def _check_hand_run(run: dict[str, Any], where: str) -> None:
+    for key, value in run.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise BenchError(f"{where}: {key} must be a number, got {value!r}")
+        if key in HAND_COUNTS and (not isinstance(value, int) or value < 1):
+            raise BenchError(f"{where}: {key} must be a positive integer, got {value!r}")
+        if value < 0:
+            raise BenchError(f"{where}: {key} must not be negative, got {value!r}")
+    if not set(run) - HAND_COUNTS:
+        raise BenchError(f"{where} gives no figures: add at least one of ttft_ms, tpot_ms, e2e_ms, "
+                         "output_tokens_per_s, ... (only workload facts were given)")
+
+
 def import_file(source: str, output_dir: str) -> list[Path]:
-    path = Path(source)
-    if not path.is_file():
-        raise BenchError(f"'{source}' not found: pass a vllm bench serve result or a YAML/JSON of figures")
+    path = input_file(source, "figures file", "pass a vllm bench serve result or a YAML/JSON of figures")
     text = path.read_text(encoding="utf-8", errors="replace")
     try:
         doc = json.loads(text)

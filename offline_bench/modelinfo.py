@@ -28,13 +28,16 @@ class ModelInfo(BaseModel):
 
     @classmethod
     def from_config(cls, c: dict) -> ModelInfo:
-        c = c.get("text_config", c) if "num_hidden_layers" not in c else c
-        hidden = int(c["hidden_size"])
-        heads = int(c["num_attention_heads"])
+        """Raises ValueError naming the first required field the config lacks (or holds as a non-number)."""
+        if not isinstance(c, dict):
+            raise ValueError(f"a config must be a JSON object, not {type(c).__name__}")
+        c = c.get("text_config", c) if "num_hidden_layers" not in c and isinstance(c.get("text_config"), dict) else c
+        hidden = _field(c, "hidden_size", "n_embd", "d_model")
+        heads = _field(c, "num_attention_heads", "n_head", "num_heads")
         kv_heads = int(c.get("num_key_value_heads") or heads)
         head_dim = int(c.get("head_dim") or hidden // heads)
-        layers = int(c["num_hidden_layers"])
-        vocab = int(c["vocab_size"])
+        layers = _field(c, "num_hidden_layers", "n_layer", "num_layers")
+        vocab = _field(c, "vocab_size")
         inter = int(c.get("intermediate_size") or 0)
         experts = int(c.get("num_experts") or c.get("num_local_experts") or 0)
         topk = int(c.get("num_experts_per_tok") or 0)
@@ -68,3 +71,14 @@ class ModelInfo(BaseModel):
         dtype = kv_dtype if kv_dtype and kv_dtype != "auto" else (self.torch_dtype or "bfloat16")
         nbytes = DTYPE_BYTES.get(str(dtype).replace("torch.", ""), 2)
         return 2 * self.num_layers * self.num_kv_heads * self.head_dim * nbytes
+
+
+def _field(c: dict, name: str, *aliases: str) -> int:
+    """A required positive integer, under its usual name or the older names some architectures use."""
+    for key in (name, *aliases):
+        if key in c:
+            value = c[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"'{key}' must be a positive integer, got {value!r}")
+            return value
+    raise ValueError(f"it has no '{name}'")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -15,6 +14,7 @@ from typing import Any
 from offline_bench.config import SAFE_ALLREDUCE_ENV, SAFE_ALLREDUCE_PASS, EngineConfig, RunConfig
 from offline_bench.errors import BenchError
 from offline_bench.modelinfo import ModelInfo
+from offline_bench.procs import child_error, fail_child, kill_group, spawn
 
 
 def visible_gpus() -> list[str]:
@@ -111,11 +111,7 @@ def run_data_parallel(cfg: RunConfig, progress_file: Any = None) -> Any:
         replica.engine.data_parallel_size = 1
         spec = {"config": json.loads(replica.model_dump_json()), "rank": rank, "size": dp,
                 "out": str(tmp / f"replica-{rank}.json"), "go": str(tmp / "go")}
-        from offline_bench.sweep import _die_with_parent
-
-        p = subprocess.Popen([sys.executable, "-m", "offline_bench.parallel"], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                             start_new_session=True, preexec_fn=_die_with_parent)
+        p = spawn([sys.executable, "-m", "offline_bench.parallel"], env=env)
         p.stdin.write(json.dumps(spec))
         p.stdin.close()
         procs.append(p)
@@ -123,25 +119,19 @@ def run_data_parallel(cfg: RunConfig, progress_file: Any = None) -> Any:
         for rank, p in enumerate(procs):  # wait until every engine is up
             line = p.stdout.readline().strip()
             if line != "ready":
-                err = [x for x in p.stderr.read().splitlines() if x.strip()]
-                msg = next((x[7:] for x in reversed(err) if x.startswith("error: ")), err[-1] if err else line)
-                raise BenchError(f"replica {rank} failed to start: {msg}")
+                p.wait()
+                raise BenchError(f"replica {rank} failed to start: {child_error(p.stderr.read(), p.returncode)}")
         (tmp / "go").write_text(str(time.time()))
         results = []
         for rank, p in enumerate(procs):
             p.wait()
             out = tmp / f"replica-{rank}.json"
             if p.returncode != 0 or not out.exists():
-                err = [x for x in p.stderr.read().splitlines() if x.strip()]
-                raise BenchError(f"replica {rank} failed: {err[-1] if err else f'exit {p.returncode}'}")
+                raise BenchError(f"replica {rank} failed: {child_error(p.stderr.read(), p.returncode)}")
             results.append(json.loads(out.read_text()))
     finally:
         for p in procs:
-            if p.poll() is None:
-                import signal
-
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+            kill_group(p)
     return aggregate_replicas(cfg, results)
 
 
@@ -163,8 +153,7 @@ def _replica_main() -> None:
             result.startup["dp_go_wall_s"] = wall_start
             result.save(spec["out"])
     except BenchError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        sys.exit(2)
+        fail_child(str(e))
 
 
 if __name__ == "__main__":

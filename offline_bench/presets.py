@@ -72,7 +72,10 @@ class ResolvedModel:
 
     @property
     def info(self) -> ModelInfo | None:
-        return ModelInfo.from_config(self.config) if self.config else None
+        try:
+            return ModelInfo.from_config(self.config) if self.config else None
+        except (ValueError, TypeError):  # an HF-cache config of an unusual shape: arithmetic unknown
+            return None
 
 
 def _looks_local(spec: str) -> bool:
@@ -95,10 +98,23 @@ def resolve_model(spec: str) -> ResolvedModel:
             raise BenchError(f"'{spec}' has no config.json: point --model at a Hugging Face model directory")
         try:
             config = json.loads(cfg_file.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise BenchError(f"cannot read {cfg_file}: {e}") from None
+        except OSError as e:
+            raise BenchError(f"cannot read {cfg_file}: {e.strerror}") from None
+        except json.JSONDecodeError as e:
+            raise BenchError(f"{cfg_file} is not valid JSON ({e.msg} at line {e.lineno}): repair it or save the "
+                             "model's config again (transformers' save_pretrained)") from None
+        check_config(config, cfg_file)
         return ResolvedModel(spec, str(path.resolve()), None, config, None)
     return ResolvedModel(spec, spec, None, _hf_cached_config(spec), None)
+
+
+def check_config(config: object, source: Path | str) -> None:
+    """One line naming the fix for a config.json vLLM could not build a model from."""
+    try:
+        ModelInfo.from_config(config)  # type: ignore[arg-type]
+    except (ValueError, TypeError) as e:
+        raise BenchError(f"{source} is not a usable model config ({e}): give a complete Hugging Face "
+                         "config.json (as transformers' save_pretrained writes it)") from None
 
 
 def _hf_cached_config(repo_id: str) -> dict | None:

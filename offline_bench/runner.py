@@ -9,9 +9,10 @@ from typing import Any
 
 from offline_bench import __version__
 from offline_bench.config import RunConfig
-from offline_bench.engine import BatchOutcome, Engine
+from offline_bench.engine import BatchOutcome, Engine, check_max_model_len
 from offline_bench.environment import capture_environment
 from offline_bench.errors import BenchError
+from offline_bench.presets import resolve_model
 from offline_bench.schema import (
     KVCache,
     Latency,
@@ -24,7 +25,7 @@ from offline_bench.schema import (
     Workload,
 )
 from offline_bench.stats import Distribution, MeanCI
-from offline_bench.workloads import Request, build_workload
+from offline_bench.workloads import Request, build_workload, load_prompt_file
 
 ProgressFactory = Callable[[str, int], contextlib.AbstractContextManager[Callable[[int], None]]]
 
@@ -87,6 +88,40 @@ def check_lengths(engine: Engine, requests: list[Request], max_model_len: int) -
     return lens
 
 
+def preflight(cfg: RunConfig) -> None:
+    """Every check that needs no engine, so bad input fails in a second, not after an engine start."""
+    cfg.validate_values()
+    model = resolve_model(cfg.engine.model)
+    info = model.info
+    check_max_model_len(cfg.engine, info, model.config)
+    mml = cfg.engine.max_model_len or (info.max_position_embeddings if info else None)
+    wl = cfg.workload
+    if mml is None:
+        return
+    kv_bytes = cfg.engine.kv_cache_memory_bytes
+    if kv_bytes and info:  # one request of max_model_len tokens must fit (vLLM refuses the start otherwise)
+        e = cfg.engine
+        per_token = info.kv_bytes_per_token(e.kv_cache_dtype if e.kv_cache_dtype != "auto" else None)
+        per_gpu = per_token * max(1, info.num_kv_heads // e.tensor_parallel_size) / info.num_kv_heads
+        per_gpu *= -(-info.num_layers // e.pipeline_parallel_size) / info.num_layers
+        if kv_bytes < mml * per_gpu:
+            need = int(mml * per_gpu)
+            raise BenchError(f"not enough memory for the KV cache: --kv-cache-memory-bytes {kv_bytes} holds "
+                             f"{int(kv_bytes // per_gpu)} tokens, fewer than one request of max_model_len {mml}: "
+                             f"give at least {need} ({need / 2**20:.1f} MiB) or lower --max-model-len")
+    flag = "--max-model-len" if cfg.engine.max_model_len else "the model's limit"
+    if wl.synthetic:
+        longest_in, longest_out = (max(1, int(n * (1 + wl.range_ratio))) for n in (wl.input_len, wl.output_len))
+        if longest_in + longest_out > mml:
+            raise BenchError(f"synthetic requests need up to {longest_in} prompt + {longest_out} output tokens, more "
+                             f"than {flag} {mml}: raise --max-model-len or lower --input-len/--output-len")
+    else:
+        longest_out = max(r.output_len for r in load_prompt_file(wl.prompts_file, wl.output_len))
+        if longest_out >= mml:
+            raise BenchError(f"requests of {wl.prompts_file} ask for {longest_out} output tokens, not fewer than "
+                             f"{flag} {mml}: raise --max-model-len or lower --output-len")
+
+
 def run_benchmark(cfg: RunConfig, engine: Engine | None = None, progress: ProgressFactory | None = None,
                   shard: tuple[int, int] | None = None) -> RunResult:
     """Run one benchmark. With `engine` given, reuse it (its arguments are what gets recorded).
@@ -98,6 +133,7 @@ def run_benchmark(cfg: RunConfig, engine: Engine | None = None, progress: Progre
         return run_data_parallel(cfg)
     own = engine is None
     if engine is None:
+        preflight(cfg)
         engine = Engine(cfg.engine, echo_log=cfg.verbose)
     try:
         return _run(cfg, engine, progress or _no_progress, shard)

@@ -149,7 +149,14 @@ class RunResult(BaseModel):
         version = data.get("schema_version") if isinstance(data, dict) else None
         if version != SCHEMA_VERSION:
             raise BenchError(f"'{path}' has schema_version {version!r}; this offline-bench reads {SCHEMA_VERSION}")
-        return cls.model_validate(data)
+        from pydantic import ValidationError
+
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise BenchError(f"'{path}' is not a whole offline-bench result ({e.error_count()} fields wrong, first "
+                             f"{'.'.join(map(str, e.errors()[0]['loc']))}): pass a file written by run, serve-probe "
+                             "or import") from None
 
 
 def write_atomic(path: str | Path, text: str) -> None:
@@ -169,3 +176,27 @@ def write_atomic(path: str | Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_writable(path: str | Path | None, flag: str, is_dir: bool = False) -> None:
+    """Before any engine starts: can `path` (a file, or with is_dir a directory) be written? One line if not.
+
+    Probes by creating a file, since permission bits say nothing for root or on read-only mounts."""
+    if not path:
+        return
+    path = Path(path)
+    target = path if is_dir else path.parent
+    if not is_dir and path.is_dir():
+        raise BenchError(f"{flag} {path} is a directory: give a file name, e.g. {path / 'result.json'}")
+    probe_dir = target
+    while not probe_dir.exists():  # write_atomic creates missing directories: probe the nearest existing one
+        probe_dir = probe_dir.parent
+    if not probe_dir.is_dir():
+        raise BenchError(f"{flag} {path}: {probe_dir} is a file, not a directory: choose another location")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".offline-bench-probe-", dir=probe_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise BenchError(f"{flag} {path}: cannot write in {probe_dir} ({e.strerror}): choose a writable "
+                         "location") from None

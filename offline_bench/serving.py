@@ -18,6 +18,7 @@ from typing import Any
 
 from offline_bench import __version__
 from offline_bench.config import WorkloadConfig
+from offline_bench.engine import kv_size_kwargs
 from offline_bench.errors import BenchError
 from offline_bench.schema import KVCache, Latency, Memory, RequestRecord, RunResult, Workload
 from offline_bench.stats import Distribution
@@ -43,6 +44,27 @@ class ProbeConfig:
     def root(self) -> str:
         url = self.base_url.rstrip("/")
         return url[:-3] if url.endswith("/v1") else url
+
+    def check(self) -> None:
+        check_base_url(self.base_url)
+        if not self.served_model_name.strip():
+            raise BenchError("--served-model-name is empty: give the name the server answers to (GET /v1/models)")
+        if self.timeout_s <= 0:
+            raise BenchError(f"--timeout {self.timeout_s:g} must be positive (seconds)")
+
+
+def check_base_url(url: str) -> None:
+    """An http(s) URL with a host, e.g. http://127.0.0.1:8000 (one line naming the fix otherwise)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 1) > 0
+    except ValueError:  # e.g. a port that is not a number
+        ok = False
+    if not ok:
+        raise BenchError(f"--base-url '{url}' is not an http(s) URL: give the server's root, e.g. "
+                         "http://127.0.0.1:8000")
 
 
 @dataclass
@@ -235,6 +257,7 @@ def _tokenizer_vocab(cfg: ProbeConfig, tokenizer_path: str | None) -> tuple[int,
 
 def probe(cfg: ProbeConfig, concurrency: int, tokenizer: str | None = None) -> RunResult:
     """Warm up, then send the workload keeping `concurrency` requests in flight; a `run`-schema result."""
+    cfg.check()
     asyncio.run(check_server(cfg))
     facts = asyncio.run(server_facts(cfg))
     vocab, special = _tokenizer_vocab(cfg, tokenizer)
@@ -315,9 +338,8 @@ def serving_result(cfg: ProbeConfig, concurrency: int, reqs: list[Request], resu
 
 def serve_preset_command(name: str, port: int, host: str = "127.0.0.1", extra: list[str] | None = None,
                          max_model_len: int | None = None, gpu_memory_utilization: float | None = None,
-                         api_key: str | None = None) -> list[str]:
+                         api_key: str | None = None, kv_cache_memory_bytes: int | None = None) -> list[str]:
     """The `vllm serve` command line for a preset (dummy weights, served under the name 'preset:NAME')."""
-    from offline_bench.config import CPU_DEFAULT_GMU
     from offline_bench.environment import has_cuda
     from offline_bench.presets import resolve_model
 
@@ -325,8 +347,9 @@ def serve_preset_command(name: str, port: int, host: str = "127.0.0.1", extra: l
     gpu = has_cuda()
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model.path,
            "--served-model-name", f"preset:{name}", "--load-format", "dummy", "--host", host, "--port", str(port),
-           "--gpu-memory-utilization", str(gpu_memory_utilization or (0.9 if gpu else CPU_DEFAULT_GMU)),
            "--seed", "0"]
+    for key, value in kv_size_kwargs(gpu_memory_utilization, kv_cache_memory_bytes, gpu).items():
+        cmd += [f"--{key.replace('_', '-')}", str(value)]
     if max_model_len:
         cmd += ["--max-model-len", str(max_model_len)]
     if not gpu:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from offline_bench.errors import BenchError
+from offline_bench.errors import BenchError, input_file
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 NUM = r"([\d,]+(?:\.\d+)?)"
@@ -101,11 +101,14 @@ def parse_startup(text: str) -> dict[str, Any]:
 
 # Root causes of a failed engine start, mapped to one line naming the fix.
 _ERRORS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"Decrease --kv-cache-memory-bytes|kv_cache_memory_bytes.*(exceeds|larger than)", re.I),
+     "the machine has less free memory than the KV cache asked for ({detail}): lower --kv-cache-memory-bytes or "
+     "free memory"),
     (re.compile(r"No available memory for the cache blocks|insufficient.*KV cache|KV cache is needed, which is "
                 r"larger than the available KV cache memory|larger than the available KV cache|"
                 r"Not enough memory for KV cache|requested memory for kv|cannot allocate KV", re.I),
-     "not enough memory for the KV cache ({detail}): raise --gpu-memory-utilization or lower --max-model-len "
-     "/ --max-num-seqs"),
+     "not enough memory for the KV cache ({detail}): raise --gpu-memory-utilization (or --kv-cache-memory-bytes) "
+     "or lower --max-model-len / --max-num-seqs"),
     (re.compile(r"is less than desired GPU memory utilization|Decrease GPU memory utilization"),
      "the GPU does not have that much free memory ({detail}): lower --gpu-memory-utilization or free the GPU"),
     (re.compile(r"CUDA out of memory|OutOfMemoryError"),
@@ -177,20 +180,20 @@ def read_log(source: str) -> str:
         data = sys.stdin.buffer.read()
         name = "standard input"
     else:
-        from pathlib import Path
-
-        path = Path(source)
-        if not path.is_file():
-            raise BenchError(f"log file '{source}' not found: pass a vLLM log file or - for standard input")
-        data = path.read_bytes()
+        path = input_file(source, "log file", "pass a vLLM log file, or - for standard input")
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise BenchError(f"cannot read log file '{source}' ({e.strerror}): pass a readable vLLM log") from None
         name = f"'{source}'"
     if not data.strip():
         raise BenchError(f"{name} is empty: capture the engine's output, e.g. `vllm serve ... 2>&1 | tee vllm.log`")
     text = data.decode("utf-8", errors="replace")
     if text.count("\ufffd") > max(16, len(text) // 100) or "\x00" in text:
         raise BenchError(f"{name} is not a text log (binary or corrupted bytes): pass the log as written by vLLM")
-    if not any(p.search(line) for line in _clean(text) for p, _ in _PATTERNS) and "vllm" not in text.lower():
-        raise BenchError(f"{name} does not look like a vLLM log: none of its start-up lines were found")
+    if not any(p.search(line) for line in _clean(text) for p, _ in _PATTERNS):
+        raise BenchError(f"found no vLLM start-up lines in {name}: pass the log of `vllm serve` or of an offline "
+                         "engine start (e.g. `offline-bench run --save-log engine.log`)")
     return text
 
 

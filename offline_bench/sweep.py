@@ -13,7 +13,6 @@ import csv
 import io
 import itertools
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -24,14 +23,15 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from offline_bench.config import EngineConfig, RunConfig
+from offline_bench.config import EngineConfig, RunConfig, parse_bytes
 from offline_bench.errors import BenchError
+from offline_bench.procs import child_error, fail_child, kill_group, spawn
 from offline_bench.schema import RunResult, write_atomic
 
 SWEEP_SCHEMA_VERSION = 1
 # Engine fields a sweep may vary (comma lists on the command line), with short names for point keys.
-SWEEPABLE = {"gpu_memory_utilization": "gmu", "max_model_len": "mml", "max_num_seqs": "mns",
-             "max_num_batched_tokens": "mnbt", "kv_cache_dtype": "kvd", "dtype": "dt",
+SWEEPABLE = {"gpu_memory_utilization": "gmu", "kv_cache_memory_bytes": "kvb", "max_model_len": "mml",
+             "max_num_seqs": "mns", "max_num_batched_tokens": "mnbt", "kv_cache_dtype": "kvd", "dtype": "dt",
              "tensor_parallel_size": "tp", "pipeline_parallel_size": "pp"}
 
 
@@ -96,7 +96,9 @@ def parse_list(field: str, text: str) -> list[Any]:
     out: list[Any] = []
     for item in items:
         try:
-            if "float" in str(kind):
+            if field == "kv_cache_memory_bytes":
+                out.append(parse_bytes(item))
+            elif "float" in str(kind):
                 out.append(float(item))
             elif "int" in str(kind):
                 out.append(int(item))
@@ -179,45 +181,19 @@ def _run_point(spec: SweepSpec, settings: dict[str, Any], path: Path) -> None:
     """One point in a fresh process (GPU memory returned, no state shared); failures are recorded."""
     cfg = point_config(spec, settings)
     t0 = time.time()
-    cmd = [sys.executable, "-m", "offline_bench.sweep", "--point", str(path)]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True,  # own group: a timeout kills its engine too
-                            preexec_fn=_die_with_parent)
+    proc = spawn([sys.executable, "-m", "offline_bench.sweep", "--point", str(path)])
     error = None
     try:
         _, err = proc.communicate(cfg.model_dump_json(), timeout=spec.timeout_per_point_s)
         if proc.returncode != 0 or not path.exists():
-            lines = [line for line in err.strip().splitlines() if line.strip()]
-            errs = [line for line in lines if line.startswith("error: ")]
-            error = (errs[-1][7:] if errs else lines[-1] if lines else f"exit status {proc.returncode}")
-            error = f"{error} (exit status {proc.returncode})" if not errs else error
+            error = child_error(err, proc.returncode)
     except subprocess.TimeoutExpired:
-        _kill_group(proc)
         error = f"timed out after {spec.timeout_per_point_s:g} s (--timeout-per-point)"
-    except BaseException:  # Ctrl-C: stop the point's engine, leave DIR as it was
-        _kill_group(proc)
-        raise
+    finally:  # also on Ctrl-C; and engine processes a crashed point left behind go with its group
+        kill_group(proc)
     if error is not None:
         write_atomic(path, json.dumps({"status": "failed", "settings": settings, "error": error,
                                        "elapsed_s": round(time.time() - t0, 2)}, indent=2))
-
-
-def _die_with_parent() -> None:
-    """Linux: the point's process is killed if the sweep is killed outright (SIGKILL leaves no handler)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
 
 
 def _point_main(path: str) -> None:
@@ -228,8 +204,7 @@ def _point_main(path: str) -> None:
     try:
         result = run_benchmark(cfg)
     except BenchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        fail_child(str(e))
     result.save(path)
 
 

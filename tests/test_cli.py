@@ -6,7 +6,7 @@ import re
 import pytest
 
 from offline_bench.errors import BenchError
-from tests.conftest import run_cli
+from tests.conftest import KV_ARGS, run_cli
 
 pytestmark = pytest.mark.engine
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.engine
 def test_run_end_to_end_writes_json_and_table(tmp_path):
     out = tmp_path / "r.json"
     log = tmp_path / "engine.log"
-    p = run_cli("run", "--max-model-len", "512", "--gpu-memory-utilization", "0.1", "--num-prompts", "8",
+    p = run_cli("run", "--max-model-len", "512", *KV_ARGS, "--num-prompts", "8",
                 "--input-len", "32", "--output-len", "8",
                 "--warmup", "1", "--output", str(out), "--save-log", str(log))
     assert p.returncode == 0, p.stderr[-2000:]
@@ -97,7 +97,7 @@ def test_concurrency_levels_and_counts():
 
 def test_run_several_concurrency_levels_in_one_engine(tmp_path):
     out = tmp_path / "offline.json"
-    p = run_cli("run", "--max-model-len", "512", "--gpu-memory-utilization", "0.05", "--prompts", "prompts/seed.txt",
+    p = run_cli("run", "--max-model-len", "512", *KV_ARGS, "--prompts", "prompts/seed.txt",
                 "--concurrency", "1,3", "--num-prompts", "2,6", "--output-len", "8", "--warmup", "1",
                 "--output", str(out))
     assert p.returncode == 0, p.stderr[-2000:]

@@ -8,14 +8,14 @@ from offline_bench.config import EngineConfig, RunConfig, WorkloadConfig
 from offline_bench.errors import BenchError
 from offline_bench.runner import run_benchmark
 from offline_bench.schema import RunResult
-from tests.conftest import GMU, MAX_MODEL_LEN, ROOT
+from tests.conftest import KV_BYTES, MAX_MODEL_LEN, ROOT
 
 pytestmark = pytest.mark.engine
 
 
 def _cfg(**workload) -> RunConfig:
     return RunConfig(engine=EngineConfig(model="preset:tiny-llama", max_model_len=MAX_MODEL_LEN,
-                                         gpu_memory_utilization=GMU),
+                                         kv_cache_memory_bytes=KV_BYTES),
                      workload=WorkloadConfig(**workload), timeline_interval_ms=5)
 
 

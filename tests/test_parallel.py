@@ -11,10 +11,10 @@ from offline_bench.errors import BenchError
 from offline_bench.modelinfo import ModelInfo
 from offline_bench.parallel import check_parallel, connect_ray, engine_env_and_kwargs
 from offline_bench.presets import preset_config
-from tests.conftest import run_cli
+from tests.conftest import KV_ARGS, run_cli
 
 TINY = ModelInfo.from_config(preset_config("tiny-llama"))
-SMALL = ["--max-model-len", "512", "--gpu-memory-utilization", "0.05", "--num-prompts", "8", "--input-len", "16",
+SMALL = ["--max-model-len", "512", *KV_ARGS, "--num-prompts", "8", "--input-len", "16",
          "--output-len", "8", "--warmup", "1"]
 
 

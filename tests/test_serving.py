@@ -10,13 +10,12 @@ import time
 
 import pytest
 
-from tests.conftest import MAX_MODEL_LEN, ROOT, run_cli
+from tests.conftest import KV, MAX_MODEL_LEN, ROOT, run_cli
 
 pytestmark = pytest.mark.engine
 KEY = "sk-test-0123456789-secret"
-# On the CPU build every engine takes gmu x the NUMA node's RAM for its KV cache; the server and the ladder's
-# engines run beside the session's engine, so they take less.
-AUX_GMU = "0.05"
+# Each engine here (the server, the ladder's engines) sizes its KV cache in bytes, like the session's engine.
+AUX_KV = KV
 
 
 def _free_port() -> int:
@@ -32,7 +31,7 @@ def server(tmp_path_factory):
     with open(log, "w") as f:
         proc = subprocess.Popen([sys.executable, "-m", "offline_bench", "serve-preset", "tiny-llama", "--port",
                                  str(port), "--max-model-len", str(MAX_MODEL_LEN), "--api-key", KEY,
-                                 "--gpu-memory-utilization", AUX_GMU],
+                                 "--kv-cache-memory-bytes", AUX_KV],
                                 stdout=f, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     import httpx
@@ -185,7 +184,7 @@ def test_explain_gap_ladder(server, probed, tmp_path):
     out = tmp_path / "gap.json"
     p = subprocess.run([sys.executable, "-m", "offline_bench", "explain-gap", "--base-url", server,
                         "--served-model-name", "preset:tiny-llama", "--model", "preset:tiny-llama",
-                        "--max-model-len", str(MAX_MODEL_LEN), "--gpu-memory-utilization", AUX_GMU,
+                        "--max-model-len", str(MAX_MODEL_LEN), "--kv-cache-memory-bytes", AUX_KV,
                         "--concurrency", "1,4", "--num-prompts", "8", "--serving-result", str(d / "serving-c4.json"),
                         "--input-len", "32", "--output-len", "16", "--warmup", "1", "--output", str(out)],
                        capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)

@@ -51,7 +51,7 @@ def test_truncated_log_says_so():
 
 @pytest.mark.parametrize("content,fragment", [
     (b"", "is empty"),
-    (b"GET / HTTP/1.1 200\nhello world\n", "does not look like a vLLM log"),
+    (b"GET / HTTP/1.1 200\nhello world\n", "found no vLLM start-up lines"),
     (bytes(range(256)) * 40, "not a text log"),
 ])
 def test_unusable_logs_are_refused(tmp_path, content, fragment):

@@ -1,7 +1,6 @@
 """`sweep`: pure analysis on rows, the H100 sweep re-rendered, and a real CPU sweep killed and resumed."""
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -13,7 +12,17 @@ import pytest
 from offline_bench.config import RunConfig
 from offline_bench.errors import BenchError
 from offline_bench.sweep import PointRow, SweepSpec, analyze, parse_list, point_key, write_summary
-from tests.conftest import ROOT, run_cli
+from tests.conftest import (
+    GIB,
+    KV_ARGS,
+    ROOT,
+    descendants,
+    gmu_for,
+    require_memory,
+    run_cli,
+    wait_for_engine,
+    wait_gone,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -74,23 +83,23 @@ def test_h100_sweep_rerenders(tmp_path):
 @pytest.mark.engine
 def test_cpu_sweep_kill_resume_report(tmp_path):
     out = tmp_path / "sweep"
-    args = ["sweep", "--output-dir", str(out), "--gpu-memory-utilization", "0.05,0.1",
+    args = ["sweep", "--output-dir", str(out), "--kv-cache-memory-bytes", "32MiB,64MiB",
             "--max-model-len", "256,512,4096", "--num-prompts", "8", "--input-len", "32", "--output-len", "8",
             "--warmup", "1", "--target-concurrency", "1000"]
-    # 1) start, let one point finish, then kill the sweep outright
+    # 1) start, let one point finish, then kill the sweep outright while the next point's engine runs
     proc = subprocess.Popen([sys.executable, "-m", "offline_bench", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    first = out / "points" / "gmu-0.05_mml-256.json"
+    first = out / "points" / "kvb-33554432_mml-256.json"
     deadline = time.time() + 300
     while not first.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.5)
     assert first.exists(), "the first point never finished"
+    started = wait_for_engine(proc.pid)  # the point process, its watchdog, the engine core and worker
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    time.sleep(3)
+    assert wait_gone(started) == [], "processes of the killed sweep are still running"
     for f in (out / "points").glob("*.json"):
         json.loads(f.read_text())  # every file there is whole
-    assert subprocess.run(["pgrep", "-f", "offline_bench.sweep --point"], capture_output=True).returncode == 1
     kept = {f.name: f.stat().st_mtime_ns for f in (out / "points").glob("*.json")}
     # 2) the same command resumes and finishes; the impossible points are recorded as failed
     p = run_cli(*args, timeout=900)
@@ -100,15 +109,14 @@ def test_cpu_sweep_kill_resume_report(tmp_path):
     s = json.loads((out / "summary.json").read_text())
     rows = {r["key"]: r for r in s["rows"]}
     assert len(rows) == 6
-    assert [k for k, r in rows.items() if r["status"] == "failed"] == ["gmu-0.05_mml-4096", "gmu-0.1_mml-4096"]
-    assert "above the model's limit" in rows["gmu-0.05_mml-4096"]["error"]
-    for mml in (256, 512):  # capacity rises with gmu
-        assert rows[f"gmu-0.1_mml-{mml}"]["kv_capacity_tokens"] > rows[f"gmu-0.05_mml-{mml}"]["kv_capacity_tokens"]
-    for g in ("0.05", "0.1"):  # doubling max_model_len halves max concurrency (within block rounding)
-        # per token of capacity: on the CPU build each point sizes its KV pool from the RAM free at its start
-        a, b = rows[f"gmu-{g}_mml-256"], rows[f"gmu-{g}_mml-512"]
-        ratio = (a["max_concurrency"] / a["kv_capacity_tokens"]) / (b["max_concurrency"] / b["kv_capacity_tokens"])
-        assert ratio == pytest.approx(2.0, rel=0.01)
+    small, big = "kvb-33554432", "kvb-67108864"
+    assert [k for k, r in rows.items() if r["status"] == "failed"] == [f"{small}_mml-4096", f"{big}_mml-4096"]
+    assert "above the model's limit" in rows[f"{small}_mml-4096"]["error"]
+    for mml in (256, 512):  # 32 and 64 MiB at 2,048 bytes a token: 16,384 and 32,768 tokens
+        assert rows[f"{small}_mml-{mml}"]["kv_capacity_tokens"] == 16_384
+        assert rows[f"{big}_mml-{mml}"]["kv_capacity_tokens"] == 32_768
+    for kv in (small, big):  # doubling max_model_len halves max concurrency
+        assert rows[f"{kv}_mml-256"]["max_concurrency"] == 2 * rows[f"{kv}_mml-512"]["max_concurrency"]
     assert s["analysis"]["kv_grows_with_sequence_length"]["holds"] is True
     assert s["analysis"]["target_concurrency"] and s["analysis"]["throughput_knee"]
     for name in ("kv_capacity_vs_gmu", "max_concurrency_vs_max_model_len", "output_tokens_per_s_vs_gmu",
@@ -130,20 +138,39 @@ def test_cpu_sweep_kill_resume_report(tmp_path):
     assert p.returncode == 2 and "holds a sweep with other settings" in p.stderr
 
 
-def test_sweep_needs_output_dir():
-    p = run_cli("sweep", "--gpu-memory-utilization", "0.2,1.5", "--output-dir", os.devnull + "x", timeout=60)
+def test_sweep_needs_output_dir(tmp_path):
+    p = run_cli("sweep", "--gpu-memory-utilization", "0.2,1.5", "--output-dir", str(tmp_path / "sw"), timeout=60)
     assert p.returncode == 2 and "outside (0, 1]" in p.stderr
 
 
 @pytest.mark.engine
 def test_hung_point_is_killed_and_recorded(tmp_path):
     out = tmp_path / "sw"
-    p = run_cli("sweep", "--output-dir", str(out), "--max-model-len", "256,512", "--gpu-memory-utilization", "0.05",
-                "--num-prompts", "2",
-                "--timeout-per-point", "2", timeout=300)
-    assert p.returncode == 0, p.stderr[-2000:]
+    proc = subprocess.Popen([sys.executable, "-m", "offline_bench", "sweep", "--output-dir", str(out),
+                             "--max-model-len", "256,512", *KV_ARGS, "--num-prompts", "2", "--timeout-per-point", "2"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen: dict[int, object] = {}
+    while proc.poll() is None:  # every process the sweep started, as they come and go
+        seen.update({p.pid: p for p in descendants(proc.pid)})
+        time.sleep(0.2)
+    assert proc.returncode == 0, proc.stderr.read()[-2000:]
     rows = json.loads((out / "summary.json").read_text())["rows"]
     assert [r["status"] for r in rows] == ["failed", "failed"]
     assert all("timed out after 2 s" in r["error"] for r in rows)
-    time.sleep(2)
-    assert subprocess.run(["pgrep", "-f", "offline_bench.sweep --point"], capture_output=True).returncode == 1
+    assert seen and wait_gone(list(seen.values()), timeout=10) == []
+
+
+@pytest.mark.engine
+def test_gpu_memory_utilization_moves_capacity(tmp_path):
+    """gmu itself: on the CPU build it is a share of the NUMA node's RAM, so the two values are derived from the
+    node's size to give about 128 MiB and 384 MiB of KV cache; the larger share must hold more tokens."""
+    require_memory(GIB, "two gmu-sized engines")
+    low, high = gmu_for(128 * 2**20), gmu_for(384 * 2**20)
+    out = tmp_path / "sw"
+    p = run_cli("sweep", "--output-dir", str(out), "--gpu-memory-utilization", f"{low},{high}", "--max-model-len",
+                "512", "--num-prompts", "4", "--input-len", "16", "--output-len", "4", "--warmup", "0", timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    rows = json.loads((out / "summary.json").read_text())["rows"]
+    assert [r["status"] for r in rows] == ["ok", "ok"], [r["error"] for r in rows]
+    caps = [r["kv_capacity_tokens"] for r in rows]
+    assert 0 < caps[0] < caps[1], caps
