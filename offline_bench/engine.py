@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -160,10 +162,15 @@ class Engine:
         self.capture = LogCapture(echo=echo_log).__enter__()
         self._closed = False
         t0 = time.perf_counter()
+        interrupted = _InterruptLatch()
         try:
             from vllm import LLM
 
-            self.llm = LLM(**self.kwargs)
+            with interrupted:
+                self.llm = LLM(**self.kwargs)
+            if interrupted.seen:  # a library on the start-up path swallowed the KeyboardInterrupt: honour it
+                self._shutdown_core()
+                raise KeyboardInterrupt
         except BaseException as e:  # Ctrl-C too: give the terminal back before it propagates
             if isinstance(e, Exception):
                 self.capture._thread.join(timeout=3)  # noqa: SLF001 - let the dying engine's last lines arrive
@@ -342,14 +349,17 @@ class Engine:
         except Exception:  # noqa: BLE001 - not every release/platform supports it; caching stays documented
             pass
 
+    def _shutdown_core(self) -> None:
+        core = getattr(self.llm.llm_engine, "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
+
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         try:
-            core = getattr(self.llm.llm_engine, "engine_core", None)
-            if core is not None and hasattr(core, "shutdown"):
-                core.shutdown()
+            self._shutdown_core()
         finally:
             self.capture.__exit__(None, None, None)
 
@@ -358,6 +368,29 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _InterruptLatch:
+    """Remembers a Ctrl-C during the engine's start: code on that path (bare `except:` in imported libraries)
+    can swallow the KeyboardInterrupt, and a start takes minutes on a GPU."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._previous: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> _InterruptLatch:
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def _ms(seconds: float | None) -> float | None:
