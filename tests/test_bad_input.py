@@ -40,12 +40,18 @@ def test_usage_errors_exit_2_with_usage(args, message):
     assert p.stderr.startswith("Usage: offline-bench") and message in p.stderr, p.stderr
 
 
+def _as_from_a_terminal() -> None:
+    """A job started in the background of a shell (CI's, say) inherits SIGINT ignored; a terminal's does not."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.engine
 def test_ctrl_c_exits_130_and_leaves_no_engine(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "offline_bench", "run", *KV_ARGS, "--max-model-len", "512",
                              "--num-prompts", "2000", "--input-len", "64", "--output-len", "64",
                              "--output", str(tmp_path / "r.json")],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_as_from_a_terminal)
     engine = wait_for_engine(proc.pid)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
