@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from offline_bench.formats import renders
 from offline_bench.schema import RunResult
 
 # (row label, getter); None values print as "unknown"
@@ -109,6 +110,7 @@ def _cell(v: Any, ratio: bool = False) -> str:
     return f"{v:,}" if isinstance(v, int) else str(v)
 
 
+@renders("compare", ("table", "md", "csv"))
 def render(runs: list[Labeled], baseline: Labeled, fmt: str = "table") -> str:
     headers, rows = table(runs, baseline)
     n = len(runs)

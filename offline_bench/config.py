@@ -123,10 +123,7 @@ class WorkloadConfig(BaseModel):
             raise BenchError("--repeats must be >= 1 and --warmup >= 0")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise BenchError("--temperature must be >= 0 and --top-p in (0, 1]")
-        if self.prompts_file is not None:  # fail on a bad file before any engine starts
-            from offline_bench.workloads import load_prompt_file
-
-            load_prompt_file(self.prompts_file, self.output_len)
+        # the prompt file itself is read by workloads.check_workload: this module does no file I/O
 
     @property
     def synthetic(self) -> bool:
@@ -182,3 +179,14 @@ def check_engine_args(extra: dict[str, Any]) -> None:
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise BenchError(f"unknown --engine-arg '{key}'{hint}: use a field of vllm.EngineArgs, "
                              "as in `vllm serve --help` with dashes turned into underscores")
+
+
+def parse_int_list(text: str, flag: str, minimum: int = 1) -> list[int]:
+    """'1,8,32' -> [1, 8, 32]; one line naming the flag otherwise."""
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < minimum:
+        raise BenchError(f"{flag} takes a comma list of integers >= {minimum}, e.g. 1,8,32 (got '{text}')")
+    return values

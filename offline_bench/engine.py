@@ -19,10 +19,15 @@ from offline_bench.environment import has_cuda
 from offline_bench.errors import BenchError
 from offline_bench.logcapture import LogCapture
 from offline_bench.modelinfo import ModelInfo
+from offline_bench.parallel import check_parallel, connect_ray, engine_env_and_kwargs
 from offline_bench.presets import ResolvedModel, resolve_model
+from offline_bench.results import ms
+from offline_bench.schema import RequestRecord
 from offline_bench.startup import explain_engine_failure, parse_startup
+from offline_bench.stats import union_length
 from offline_bench.workloads import Request
 
+FAILED_START_DRAIN_S = 3.0  # after a failed start, how long to wait for the engine's last log lines
 KV_USAGE_NAMES = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")  # 0.26+ name, older name
 PROBE_NAMES = {
     "running": ("vllm:num_requests_running",),
@@ -130,7 +135,7 @@ class BatchOutcome:
     """What one pass over a list of requests produced."""
 
     wall_s: float
-    records: list[dict[str, Any]]
+    records: list[RequestRecord]
     timeline: list[dict[str, float]]
     peak_kv_pct: float | None
     counters_delta: dict[str, float]
@@ -151,15 +156,17 @@ class Engine:
         self.info = self.model.info
         check_max_model_len(cfg, self.info, self.model.config)
         check_engine_args(cfg.engine_args)
-        from offline_bench.parallel import check_parallel, engine_env_and_kwargs
-
         check_parallel(cfg, self.info)
+        if cfg.distributed_executor_backend == "ray":
+            connect_ray(cfg.ray_address)
         self.on_gpu = has_cuda()
         self.kwargs = llm_kwargs(cfg, self.model, self.on_gpu)
         self.env, extra = engine_env_and_kwargs(cfg, self.on_gpu)
         self.kwargs.update(extra)
-        os.environ.update(self.env)  # read by vLLM at engine start (and inherited by its workers)
-        self.capture = LogCapture(echo=echo_log).__enter__()
+        # read by vLLM at engine start and inherited by its workers; put back on close
+        self._env_before = {k: os.environ.get(k) for k in self.env}
+        os.environ.update(self.env)
+        self.capture = LogCapture(echo=echo_log).start()
         self._closed = False
         t0 = time.perf_counter()
         interrupted = _InterruptLatch()
@@ -173,9 +180,10 @@ class Engine:
                 raise KeyboardInterrupt
         except BaseException as e:  # Ctrl-C too: give the terminal back before it propagates
             if isinstance(e, Exception):
-                self.capture._thread.join(timeout=3)  # noqa: SLF001 - let the dying engine's last lines arrive
+                self.capture.drain(FAILED_START_DRAIN_S)
             text = self.capture.text()
-            self.capture.__exit__(None, None, None)
+            self.capture.stop()
+            self._restore_env()
             self._closed = True
             if not isinstance(e, Exception):
                 raise
@@ -268,78 +276,25 @@ class Engine:
 
         This is the loop LLM.generate runs, with a cheap metrics read per step added.
         """
-        engine = self.llm.llm_engine
-        n = len(requests)
-        index_of: dict[str, int] = {}
-        finish_wall: dict[int, float] = {}
-        outputs: dict[int, Any] = {}
-        timeline: list[dict[str, float]] = []
         before = self.probe.read()
-        peak = before.get("kv_usage")
-        next_sample = 0.0
-        submitted = 0
-
-        def submit(i: int) -> None:
-            rid = f"{tag}-{i}"
-            got = engine.add_request(rid, requests[i].engine_prompt(), params[i])
-            index_of[rid] = i
-            if isinstance(got, str):
-                index_of[got] = i
-
-        t0 = time.perf_counter()
+        sampler = _StepSampler(self.probe, timeline_interval_s, before.get("kv_usage"))
         t0_wall = time.time()
-        limit = n if concurrency is None else min(concurrency, n)
-        while submitted < limit:
-            submit(submitted)
-            submitted += 1
-        while engine.has_unfinished_requests():
-            step_outputs = engine.step()
-            now_wall = time.time()
-            t = time.perf_counter() - t0
-            sample = self.probe.read()
-            kv = sample.get("kv_usage")
-            if kv is not None:
-                peak = kv if peak is None else max(peak, kv)
-            if t >= next_sample:
-                timeline.append({"t_s": round(t, 4), "running": sample.get("running", 0.0),
-                                 "waiting": sample.get("waiting", 0.0), "kv_usage_pct": kv or 0.0})
-                next_sample = t + timeline_interval_s
-            for out in step_outputs:
-                if not out.finished:
-                    continue
-                i = index_of[out.request_id]
-                outputs[i] = out
-                finish_wall[i] = now_wall
-                if on_finish:
-                    on_finish(1)
-                if submitted < n and concurrency is not None:
-                    submit(submitted)
-                    submitted += 1
-            if submitted < n and concurrency is not None and not engine.has_unfinished_requests():
-                submit(submitted)  # defensive: never stall with requests left
-                submitted += 1
-        wall = time.perf_counter() - t0
+        outputs, finish_wall, wall = drive(self.llm.llm_engine, [r.engine_prompt() for r in requests], params, tag,
+                                           concurrency, on_step=sampler.sample, on_finish=on_finish)
         window = (t0_wall, time.time())
         after = self.probe.read()
+        n = len(requests)
         if len(outputs) != n:
             raise BenchError(f"the engine returned {len(outputs)} of {n} requests; rerun with --verbose")
-        records, prefill_iv, decode_iv = [], [], []
-        engine_ts: list[tuple[float, float, float]] = []
-        for i in range(n):
-            out = outputs[i]
-            records.append(_record(i, out, finish_wall[i]))
-            m = getattr(out, "metrics", None)
-            if m is not None and getattr(m, "first_token_ts", 0):
-                prefill_iv.append((m.scheduled_ts, m.first_token_ts))
-                decode_iv.append((m.first_token_ts, m.last_token_ts))
-                engine_ts.append((m.scheduled_ts, m.first_token_ts, m.last_token_ts))
-        from offline_bench.stats import union_length
-
+        records = [_record(i, outputs[i], finish_wall[i]) for i in range(n)]
+        engine_ts = [(m.scheduled_ts, m.first_token_ts, m.last_token_ts) for m in
+                     (getattr(outputs[i], "metrics", None) for i in range(n))
+                     if m is not None and getattr(m, "first_token_ts", 0)]
         delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in ("preemptions", "prefix_queries", "prefix_hits")}
         return BatchOutcome(
-            wall_s=wall, records=records, timeline=timeline, peak_kv_pct=peak, counters_delta=delta,
-            prefill_window_s=union_length(prefill_iv) if prefill_iv else None,
-            decode_window_s=union_length(decode_iv) if decode_iv else None,
+            wall_s=wall, records=records, timeline=sampler.timeline, peak_kv_pct=sampler.peak, counters_delta=delta,
+            prefill_window_s=union_length([(s, f) for s, f, _ in engine_ts]) if engine_ts else None,
+            decode_window_s=union_length([(f, e) for _, f, e in engine_ts]) if engine_ts else None,
             texts=[outputs[i].outputs[0].text for i in range(n)] if keep_text else [], engine_ts=engine_ts,
             window_wall=window)
 
@@ -361,13 +316,84 @@ class Engine:
         try:
             self._shutdown_core()
         finally:
-            self.capture.__exit__(None, None, None)
+            self.capture.stop()
+            self._restore_env()
+
+    def _restore_env(self) -> None:
+        for key, value in self._env_before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
     def __enter__(self) -> Engine:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def drive(core: Any, prompts: Sequence[Any], params: Sequence[Any], tag: str, concurrency: int | None,
+          on_step: Callable[[float], None] | None = None,
+          on_finish: Callable[[int], None] | None = None) -> tuple[dict[int, Any], dict[int, float], float]:
+    """Feed `core` (vLLM's LLMEngine: add_request / step / has_unfinished_requests) every prompt, all at once or
+    keeping `concurrency` in flight (a finished request is replaced at once), and step it until all are done.
+
+    Returns (final output by index, wall clock of each finish, seconds from first submit to last output)."""
+    n = len(prompts)
+    index_of: dict[str, int] = {}
+    outputs: dict[int, Any] = {}
+    finish_wall: dict[int, float] = {}
+    submitted = 0
+
+    def submit() -> None:
+        nonlocal submitted
+        rid = f"{tag}-{submitted}"
+        got = core.add_request(rid, prompts[submitted], params[submitted])
+        index_of[rid] = submitted
+        if isinstance(got, str):  # releases that return their own request id
+            index_of[got] = submitted
+        submitted += 1
+
+    t0 = time.perf_counter()
+    while submitted < (n if concurrency is None else min(concurrency, n)):
+        submit()
+    while core.has_unfinished_requests():
+        step_outputs = core.step()
+        now_wall = time.time()
+        if on_step:
+            on_step(time.perf_counter() - t0)
+        for out in step_outputs:
+            if not out.finished:
+                continue
+            outputs[index_of[out.request_id]] = out
+            finish_wall[index_of[out.request_id]] = now_wall
+            if on_finish:
+                on_finish(1)
+            if submitted < n and concurrency is not None:
+                submit()
+        if submitted < n and concurrency is not None and not core.has_unfinished_requests():
+            submit()  # defensive: never stall with requests left
+    return outputs, finish_wall, time.perf_counter() - t0
+
+
+class _StepSampler:
+    """After every engine step: the peak KV use, and a timeline point every `interval_s`."""
+
+    def __init__(self, probe: MetricsProbe, interval_s: float, peak: float | None) -> None:
+        self.probe, self.interval_s, self.peak = probe, interval_s, peak
+        self.timeline: list[dict[str, float]] = []
+        self._next = 0.0
+
+    def sample(self, t: float) -> None:
+        sample = self.probe.read()
+        kv = sample.get("kv_usage")
+        if kv is not None:
+            self.peak = kv if self.peak is None else max(self.peak, kv)
+        if t >= self._next:
+            self.timeline.append({"t_s": round(t, 4), "running": sample.get("running", 0.0),
+                                  "waiting": sample.get("waiting", 0.0), "kv_usage_pct": kv or 0.0})
+            self._next = t + self.interval_s
 
 
 class _InterruptLatch:
@@ -393,31 +419,24 @@ class _InterruptLatch:
             signal.signal(signal.SIGINT, self._previous)
 
 
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000.0, 4)
-
-
-def _record(i: int, out: Any, finish_wall: float) -> dict[str, Any]:
-    """Per-request timings from the engine's own timestamps (RequestOutput.metrics)."""
+def _record(i: int, out: Any, finish_wall: float) -> RequestRecord:
+    """Per-request timings from the engine's own timestamps (RequestOutput.metrics); repeat is set by the caller."""
     comp = out.outputs[0]
     n_out = len(comp.token_ids)
-    rec: dict[str, Any] = {
-        "index": i, "input_tokens": len(out.prompt_token_ids or []), "output_tokens": n_out,
-        "cached_tokens": getattr(out, "num_cached_tokens", None), "finish_reason": comp.finish_reason,
-        "preemptions": None, "queue_ms": None, "prefill_ms": None, "decode_ms": None, "ttft_ms": None,
-        "tpot_ms": None, "e2e_ms": None,
-    }
+    rec = RequestRecord(repeat=0, index=i, input_tokens=len(out.prompt_token_ids or []), output_tokens=n_out,
+                        cached_tokens=getattr(out, "num_cached_tokens", None), finish_reason=comp.finish_reason,
+                        preemptions=None, queue_ms=None, prefill_ms=None, decode_ms=None, ttft_ms=None,
+                        tpot_ms=None, e2e_ms=None)
     m = getattr(out, "metrics", None)
     if m is None or not getattr(m, "first_token_ts", 0):
         return rec
     decode_s = m.last_token_ts - m.first_token_ts
-    rec.update(
+    return rec.model_copy(update=dict(
         preemptions=getattr(m, "num_preemptions", None),
-        queue_ms=_ms(m.scheduled_ts - m.queued_ts),  # waiting in the scheduler's queue
-        prefill_ms=_ms(m.first_token_ts - m.scheduled_ts),  # first scheduled -> first token (engine core)
-        decode_ms=_ms(decode_s),  # first token -> last token (engine core)
-        ttft_ms=_ms(m.first_token_latency),  # arrival in the front end -> first token seen there
-        tpot_ms=_ms(decode_s / (n_out - 1)) if n_out > 1 else None,
-        e2e_ms=_ms(finish_wall - m.arrival_time),  # arrival -> final output returned to the caller
-    )
-    return rec
+        queue_ms=ms(m.scheduled_ts - m.queued_ts),  # waiting in the scheduler's queue
+        prefill_ms=ms(m.first_token_ts - m.scheduled_ts),  # first scheduled -> first token (engine core)
+        decode_ms=ms(decode_s),  # first token -> last token (engine core)
+        ttft_ms=ms(m.first_token_latency),  # arrival in the front end -> first token seen there
+        tpot_ms=ms(decode_s / (n_out - 1)) if n_out > 1 else None,
+        e2e_ms=ms(finish_wall - m.arrival_time),  # arrival -> final output returned to the caller
+    ))

@@ -52,7 +52,7 @@ def _cpu_name() -> str | None:
     return platform.processor() or None
 
 
-def _nvidia_smi() -> list[tuple[str, float, str]]:
+def nvidia_smi() -> list[tuple[str, float, str]]:
     """(name, memory GiB, driver) per GPU from nvidia-smi: no CUDA context is created in this process."""
     if not shutil.which("nvidia-smi"):
         return []
@@ -107,7 +107,7 @@ def capture_environment() -> Environment:
         torch_version, cuda_version = torch.__version__, torch.version.cuda
     except ImportError:
         pass
-    every = _nvidia_smi()
+    every = nvidia_smi()
     gpus = visible(every) or every
     return Environment(
         offline_bench_version=__version__, python_version=sys.version.split()[0], platform=platform.platform(),
@@ -119,4 +119,4 @@ def capture_environment() -> Environment:
 
 def has_cuda() -> bool:
     """True when an NVIDIA GPU is visible (checked without creating a CUDA context here)."""
-    return bool(_nvidia_smi())
+    return bool(nvidia_smi())

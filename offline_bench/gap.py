@@ -5,6 +5,7 @@ over is the HTTP/serving path itself."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel
@@ -12,8 +13,9 @@ from pydantic import BaseModel
 from offline_bench.config import EngineConfig, RunConfig, WorkloadConfig
 from offline_bench.engine import Engine
 from offline_bench.errors import BenchError
+from offline_bench.formats import renders
 from offline_bench.runner import run_benchmark
-from offline_bench.schema import RunResult
+from offline_bench.schema import RunResult, write_atomic
 from offline_bench.serving import ProbeConfig, probe
 
 SCHED_KEYS = ("max_num_batched_tokens", "max_num_seqs")
@@ -99,6 +101,22 @@ def check_serving_result(r: RunResult, path: str, concurrency: int, num_prompts:
                          "workload flags as its serve-probe run")
 
 
+def load_saved_serving(paths: list[str], levels: list[tuple[int, int | None]],
+                       wl: WorkloadConfig) -> dict[int, RunResult]:
+    """--serving-result files by concurrency level, each checked to be this workload at one of `levels`."""
+    wanted = dict(levels)
+    saved: dict[int, RunResult] = {}
+    for path in paths:
+        r = RunResult.load(path)
+        level = r.workload.concurrency or 1
+        if level not in wanted:
+            raise BenchError(f"--serving-result {path} was measured at concurrency {level}, which is not in "
+                             f"--concurrency {','.join(str(c) for c, _ in levels)}")
+        check_serving_result(r, path, level, wanted[level], wl)
+        saved[level] = r
+    return saved
+
+
 def explain_gap(probe_cfg: ProbeConfig, engine_cfg: EngineConfig, levels: list[tuple[int, int | None]],
                 tokenizer: str | None, serving: dict[int, RunResult] | None = None, echo_log: bool = False,
                 user_set: set[str] | None = None) -> tuple[list[GapReport], dict[int, list[tuple[str, RunResult]]]]:
@@ -153,6 +171,7 @@ def report(results: list[tuple[str, RunResult]], concurrency: int, num_prompts: 
                      steps=steps, gap_tokens_per_s=gap, summary=text)
 
 
+@renders("gap", ("table", "md"))
 def render(reps: list[GapReport], fmt: str = "table") -> str:
     from tabulate import tabulate
 
@@ -169,3 +188,10 @@ def render(reps: list[GapReport], fmt: str = "table") -> str:
         parts.append(f"{'### ' if fmt == 'md' else ''}{head}\n\n{text}\n\n{rep.summary}\n")
     return "\n".join(parts) + ("\n(the last row's share is the HTTP/serving path: API server, serialization, "
                                "streaming, the client)\n")
+
+
+def save_ladder(path: str, reps: list[GapReport], runs: dict[int, list[tuple[str, RunResult]]]) -> None:
+    """The reports and every step's result, as one JSON file (atomically)."""
+    write_atomic(path, json.dumps({"reports": [r.model_dump() for r in reps],
+                                   "runs": {str(c): [{"step": n, "result": r.model_dump()} for n, r in steps]
+                                            for c, steps in runs.items()}}, indent=2))

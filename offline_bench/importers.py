@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from offline_bench import __version__
+from offline_bench import __version__, results
 from offline_bench.environment import Environment
 from offline_bench.errors import BenchError, input_file
-from offline_bench.runner import summarize_passes
-from offline_bench.schema import KVCache, Latency, Memory, RequestRecord, RunResult, Throughput, Workload
+from offline_bench.schema import Latency, RequestRecord, RunResult, Throughput, Workload
 from offline_bench.stats import Distribution
 
 # workload facts (positive integers) vs measured figures (non-negative numbers); a run needs one figure at least
@@ -43,11 +41,10 @@ def _dist_mean(value: float | None) -> Distribution:
 
 def _result(model: str, source: str, conc: int | None, tp: Throughput, lat: Latency, wl: Workload,
             records: list[RequestRecord], notes: list[str], env: Environment | None = None) -> RunResult:
-    return RunResult(tool_version=__version__, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                     mode="imported", model=model, endpoint=None, environment=env or _unknown_env(),
-                     engine_args={"imported_from": source}, workload=wl, startup={},
-                     kv_cache=KVCache(**dict.fromkeys(KVCache.model_fields)),
-                     memory=Memory(**dict.fromkeys(Memory.model_fields)), throughput=summarize_passes([tp]),
+    return RunResult(**results.stamp(), mode="imported", model=model, endpoint=None,
+                     environment=env or _unknown_env(), engine_args={"imported_from": source}, workload=wl,
+                     startup={}, kv_cache=results.unknown_kv_cache(), memory=results.unknown_memory(),
+                     throughput=results.summarize_passes([tp]),
                      latency=lat, timeline=[], requests=records, notes=notes)
 
 
@@ -59,7 +56,6 @@ def from_vllm_bench(data: dict[str, Any], source: str) -> RunResult:
     ttfts, itls = data.get("ttfts") or [], data.get("itls") or []
     ins, outs = data.get("input_lens") or [], data.get("output_lens") or []
     records = []
-    all_itl: list[float] = []
     for i, ttft in enumerate(ttfts):
         gaps = [g * 1000 for g in (itls[i] if i < len(itls) else [])]
         n_out = outs[i] if i < len(outs) else 0
@@ -69,14 +65,9 @@ def from_vllm_bench(data: dict[str, Any], source: str) -> RunResult:
                                      queue_ms=None, prefill_ms=None, decode_ms=None, ttft_ms=ttft * 1000,
                                      tpot_ms=decode / (n_out - 1) if n_out > 1 else None,
                                      e2e_ms=ttft * 1000 + decode, itl_ms=gaps))
-        all_itl.extend(gaps)
     empty = Distribution.from_values([])
     if records:
-        lat = Latency(queue_ms=empty, prefill_ms=empty, decode_ms=empty,
-                      ttft_ms=Distribution.from_values(r.ttft_ms for r in records),
-                      tpot_ms=Distribution.from_values(r.tpot_ms for r in records),
-                      e2e_ms=Distribution.from_values(r.e2e_ms for r in records),
-                      itl_ms=Distribution.from_values(all_itl))
+        lat = results.latency(records)
     else:  # only aggregates were saved
         lat = Latency(queue_ms=empty, prefill_ms=empty, decode_ms=empty,
                       ttft_ms=_dist_mean(data.get("mean_ttft_ms")), tpot_ms=_dist_mean(data.get("mean_tpot_ms")),

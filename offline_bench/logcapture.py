@@ -23,6 +23,10 @@ class LogCapture:
         self._saved: tuple[int, int] | None = None
 
     def __enter__(self) -> LogCapture:
+        return self.start()
+
+    def start(self) -> LogCapture:
+        """Begin capturing (for an owner whose lifetime is not one `with` block, such as a started engine)."""
         sys.stdout.flush()
         sys.stderr.flush()
         self._saved = (os.dup(1), os.dup(2))
@@ -49,13 +53,23 @@ class LogCapture:
                         pass
 
     def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def drain(self, timeout_s: float) -> None:
+        """Wait up to timeout_s for lines still in the pipe (a dying engine's last words)."""
+        self._thread.join(timeout=timeout_s)
+
+    def stop(self) -> None:
+        """Give fds 1 and 2 back; safe to call once more."""
+        if self._saved is None:
+            return
         sys.stdout.flush()
         sys.stderr.flush()
-        assert self._saved is not None
         os.dup2(self._saved[0], 1)
         os.dup2(self._saved[1], 2)
         os.close(self._saved[0])
         os.close(self._saved[1])
+        self._saved = None
         # the pump ends when the engine processes exit; give it a moment for lines still in the pipe
         self._thread.join(timeout=0.2)
 

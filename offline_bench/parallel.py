@@ -1,27 +1,20 @@
-"""Beyond one GPU: checks before an engine starts, the settings multi-GPU runs need, and data parallel offline
-(N engine replicas, each in its own process on its own GPU group, fed one workload split N ways)."""
+"""Beyond one GPU, before an engine starts: the checks (one line naming the fix), the environment and the
+extra vllm.LLM arguments multi-GPU runs need, and joining a Ray cluster. Data parallel runs: `dataparallel`."""
 
 from __future__ import annotations
 
-import json
 import os
-import sys
-import tempfile
-import time
-from pathlib import Path
 from typing import Any
 
-from offline_bench.config import SAFE_ALLREDUCE_ENV, SAFE_ALLREDUCE_PASS, EngineConfig, RunConfig
+from offline_bench.config import SAFE_ALLREDUCE_ENV, SAFE_ALLREDUCE_PASS, EngineConfig
+from offline_bench.environment import nvidia_smi, visible_ids
 from offline_bench.errors import BenchError
 from offline_bench.modelinfo import ModelInfo
-from offline_bench.procs import child_error, fail_child, kill_group, spawn
 
 
 def visible_gpus() -> list[str]:
     """GPU indices this process may use (nvidia-smi, narrowed by CUDA_VISIBLE_DEVICES)."""
-    from offline_bench.environment import _nvidia_smi, visible_ids
-
-    return visible_ids(len(_nvidia_smi()))
+    return visible_ids(len(nvidia_smi()))
 
 
 def check_parallel(cfg: EngineConfig, info: ModelInfo | None) -> None:
@@ -39,8 +32,6 @@ def check_parallel(cfg: EngineConfig, info: ModelInfo | None) -> None:
         raise BenchError(f"TP {tp} x PP {pp} x DP {dp} needs {tp * pp * dp} GPUs but {len(gpus)} are visible "
                          "(CUDA_VISIBLE_DEVICES): lower the sizes, or use --distributed-executor-backend ray "
                          "across hosts")
-    if cfg.distributed_executor_backend == "ray":
-        connect_ray(cfg.ray_address)
 
 
 def connect_ray(address: str | None) -> str:
@@ -81,80 +72,3 @@ def engine_env_and_kwargs(cfg: EngineConfig, on_gpu: bool) -> tuple[dict[str, st
         env["VLLM_CPU_OMP_THREADS_BIND"] = "|".join(
             ",".join(map(str, cores[i * per:(i + 1) * per] or cores[-1:])) for i in range(world))
     return env, kwargs
-
-
-# ---------------------------------------------------------------- data parallel offline
-
-
-def run_data_parallel(cfg: RunConfig, progress_file: Any = None) -> Any:
-    """Start N replicas (each `run` on 1/N of the workload), release them together, aggregate."""
-    from offline_bench.environment import has_cuda
-    from offline_bench.runner import aggregate_replicas
-
-    dp = cfg.engine.data_parallel_size
-    n = cfg.workload.num_prompts
-    if cfg.workload.synthetic and (n or 0) < dp:
-        raise BenchError(f"--num-prompts {n} is fewer than --data-parallel-size {dp}: every replica needs work")
-    per_group = cfg.engine.tensor_parallel_size * cfg.engine.pipeline_parallel_size
-    gpus = visible_gpus() if has_cuda() else []
-    cores = sorted(os.sched_getaffinity(0))
-    tmp = Path(tempfile.mkdtemp(prefix="offline-bench-dp-"))
-    procs = []
-    for rank in range(dp):
-        env = dict(os.environ)
-        if gpus:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[rank * per_group:(rank + 1) * per_group])
-        else:  # CPU build: give each replica its own cores
-            share = cores[rank::dp] or cores[-1:]
-            env["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(map(str, share))
-        replica = cfg.model_copy(deep=True)
-        replica.engine.data_parallel_size = 1
-        spec = {"config": json.loads(replica.model_dump_json()), "rank": rank, "size": dp,
-                "out": str(tmp / f"replica-{rank}.json"), "go": str(tmp / "go")}
-        p = spawn([sys.executable, "-m", "offline_bench.parallel"], env=env)
-        p.stdin.write(json.dumps(spec))
-        p.stdin.close()
-        procs.append(p)
-    try:
-        for rank, p in enumerate(procs):  # wait until every engine is up
-            line = p.stdout.readline().strip()
-            if line != "ready":
-                p.wait()
-                raise BenchError(f"replica {rank} failed to start: {child_error(p.stderr.read(), p.returncode)}")
-        (tmp / "go").write_text(str(time.time()))
-        results = []
-        for rank, p in enumerate(procs):
-            p.wait()
-            out = tmp / f"replica-{rank}.json"
-            if p.returncode != 0 or not out.exists():
-                raise BenchError(f"replica {rank} failed: {child_error(p.stderr.read(), p.returncode)}")
-            results.append(json.loads(out.read_text()))
-    finally:
-        for p in procs:
-            kill_group(p)
-    return aggregate_replicas(cfg, results)
-
-
-def _replica_main() -> None:
-    from offline_bench.engine import Engine
-    from offline_bench.runner import run_benchmark
-
-    spec = json.loads(sys.stdin.read())
-    cfg = RunConfig.model_validate(spec["config"])
-    parent = os.fdopen(os.dup(1), "w")  # the engine's log capture takes fd 1 over; "ready" must reach the parent
-    try:
-        with Engine(cfg.engine) as engine:
-            print("ready", file=parent, flush=True)
-            go = Path(spec["go"])
-            while not go.exists():
-                time.sleep(0.01)
-            result = run_benchmark(cfg, engine=engine, shard=(spec["rank"], spec["size"]))
-            wall_start = float(go.read_text())
-            result.startup["dp_go_wall_s"] = wall_start
-            result.save(spec["out"])
-    except BenchError as e:
-        fail_child(str(e))
-
-
-if __name__ == "__main__":
-    _replica_main()

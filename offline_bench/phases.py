@@ -9,18 +9,18 @@ decode-only:  B prompts of L tokens generating O tokens; the per-step latency is
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from offline_bench import __version__
-from offline_bench.engine import Engine
+from offline_bench.engine import BatchOutcome, Engine
 from offline_bench.environment import Environment, capture_environment
 from offline_bench.errors import BenchError
-from offline_bench.roofline import GPUSpec, roofline
-from offline_bench.schema import write_atomic
+from offline_bench.formats import renders
+from offline_bench.results import stamp
+from offline_bench.roofline import GPUSpec, Roofline, roofline
+from offline_bench.schema import SCHEMA_VERSION, write_atomic
 from offline_bench.workloads import synthetic_requests
 
 
@@ -38,7 +38,7 @@ class PhaseRow(BaseModel):
 
 
 class PhasesResult(BaseModel):
-    schema_version: int = 1
+    schema_version: int = SCHEMA_VERSION  # the same versioning as run results
     mode: str = "phases"
     tool_version: str
     created_at: str
@@ -54,6 +54,61 @@ class PhasesResult(BaseModel):
         write_atomic(path, self.model_dump_json(indent=2))
 
 
+# seeds of the synthetic prompts: distinct per (batch, length) and between the prefill and decode runs
+WARMUP_SEED_OFFSET = 7
+PREFILL_SEED_STRIDE = 7919
+DECODE_SEED_STRIDE = 104729
+
+
+class _Phases:
+    """One engine, the GPU's ceilings, and the rows measured so far."""
+
+    def __init__(self, engine: Engine, gpu: GPUSpec | None, seed: int, num_gpus: int) -> None:
+        self.engine, self.gpu, self.seed, self.num_gpus = engine, gpu, seed, num_gpus
+        self.vocab, self.special = engine.vocab()
+        self.kv_tokens = engine.kv_capacity().get("capacity_tokens")
+
+    def _run(self, b: int, length: int, out_len: int, seed: int, tag: str) -> BatchOutcome:
+        self.engine.reset_prefix_cache()
+        reqs = synthetic_requests(b, length, out_len, 0.0, seed, self.vocab, self.special)
+        return self.engine.run_batch(reqs, [self.engine.sampling_params(r, 1.0, 1.0, True, False) for r in reqs],
+                                     tag)
+
+    def _ceiling(self, b: int, context: int) -> Roofline | None:
+        info = self.engine.info
+        return roofline("", info, self.gpu, [b], context, self.num_gpus) if self.gpu and info else None
+
+    def prefill(self, b: int, length: int) -> PhaseRow:
+        out = self._run(b, length, 1, self.seed + b * PREFILL_SEED_STRIDE + length, f"prefill-{length}-{b}")
+        lat = out.prefill_window_s or out.wall_s
+        roof = self._ceiling(b, length // 2)
+        ceil = roof.prefill_tokens_per_s_ceiling if roof else None
+        tps = b * length / lat
+        waves = (f"the KV cache holds {self.kv_tokens:,} tokens: the batch was prefilled in waves"
+                 if self.kv_tokens and b * (length + 1) > self.kv_tokens else None)
+        return PhaseRow(phase="prefill", batch_size=b, input_len=length, output_len=None, context_tokens=length // 2,
+                        latency_ms=lat * 1000, tokens_per_s=tps, ceiling_tokens_per_s=ceil,
+                        pct_of_ceiling=100 * tps / ceil if ceil else None, note=waves)
+
+    def decode(self, b: int, length: int, output_len: int) -> PhaseRow:
+        ctx = length + output_len // 2
+        row = dict(phase="decode", batch_size=b, input_len=length, output_len=output_len, context_tokens=ctx)
+        if self.kv_tokens and b * (length + output_len) > self.kv_tokens:
+            # the batch would be preempted mid-decode: its steps would not be decode steps of batch b
+            return PhaseRow(**row, latency_ms=None, tokens_per_s=None, ceiling_tokens_per_s=None,
+                            pct_of_ceiling=None, note=f"not run: {b} x {length + output_len:,} tokens exceed the "
+                                                      f"KV cache ({self.kv_tokens:,} tokens); raise "
+                                                      "--gpu-memory-utilization or lower the batch")
+        out = self._run(b, length, output_len, self.seed + b * DECODE_SEED_STRIDE + length, f"decode-{length}-{b}")
+        last = max(out.engine_ts, key=lambda t: t[1])
+        step = (last[2] - last[1]) / max(output_len - 1, 1)
+        roof = self._ceiling(b, ctx)
+        ceil = roof.decode_tokens_per_s_ceiling[b] if roof else None
+        tps = b / step
+        return PhaseRow(**row, latency_ms=step * 1000, tokens_per_s=tps, ceiling_tokens_per_s=ceil,
+                        pct_of_ceiling=100 * tps / ceil if ceil else None)
+
+
 def run_phases(engine: Engine, batch_sizes: list[int], input_lens: list[int], output_len: int,
                gpu: GPUSpec | None, seed: int = 0, num_gpus: int = 1) -> PhasesResult:
     resolved = engine.resolved_args()
@@ -64,57 +119,14 @@ def run_phases(engine: Engine, batch_sizes: list[int], input_lens: list[int], ou
     if max(input_lens) + output_len > mml:
         raise BenchError(f"input {max(input_lens)} + output {output_len} tokens exceed --max-model-len {mml}: raise "
                          "--max-model-len")
-    vocab, special = engine.vocab()
-    info = engine.info
-    kv_tokens = engine.kv_capacity().get("capacity_tokens")
+    ph = _Phases(engine, gpu, seed, num_gpus)
+    ph._run(2, min(input_lens), 4, seed + WARMUP_SEED_OFFSET, "phases-warmup")
     rows: list[PhaseRow] = []
-
-    def params(reqs: list) -> list:
-        return [engine.sampling_params(r, 1.0, 1.0, True, False) for r in reqs]
-
-    warm = synthetic_requests(2, min(input_lens), 4, 0.0, seed + 7, vocab, special)
-    engine.run_batch(warm, params(warm), "phases-warmup")
     for length in input_lens:
         for b in batch_sizes:
-            engine.reset_prefix_cache()
-            reqs = synthetic_requests(b, length, 1, 0.0, seed + b * 7919 + length, vocab, special)
-            out = engine.run_batch(reqs, params(reqs), f"prefill-{length}-{b}")
-            lat = out.prefill_window_s or out.wall_s
-            ceil = None
-            if gpu and info:
-                ceil = roofline("", info, gpu, [b], length // 2, num_gpus).prefill_tokens_per_s_ceiling
-            tps = b * length / lat
-            waves = (f"the KV cache holds {kv_tokens:,} tokens: the batch was prefilled in waves"
-                     if kv_tokens and b * (length + 1) > kv_tokens else None)
-            rows.append(PhaseRow(phase="prefill", batch_size=b, input_len=length, output_len=None,
-                                 context_tokens=length // 2, latency_ms=lat * 1000, tokens_per_s=tps,
-                                 ceiling_tokens_per_s=ceil, pct_of_ceiling=100 * tps / ceil if ceil else None,
-                                 note=waves))
-            ctx = length + output_len // 2
-            if kv_tokens and b * (length + output_len) > kv_tokens:
-                # the batch would be preempted mid-decode: its steps would not be decode steps of batch b
-                rows.append(PhaseRow(phase="decode", batch_size=b, input_len=length, output_len=output_len,
-                                     context_tokens=ctx, latency_ms=None, tokens_per_s=None,
-                                     ceiling_tokens_per_s=None, pct_of_ceiling=None,
-                                     note=f"not run: {b} x {length + output_len:,} tokens exceed the KV cache "
-                                          f"({kv_tokens:,} tokens); raise --gpu-memory-utilization or lower "
-                                          "the batch"))
-                continue
-            engine.reset_prefix_cache()
-            reqs = synthetic_requests(b, length, output_len, 0.0, seed + b * 104729 + length, vocab, special)
-            out = engine.run_batch(reqs, params(reqs), f"decode-{length}-{b}")
-            last = max(out.engine_ts, key=lambda t: t[1])
-            step = (last[2] - last[1]) / max(output_len - 1, 1)
-            ceil = None
-            if gpu and info:
-                ceil = roofline("", info, gpu, [b], ctx, num_gpus).decode_tokens_per_s_ceiling[b]
-            tps = b / step
-            rows.append(PhaseRow(phase="decode", batch_size=b, input_len=length, output_len=output_len,
-                                 context_tokens=ctx, latency_ms=step * 1000, tokens_per_s=tps,
-                                 ceiling_tokens_per_s=ceil, pct_of_ceiling=100 * tps / ceil if ceil else None))
+            rows += [ph.prefill(b, length), ph.decode(b, length, output_len)]
     return PhasesResult(
-        tool_version=__version__, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        model=engine.cfg.model, environment=capture_environment(), engine_args={**engine.kwargs,
+        **stamp(), model=engine.cfg.model, environment=capture_environment(), engine_args={**engine.kwargs,
                                                                                 "resolved": resolved},
         startup=engine.startup_facts(), gpu=gpu, rows=rows,
         notes=[__doc__.strip().split("\n\n", 1)[1],
@@ -123,6 +135,7 @@ def run_phases(engine: Engine, batch_sizes: list[int], input_lens: list[int], ou
                "peak FLOP/s) at context L + O/2."])
 
 
+@renders("phases", ("table", "md", "json"))
 def render(r: PhasesResult, fmt: str = "table") -> str:
     if fmt == "json":
         return r.model_dump_json(indent=2)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from offline_bench.sweep import SweepSummary
+from offline_bench.sweepreport import SweepSummary, group_series
 
 # (file, x field, y attribute of a row, y label, title)
 SWEEP_PLOTS = [
@@ -32,7 +31,6 @@ def sweep_plots(summary: SweepSummary, out_dir: Path) -> dict[str, Any]:
         import matplotlib.pyplot as plt
     except ImportError:
         return {"skipped": "matplotlib is not installed: pip install matplotlib, then offline-bench sweep --report"}
-    from offline_bench.sweep import _series
 
     ok = [r for r in summary.rows if r.status == "ok"]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -41,7 +39,7 @@ def sweep_plots(summary: SweepSummary, out_dir: Path) -> dict[str, Any]:
         fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
         drawn = False
         styles = [("o", "-", 9), ("s", "--", 7), ("^", ":", 5), ("D", "-.", 4)]  # overlapping lines stay visible
-        for k, (label, series) in enumerate(_series(summary.spec, ok, x).items()):  # grid order, as given
+        for k, (label, series) in enumerate(group_series(summary.spec, ok, x).items()):  # grid order, as given
             pts = sorted((xv, getattr(r, y)) for xv, r in series if xv is not None and getattr(r, y) is not None)
             if pts:
                 marker, ls, size = styles[k % len(styles)]

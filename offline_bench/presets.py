@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from offline_bench.errors import BenchError
+from offline_bench.formats import renders
 from offline_bench.modelinfo import ModelInfo
 
 PRESET_PREFIX = "preset:"
@@ -128,3 +129,30 @@ def _hf_cached_config(repo_id: str) -> dict | None:
     except Exception:  # noqa: BLE001 - the cache is only a hint
         pass
     return None
+
+
+def preset_rows() -> list[dict]:
+    """One row per built-in model: shape, parameters and KV bytes per token."""
+    rows = []
+    for name in preset_names():
+        info = ModelInfo.from_config(preset_config(name))
+        rows.append({"preset": f"preset:{name}", "architecture": info.architecture, "layers": info.num_layers,
+                     "hidden": info.hidden_size, "heads/kv_heads": f"{info.num_heads}/{info.num_kv_heads}",
+                     "params": info.params, "active_params": info.active_params,
+                     "kv_bytes_per_token": info.kv_bytes_per_token(), "max_len": info.max_position_embeddings,
+                     "vocab": info.vocab_size})
+    return rows
+
+
+def _count(n: int) -> str:
+    return f"{n / 1e9:.3f} B" if n >= 1e8 else f"{n / 1e6:.2f} M"
+
+
+@renders("presets", ("table", "md", "json"))
+def render_presets(rows: list[dict], fmt: str = "table") -> str:
+    if fmt == "json":
+        return json.dumps(rows, indent=2)
+    from tabulate import tabulate
+
+    shown = [{**r, "params": _count(r["params"]), "active_params": _count(r["active_params"])} for r in rows]
+    return tabulate(shown, headers="keys", tablefmt="github" if fmt == "md" else "simple")

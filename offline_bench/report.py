@@ -7,6 +7,7 @@ import io
 
 from tabulate import tabulate
 
+from offline_bench.formats import renders
 from offline_bench.schema import RunResult
 
 FORMATS = ("table", "md", "csv", "json")
@@ -63,6 +64,7 @@ def sections(r: RunResult) -> list[tuple[str, list[str], list[list[str]]]]:
             ("KV cache", ["", ""], kv_rows), ("Memory and start-up", ["", ""], mem_rows)]
 
 
+@renders("run", ("table", "md", "csv", "json"))
 def render(r: RunResult, fmt: str = "table") -> str:
     if fmt == "json":
         return r.model_dump_json(indent=2)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from offline_bench.environment import capture_environment
 from offline_bench.errors import BenchError
+from offline_bench.formats import renders
 from offline_bench.modelinfo import DTYPE_BYTES, ModelInfo
 
 
@@ -160,6 +162,7 @@ def roofline(model: str, info: ModelInfo, gpu: GPUSpec, batch_sizes: list[int], 
                     decode_step_ms_floor=step, decode_bound=bound)
 
 
+@renders("roofline", ("table", "md", "json"))
 def render(r: Roofline, fmt: str = "table") -> str:
     if fmt == "json":
         return r.model_dump_json(indent=2)
@@ -192,3 +195,16 @@ def achieved(info: ModelInfo, gpu: GPUSpec, mean_batch: float, mean_input: float
             "decode_pct_of_ceiling": 100 * decode_tps / dec_ceiling if decode_tps else None,
             "prefill_tokens_per_s_ceiling": pre.prefill_tokens_per_s_ceiling,
             "prefill_pct_of_ceiling": 100 * prefill_tps / pre.prefill_tokens_per_s_ceiling if prefill_tps else None}
+
+
+def resolve_gpu(name: str | None, measure: bool, required: bool = True) -> GPUSpec | None:
+    """The GPU whose ceilings apply: measured here, named from the table, or detected (None on a CPU unless
+    `required`, which asks for --gpu in one line)."""
+    if measure:
+        return measure_gpu()
+    if name:
+        return gpu_spec(name)
+    spec = detect_gpu(capture_environment().gpu_name)
+    if spec is None and required:
+        raise BenchError(f"no GPU detected: pass --gpu NAME ({', '.join(GPUS)})")
+    return spec

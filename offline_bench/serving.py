@@ -13,15 +13,16 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
-from offline_bench import __version__
+from offline_bench import results as build
+from offline_bench.bench import level_path
 from offline_bench.config import WorkloadConfig
 from offline_bench.engine import kv_size_kwargs
+from offline_bench.environment import capture_environment
 from offline_bench.errors import BenchError
-from offline_bench.schema import KVCache, Latency, Memory, RequestRecord, RunResult, Workload
-from offline_bench.stats import Distribution
+from offline_bench.results import ms
+from offline_bench.schema import RequestRecord, RunResult
 from offline_bench.workloads import Request, build_workload
 
 
@@ -276,64 +277,40 @@ def _raise_first_error(results: list[StreamResult]) -> None:
         raise BenchError(f"{len(bad)} of {len(results)} requests failed; first: {bad[0].error}")
 
 
-def _ms(s: float | None) -> float | None:
-    return None if s is None else round(s * 1000.0, 4)
+SERVING_NOTES = [
+    "Serving mode: times are taken by the client around HTTP streaming requests; token counts are the server's "
+    "usage report. The server always detokenizes; what the engine did inside (KV cache, queue/prefill/decode "
+    "split) is unknown from outside; engine_args.server holds what the server reports about itself (/version, "
+    "the vllm:cache_config_info gauge of /metrics).",
+    "ITL is the time between SSE chunks that carry text; a chunk can hold more than one token."]
 
 
 def serving_result(cfg: ProbeConfig, concurrency: int, reqs: list[Request], results: list[StreamResult],
                    wall: float, facts: dict[str, Any] | None = None) -> RunResult:
-    from offline_bench.environment import capture_environment
-    from offline_bench.runner import summarize_passes
-    from offline_bench.schema import Throughput
-
+    del reqs  # the server's usage report gives the token counts
     records = []
-    all_itl: list[float] = []
     for i, r in enumerate(results):
         tpot = (r.e2e_s - r.ttft_s) / (r.output_tokens - 1) if r.ttft_s is not None and r.output_tokens > 1 else None
         records.append(RequestRecord(repeat=0, index=i, input_tokens=r.input_tokens, output_tokens=r.output_tokens,
                                      cached_tokens=None, finish_reason=r.finish_reason, preemptions=None,
-                                     queue_ms=None, prefill_ms=None, decode_ms=None, ttft_ms=_ms(r.ttft_s),
-                                     tpot_ms=_ms(tpot), e2e_ms=_ms(r.e2e_s),
-                                     itl_ms=[round(x * 1000, 4) for x in r.itl_s]))
-        all_itl.extend(x * 1000 for x in r.itl_s)
-    inp = sum(r.input_tokens for r in results)
-    out = sum(r.output_tokens for r in results)
-    tp = Throughput(duration_s=round(wall, 6), requests_per_s=len(results) / wall, input_tokens_per_s=inp / wall,
-                    output_tokens_per_s=out / wall, total_tokens_per_s=(inp + out) / wall,
-                    prefill_tokens_per_s=None, decode_tokens_per_s=None)
-    empty = Distribution.from_values([])
-    lat = Latency(queue_ms=empty, prefill_ms=empty, decode_ms=empty,
-                  ttft_ms=Distribution.from_values(r.ttft_ms for r in records),
-                  tpot_ms=Distribution.from_values(r.tpot_ms for r in records),
-                  e2e_ms=Distribution.from_values(r.e2e_ms for r in records),
-                  itl_ms=Distribution.from_values(all_itl))
+                                     queue_ms=None, prefill_ms=None, decode_ms=None, ttft_ms=ms(r.ttft_s),
+                                     tpot_ms=ms(tpot), e2e_ms=ms(r.e2e_s), itl_ms=[ms(x) for x in r.itl_s]))
     wl = cfg.workload
-    workload = Workload(source="synthetic" if wl.synthetic else str(wl.prompts_file), num_prompts=len(results),
-                        total_input_tokens=inp, total_output_tokens=out,
-                        input_len=wl.input_len if wl.synthetic else None, output_len=wl.output_len,
-                        range_ratio=wl.range_ratio if wl.synthetic else None, seed=wl.seed,
-                        ignore_eos=wl.effective_ignore_eos, temperature=wl.temperature, top_p=wl.top_p,
-                        detokenize=True, warmup_requests=wl.warmup, repeats=1, concurrency=concurrency)
     facts = facts or {}
-    kv = KVCache(**dict.fromkeys(KVCache.model_fields))
+    kv = build.unknown_kv_cache()
     if facts.get("num_gpu_blocks") and facts.get("block_size"):
         kv.num_blocks, kv.block_size = facts["num_gpu_blocks"], facts["block_size"]
         kv.capacity_tokens = kv.num_blocks * kv.block_size
     resolved = {k: facts[k] for k in ("enable_prefix_caching", "gpu_memory_utilization", "block_size")
                 if k in facts}
-    unknown_mem = Memory(**dict.fromkeys(Memory.model_fields))
     return RunResult(
-        tool_version=__version__, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        mode="serving", model=cfg.served_model_name, endpoint=f"{cfg.root}/v1/{'chat/' if cfg.chat else ''}"
-        "completions", environment=capture_environment(),
-        engine_args={"server": facts, "resolved": resolved} if facts else {}, workload=workload, startup={},
-        kv_cache=kv, memory=unknown_mem, throughput=summarize_passes([tp]), latency=lat, timeline=[],
-        requests=records,
-        notes=["Serving mode: times are taken by the client around HTTP streaming requests; token counts are the "
-               "server's usage report. The server always detokenizes; what the engine did inside (KV cache, "
-               "queue/prefill/decode split) is unknown from outside; engine_args.server holds what the server "
-               "reports about itself (/version, the vllm:cache_config_info gauge of /metrics).",
-               "ITL is the time between SSE chunks that carry text; a chunk can hold more than one token."])
+        **build.stamp(), mode="serving", model=cfg.served_model_name,
+        endpoint=f"{cfg.root}/v1/{'chat/' if cfg.chat else ''}completions", environment=capture_environment(),
+        engine_args={"server": facts, "resolved": resolved} if facts else {},
+        workload=build.workload(wl, records, concurrency, wl.effective_ignore_eos, True, 1), startup={},
+        kv_cache=kv, memory=build.unknown_memory(), throughput=build.summarize_passes([build.throughput(records,
+                                                                                                       wall)]),
+        latency=build.latency(records), timeline=[], requests=records, notes=list(SERVING_NOTES))
 
 
 def serve_preset_command(name: str, port: int, host: str = "127.0.0.1", extra: list[str] | None = None,
@@ -361,3 +338,16 @@ def serve_preset_command(name: str, port: int, host: str = "127.0.0.1", extra: l
 
 def api_key_from_env(explicit: str | None) -> str | None:
     return explicit or os.environ.get("OPENAI_API_KEY") or None
+
+
+def probe_levels(cfg: ProbeConfig, levels: list[tuple[int | None, int | None]], tokenizer: str | None,
+                 output: str | None) -> list[tuple[RunResult, str | None]]:
+    """serve-probe at each (concurrency, count) level; each result saved as soon as it exists."""
+    out = []
+    for level, n in levels:
+        result = probe(cfg.with_prompts(n), level or 1, tokenizer)
+        path = level_path(output, level, len(levels) > 1) if output else None
+        if path:
+            result.save(path)
+        out.append((result, path))
+    return out

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from offline_bench.errors import BenchError, input_file
+from offline_bench.formats import renders
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 NUM = r"([\d,]+(?:\.\d+)?)"
@@ -251,6 +252,7 @@ def explain_rows(facts: dict[str, Any]) -> tuple[list[list[str]], str]:
     return rows, budget_line(f)
 
 
+@renders("startup", ("table", "md", "json"))
 def render_startup(text: str, fmt: str = "table") -> str:
     import json
 

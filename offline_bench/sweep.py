@@ -3,15 +3,12 @@
 Layout of DIR:
   sweep.json            the sweep's definition (base settings, grid, workload); a rerun must match it
   points/<key>.json     one per finished point: a `run` result, or {"status": "failed", "error": ...}
-  summary.json/.md/.csv one row per point + analysis (rewritten after every point)
-  plots/*.png
+  summary.json/.md/.csv one row per point + analysis (rewritten after every point; `sweepreport`)
+  plots/*.png           (`plots`)
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import itertools
 import json
 import signal
 import subprocess
@@ -21,70 +18,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
-
+from offline_bench.bench import run_one
 from offline_bench.config import EngineConfig, RunConfig, parse_bytes
 from offline_bench.errors import BenchError
+from offline_bench.plots import sweep_plots
 from offline_bench.procs import child_error, fail_child, kill_group, spawn
-from offline_bench.schema import RunResult, write_atomic
+from offline_bench.schema import write_atomic
+from offline_bench.sweepreport import (
+    SWEEPABLE,
+    SweepSpec,
+    SweepSummary,
+    point_config,
+    point_key,
+    render_csv,
+    render_markdown,
+    summarize,
+)
 
-SWEEP_SCHEMA_VERSION = 1
-# Engine fields a sweep may vary (comma lists on the command line), with short names for point keys.
-SWEEPABLE = {"gpu_memory_utilization": "gmu", "kv_cache_memory_bytes": "kvb", "max_model_len": "mml",
-             "max_num_seqs": "mns", "max_num_batched_tokens": "mnbt", "kv_cache_dtype": "kvd", "dtype": "dt",
-             "tensor_parallel_size": "tp", "pipeline_parallel_size": "pp"}
-
-
-class SweepSpec(BaseModel):
-    schema_version: int = SWEEP_SCHEMA_VERSION
-    base: RunConfig
-    grid: dict[str, list[Any]]  # engine field -> values, in the order given
-    timeout_per_point_s: float | None = None
-    target_concurrency: int | None = None
-    knee_tolerance: float = 0.05
-
-    def points(self) -> list[dict[str, Any]]:
-        keys = list(self.grid)
-        return [dict(zip(keys, combo)) for combo in itertools.product(*(self.grid[k] for k in keys))]
-
-    def comparable(self) -> dict[str, Any]:
-        """What must match for a rerun to resume into the same directory."""
-        return {"base": self.base.model_dump(exclude={"verbose"}), "grid": self.grid}
-
-
-class PointRow(BaseModel):
-    key: str
-    settings: dict[str, Any]
-    status: str  # "ok" or "failed"
-    error: str | None = None
-    kv_capacity_tokens: int | None = None
-    kv_capacity_gib: float | None = None
-    max_concurrency: float | None = None
-    output_tokens_per_s: float | None = None
-    total_tokens_per_s: float | None = None
-    ttft_ms_p50: float | None = None
-    ttft_ms_p99: float | None = None
-    tpot_ms_p50: float | None = None
-    peak_kv_usage_pct: float | None = None
-    preemptions: int | None = None
-    init_s: float | None = None
-    elapsed_s: float | None = None
-    resolved: dict[str, Any] = Field(default_factory=dict)  # what the engine ran with (e.g. the default mml)
-
-
-class SweepSummary(BaseModel):
-    schema_version: int = SWEEP_SCHEMA_VERSION
-    spec: SweepSpec
-    rows: list[PointRow]
-    analysis: dict[str, Any] = Field(default_factory=dict)
-
-
-def _fmt_value(v: Any) -> str:
-    return str(v).replace("/", "_").replace(" ", "")
-
-
-def point_key(settings: dict[str, Any]) -> str:
-    return "_".join(f"{SWEEPABLE.get(k, k)}-{_fmt_value(v)}" for k, v in settings.items()) or "base"
+__all__ = ["SWEEPABLE", "SweepSpec", "SweepSummary", "build_spec", "parse_list", "point_key", "render_csv",
+           "render_markdown", "run_sweep", "run_with_progress", "write_summary"]
 
 
 def parse_list(field: str, text: str) -> list[Any]:
@@ -111,14 +63,23 @@ def parse_list(field: str, text: str) -> list[Any]:
     return out
 
 
-def point_config(spec: SweepSpec, settings: dict[str, Any]) -> RunConfig:
-    cfg = spec.base.model_copy(deep=True)
-    for k, v in settings.items():
-        setattr(cfg.engine, k, v)
-    return cfg
-
-
-# ---------------------------------------------------------------- running
+def build_spec(base: RunConfig, lists: dict[str, str], timeout_per_point_s: float | None = None,
+               target_concurrency: int | None = None, knee_tolerance: float = 0.05) -> SweepSpec:
+    """Comma lists per engine field -> a grid (fields with several values) over `base` (single values set)."""
+    parsed = {k: parse_list(k, v) for k, v in lists.items()}
+    grid = {k: v for k, v in parsed.items() if len(v) > 1}
+    for k, v in parsed.items():
+        if len(v) == 1:
+            setattr(base.engine, k, v[0])
+    kv_given = "kv_cache_memory_bytes" in grid or base.engine.kv_cache_memory_bytes is not None
+    if "gpu_memory_utilization" in grid and kv_given:
+        raise BenchError("--gpu-memory-utilization and --kv-cache-memory-bytes both size the KV cache: sweep one")
+    for g in grid.get("gpu_memory_utilization", []):
+        if not 0 < g <= 1:
+            raise BenchError(f"--gpu-memory-utilization {g} is outside (0, 1]: pass fractions such as 0.5,0.9")
+    base.engine.validate_values()
+    return SweepSpec(base=base, grid=grid, timeout_per_point_s=timeout_per_point_s,
+                     target_concurrency=target_concurrency, knee_tolerance=knee_tolerance)
 
 
 def run_sweep(spec: SweepSpec, out_dir: str | Path, resume: bool = True, retry_failed: bool = False,
@@ -198,209 +159,38 @@ def _run_point(spec: SweepSpec, settings: dict[str, Any], path: Path) -> None:
 
 def _point_main(path: str) -> None:
     """Child side: read a RunConfig on stdin, run it, write the result atomically."""
-    from offline_bench.runner import run_benchmark
-
     cfg = RunConfig.model_validate_json(sys.stdin.read())
     try:
-        result = run_benchmark(cfg)
+        result = run_one(cfg)
     except BenchError as e:
         fail_child(str(e))
     result.save(path)
 
 
-# ---------------------------------------------------------------- summary and analysis
+def run_with_progress(spec: SweepSpec, out_dir: str, resume: bool = True, retry_failed: bool = False) -> SweepSummary:
+    """run_sweep with a progress bar and a line per point on stderr."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True)) as bar:
+        task = bar.add_task("sweep", total=len(spec.points()))
 
-def load_rows(out_dir: str | Path) -> tuple[SweepSpec, list[PointRow]]:
-    out = Path(out_dir)
-    spec_file = out / "sweep.json"
-    if not spec_file.exists():
-        raise BenchError(f"{out} has no sweep.json: point --report at a sweep's --output-dir")
-    spec = SweepSpec.model_validate_json(spec_file.read_text())
-    rows = []
-    for settings in spec.points():
-        key = point_key(settings)
-        path = out / "points" / f"{key}.json"
-        if not path.exists():
-            continue
-        data = json.loads(path.read_text())
-        if data.get("status") == "failed":
-            rows.append(PointRow(key=key, settings=settings, status="failed", error=data.get("error"),
-                                 elapsed_s=data.get("elapsed_s")))
-            continue
-        r = RunResult.model_validate(data)
-        rows.append(PointRow(
-            key=key, settings=settings, status="ok", kv_capacity_tokens=r.kv_cache.capacity_tokens,
-            kv_capacity_gib=r.kv_cache.capacity_gib, max_concurrency=r.kv_cache.max_concurrency,
-            output_tokens_per_s=r.throughput.output_tokens_per_s, total_tokens_per_s=r.throughput.total_tokens_per_s,
-            ttft_ms_p50=r.latency.ttft_ms.p50, ttft_ms_p99=r.latency.ttft_ms.p99, tpot_ms_p50=r.latency.tpot_ms.p50,
-            peak_kv_usage_pct=r.kv_cache.peak_usage_pct, preemptions=r.kv_cache.preemptions,
-            init_s=r.startup.get("init_s"), resolved=r.engine_args.get("resolved", {})))
-    return spec, rows
+        def on_point(n: int, total: int, key: str, state: str) -> None:
+            if state == "running":
+                bar.update(task, description=f"point {n}/{total} {key}")
+            else:
+                bar.advance(task)
+                bar.console.print(f"{key}: {state}")
 
-
-def _resolved(row: PointRow, spec: SweepSpec, field: str) -> Any:
-    if field in row.settings:
-        return row.settings[field]
-    base = getattr(spec.base.engine, field)
-    return base if base is not None else row.resolved.get(field)
-
-
-def analyze(spec: SweepSpec, rows: list[PointRow]) -> dict[str, Any]:
-    ok = [r for r in rows if r.status == "ok"]
-    out: dict[str, Any] = {"points_total": len(spec.points()), "points_done": len(rows),
-                           "points_ok": len(ok), "points_failed": len(rows) - len(ok)}
-    # (1) KV cache grows with sequence length: concurrency x max_model_len ~ capacity, per gmu
-    checks = []
-    for r in ok:
-        mml = _resolved(r, spec, "max_model_len")
-        if mml and r.max_concurrency and r.kv_capacity_tokens:
-            product = r.max_concurrency * mml
-            err = abs(product - r.kv_capacity_tokens) / r.kv_capacity_tokens
-            checks.append({"point": r.key, "gpu_memory_utilization": _resolved(r, spec, "gpu_memory_utilization"),
-                           "max_model_len": mml, "max_concurrency": r.max_concurrency,
-                           "concurrency_x_len": round(product), "capacity_tokens": r.kv_capacity_tokens,
-                           "rel_diff": round(err, 5), "holds": err <= 0.02})
-    out["kv_grows_with_sequence_length"] = {
-        "statement": "max_concurrency x max_model_len ~ capacity_tokens at each gmu: the KV pool is fixed by "
-                     "memory, so doubling the context halves how many full-length requests fit",
-        "holds": all(c["holds"] for c in checks) if checks else None, "checks": checks}
-    # (2) knee: smallest gmu whose throughput is within tolerance of the best, for each other-settings series
-    knees = []
-    for label, series in _series(spec, ok, "gpu_memory_utilization").items():
-        pts = sorted((g, r.output_tokens_per_s) for g, r in series if r.output_tokens_per_s)
-        if len(pts) < 2:
-            continue
-        best = max(v for _, v in pts)
-        knee = next(g for g, v in pts if v >= best * (1 - spec.knee_tolerance))
-        name = label or "all points"
-        if knee == pts[-1][0]:  # only the largest gmu reaches the best: no plateau inside the grid
-            gain = pts[-1][1] / pts[-2][1] - 1
-            text = (f"{name}: no knee inside the grid; output tokens/s still rises up to gmu {knee:g} "
-                    f"({gain:+.1%} over gmu {pts[-2][0]:g}, best {best:,.0f} tok/s)")
-            knee_value = None
-        else:
-            text = (f"{name}: knee at gmu {knee:g}; beyond it more KV memory raises output tokens/s by less than "
-                    f"{spec.knee_tolerance:.0%} (best {best:,.0f} tok/s)")
-            knee_value = knee
-        knees.append({"series": label, "knee_gpu_memory_utilization": knee_value,
-                      "best_output_tokens_per_s": best,
-                      "points": [{"gpu_memory_utilization": g, "output_tokens_per_s": v} for g, v in pts],
-                      "text": text})
-    out["throughput_knee"] = knees
-    # (3) target concurrency: smallest gmu whose capacity holds N requests of max_model_len tokens
-    if spec.target_concurrency:
-        n = spec.target_concurrency
-        recs = []
-        for label, series in _series(spec, ok, "gpu_memory_utilization").items():
-            pts = sorted((g, r.max_concurrency) for g, r in series if r.max_concurrency is not None)
-            if not pts:
-                continue
-            in_grid = next((g for g, c in pts if c >= n), None)
-            interp = _solve_linear(pts, n)
-            recs.append({"series": label, "target_concurrency": n, "smallest_gmu_in_grid": in_grid,
-                         "interpolated_gmu": None if interp is None else round(interp, 4),
-                         "text": f"{label or 'all'}: {n} requests of max_model_len need gmu "
-                                 + (f">= {interp:.3f} (linear fit of max_concurrency over gmu)"
-                                    if interp is not None else "beyond 1.0 (does not fit on this GPU)")
-                                 + (f"; smallest in the grid: {in_grid:g}" if in_grid is not None else
-                                    "; no grid point fits")})
-        out["target_concurrency"] = recs
-    return out
-
-
-def _series(spec: SweepSpec, rows: list[PointRow], x: str) -> dict[str, list[tuple[Any, PointRow]]]:
-    """Group rows by every swept setting except x; label like 'max_model_len=2048'."""
-    groups: dict[str, list[tuple[Any, PointRow]]] = {}
-    for r in rows:
-        label = ", ".join(f"{k}={v}" for k, v in r.settings.items() if k != x)
-        groups.setdefault(label, []).append((_resolved(r, spec, x), r))
-    return groups
-
-
-def _solve_linear(pts: list[tuple[float, float]], target: float) -> float | None:
-    """x where the least-squares line through pts reaches target (KV capacity is linear in gmu)."""
-    if len(pts) == 1:
-        g, c = pts[0]
-        x = g * target / c if c else None  # through the origin: a rough guide only
-    else:
-        n = len(pts)
-        mx = sum(p[0] for p in pts) / n
-        my = sum(p[1] for p in pts) / n
-        sxx = sum((p[0] - mx) ** 2 for p in pts)
-        if sxx == 0:
-            return None
-        slope = sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx
-        if slope <= 0:
-            return None
-        x = mx + (target - my) / slope
-    return x if x is not None and 0 < x <= 1 else None
-
-
-COLUMNS = ["status", "kv_capacity_tokens", "kv_capacity_gib", "max_concurrency", "output_tokens_per_s",
-           "total_tokens_per_s", "ttft_ms_p50", "ttft_ms_p99", "tpot_ms_p50", "peak_kv_usage_pct", "preemptions",
-           "init_s"]
-
-
-def table_rows(spec: SweepSpec, rows: list[PointRow]) -> tuple[list[str], list[list[Any]]]:
-    swept = list(spec.grid)
-    headers = swept + COLUMNS + ["error"]
-    body = []
-    for r in rows:
-        vals = [r.settings.get(k) for k in swept] + [getattr(r, c) for c in COLUMNS] + [r.error or ""]
-        body.append(vals)
-    return headers, body
-
-
-def _cell(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return f"{v:,.2f}" if abs(v) >= 1 or v == 0 else f"{v:.3g}"
-    if isinstance(v, int):
-        return f"{v:,}"
-    return str(v)
-
-
-def render_markdown(summary: SweepSummary) -> str:
-    from tabulate import tabulate
-
-    headers, body = table_rows(summary.spec, summary.rows)
-    lines = ["# Sweep summary", "", tabulate([[_cell(v) for v in row] for row in body], headers=headers,
-                                             tablefmt="github", disable_numparse=True), "",
-             "init_s is the engine start (LLM() wall time); vLLM's compile cache makes later points with an "
-             "already compiled shape start faster, so compare init_s along the sweep order.", "", "## Analysis", ""]
-    a = summary.analysis
-    kv = a.get("kv_grows_with_sequence_length", {})
-    lines.append(f"- KV cache grows with sequence length: {kv.get('statement')} -- "
-                 f"{'holds' if kv.get('holds') else 'does not hold' if kv.get('holds') is False else 'unknown'} "
-                 f"at every point checked ({len(kv.get('checks', []))}).")
-    for k in a.get("throughput_knee", []):
-        lines.append(f"- Knee: {k['text']}.")
-    for t in a.get("target_concurrency", []):
-        lines.append(f"- Target concurrency: {t['text']}.")
-    return "\n".join(lines) + "\n"
-
-
-def render_csv(summary: SweepSummary) -> str:
-    headers, body = table_rows(summary.spec, summary.rows)
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(headers)
-    w.writerows([["" if v is None else v for v in row] for row in body])
-    return buf.getvalue()
+        return run_sweep(spec, out_dir, resume=resume, retry_failed=retry_failed, on_point=on_point)
 
 
 def write_summary(out_dir: str | Path, plots: bool = True) -> SweepSummary:
+    """Summary files of DIR, and its plots."""
     out = Path(out_dir)
-    spec, rows = load_rows(out)
-    summary = SweepSummary(spec=spec, rows=rows, analysis=analyze(spec, rows))
-    write_atomic(out / "summary.json", summary.model_dump_json(indent=2))
-    write_atomic(out / "summary.md", render_markdown(summary))
-    write_atomic(out / "summary.csv", render_csv(summary))
+    summary = summarize(out)
     if plots:
-        from offline_bench.plots import sweep_plots
-
         summary.analysis["plots"] = sweep_plots(summary, out / "plots")
         write_atomic(out / "summary.json", summary.model_dump_json(indent=2))
     return summary

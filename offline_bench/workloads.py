@@ -61,6 +61,12 @@ def load_prompt_file(path: str | Path, default_output_len: int) -> list[Request]
     return requests
 
 
+def check_workload(cfg: WorkloadConfig) -> list[Request] | None:
+    """Validate the settings and read the prompt file (if any) before an engine starts; its requests."""
+    cfg.validate_values()
+    return load_prompt_file(cfg.prompts_file, cfg.output_len) if cfg.prompts_file is not None else None
+
+
 def _lengths(rng: random.Random, mean: int, ratio: float, n: int) -> list[int]:
     lo, hi = max(1, int(mean * (1 - ratio))), max(1, int(mean * (1 + ratio)))
     return [rng.randint(lo, hi) for _ in range(n)]

@@ -82,7 +82,7 @@ def test_kv_cache_too_small_one_line(tmp_path):
 
 
 def test_concurrency_levels_and_counts():
-    from offline_bench.cli import concurrency_levels, level_path
+    from offline_bench.bench import concurrency_levels, level_path
 
     assert concurrency_levels(None, None) == [(None, None)]
     assert concurrency_levels("1,10,64", "4,20,128") == [(1, 4), (10, 20), (64, 128)]

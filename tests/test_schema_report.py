@@ -58,7 +58,7 @@ def test_environment_counts_only_the_visible_gpus(monkeypatch):
     from offline_bench import environment
 
     gpus = [("NVIDIA H200", 140.4, "580"), ("NVIDIA H100 80GB HBM3", 79.6, "580")]
-    monkeypatch.setattr(environment, "_nvidia_smi", lambda: gpus)
+    monkeypatch.setattr(environment, "nvidia_smi", lambda: gpus)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
     e = environment.capture_environment()
     assert (e.gpu_count, e.gpu_name, e.gpu_memory_gib, e.device) == (1, "NVIDIA H100 80GB HBM3", 79.6, "cuda")

@@ -11,7 +11,8 @@ import pytest
 
 from offline_bench.config import RunConfig
 from offline_bench.errors import BenchError
-from offline_bench.sweep import PointRow, SweepSpec, analyze, parse_list, point_key, write_summary
+from offline_bench.sweep import parse_list, write_summary
+from offline_bench.sweepreport import PointRow, SweepSpec, analyze, point_key
 from tests.conftest import (
     GIB,
     KV_ARGS,
