@@ -6,6 +6,7 @@ Every option is declared once below (shared `Annotated` aliases); a command list
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import sys
@@ -13,6 +14,8 @@ from collections.abc import Callable, Iterator
 from typing import Annotated, Optional
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from offline_bench import bench, gap, report, serving
 from offline_bench import phases as phases_mod
@@ -25,7 +28,7 @@ from offline_bench.compare import plot as compare_plot
 from offline_bench.config import EngineConfig, RunConfig, WorkloadConfig, parse_bytes, parse_engine_arg, parse_int_list
 from offline_bench.engine import Engine
 from offline_bench.errors import BenchError
-from offline_bench.formats import check_format, render
+from offline_bench.formats import check_format, formats_of, render
 from offline_bench.importers import import_file
 from offline_bench.runner import preflight
 from offline_bench.schema import RunResult, check_writable
@@ -95,8 +98,6 @@ SweepList = Annotated[Optional[str], Opt(help="Comma list to sweep, or one value
 
 def Fmt(kind: str) -> object:  # noqa: N802 - reads like the other option aliases
     """--format, listing exactly what `kind`'s renderer can write."""
-    from offline_bench.formats import formats_of
-
     return Annotated[str, Opt("--format", help=f"{', '.join(formats_of(kind))}.")]
 
 
@@ -147,8 +148,6 @@ def workload_config(*, prompts: str | None = None, num_prompts: int | None = Non
 
 
 def _rich_progress(console_file) -> Callable[[str, int], contextlib.AbstractContextManager]:  # noqa: ANN001
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console(file=console_file)
 
@@ -504,8 +503,6 @@ def presets(fmt: Fmt("presets") = "table") -> None:
 
 def _click_exceptions():  # noqa: ANN202 - the click module typer really uses
     """typer >= 0.24 carries its own copy of click (typer._click); older releases use the click package."""
-    import importlib
-
     try:
         return importlib.import_module("typer._click.exceptions")
     except ImportError:

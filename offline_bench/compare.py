@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tabulate import tabulate
+
 from offline_bench.formats import renders
 from offline_bench.schema import RunResult
 
@@ -125,7 +127,6 @@ def render(runs: list[Labeled], baseline: Labeled, fmt: str = "table") -> str:
         w.writerow(headers)
         w.writerows([["" if v is None else v for v in row] for row in rows])
         return buf.getvalue() + "".join(f"# warning: {x}\n" for x in warnings)
-    from tabulate import tabulate
 
     body = [[row[0], *(_cell(v) for v in row[1:n + 1]), *(_cell(v, True) for v in row[n + 1:])] for row in rows]
     text = tabulate(body, headers=headers, tablefmt="github" if fmt == "md" else "simple", disable_numparse=True)
@@ -136,10 +137,10 @@ def render(runs: list[Labeled], baseline: Labeled, fmt: str = "table") -> str:
 
 
 def plot(runs: list[Labeled], path: str | Path) -> None:
-    import matplotlib
+    import matplotlib  # matplotlib is heavy to import: only when a plot is drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # matplotlib is heavy to import: only when a plot is drawn
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), dpi=110)
     labels = [r.label for r in runs]

@@ -11,11 +11,13 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from offline_bench.errors import BenchError
+from offline_bench.logcapture import LogCapture
 
 # Defaults that differ by machine; resolved at run time and recorded as resolved.
 # On the CPU build gmu is the share of the NUMA node's RAM (less the worker's own memory) for the KV cache, and
 # what a node reports varies from machine to machine and over time; a fixed KV size starts the same everywhere.
 CPU_DEFAULT_KV_BYTES = 2**30
+GPU_DEFAULT_GMU = 0.9  # vLLM's own default
 
 
 class EngineConfig(BaseModel):
@@ -161,9 +163,8 @@ def parse_engine_arg(item: str) -> tuple[str, Any]:
 
 def known_engine_args() -> set[str]:
     """Field names of vllm.EngineArgs in the installed release (probed, not pinned)."""
-    from offline_bench.logcapture import LogCapture
-
     with LogCapture():  # importing vLLM prints platform chatter; keep the user's error output to one line
+        # vLLM is heavy to import (torch, CUDA): only where an engine is used
         from vllm.engine.arg_utils import EngineArgs
 
     return {f.name for f in dataclasses.fields(EngineArgs)}

@@ -8,14 +8,15 @@ from __future__ import annotations
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from offline_bench.config import CPU_DEFAULT_KV_BYTES, EngineConfig, check_engine_args
-from offline_bench.environment import has_cuda
+from offline_bench.config import CPU_DEFAULT_KV_BYTES, GPU_DEFAULT_GMU, EngineConfig, check_engine_args
+from offline_bench.environment import has_cuda, installed_vllm_version, vllm_support_warning
 from offline_bench.errors import BenchError
 from offline_bench.logcapture import LogCapture
 from offline_bench.modelinfo import ModelInfo
@@ -69,7 +70,7 @@ def kv_size_kwargs(gmu: float | None, kv_bytes: int | None, on_gpu: bool) -> dic
     if kv_bytes is not None:
         return {"kv_cache_memory_bytes": kv_bytes}
     if gmu is not None or on_gpu:
-        return {"gpu_memory_utilization": gmu or 0.9}
+        return {"gpu_memory_utilization": gmu or GPU_DEFAULT_GMU}
     return {"kv_cache_memory_bytes": CPU_DEFAULT_KV_BYTES}
 
 
@@ -94,7 +95,7 @@ class MetricsProbe:
         self.llm = llm
         self.collectors: list[Any] = []
         try:
-            from prometheus_client import REGISTRY
+            from prometheus_client import REGISTRY  # vLLM's metrics registry: only once an engine runs
 
             wanted = {n for names in PROBE_NAMES.values() for n in names}
             for collector, names in list(REGISTRY._collector_to_names.items()):  # noqa: SLF001
@@ -166,12 +167,15 @@ class Engine:
         # read by vLLM at engine start and inherited by its workers; put back on close
         self._env_before = {k: os.environ.get(k) for k in self.env}
         os.environ.update(self.env)
+        warning = vllm_support_warning(installed_vllm_version())
+        if warning:
+            print(warning, file=sys.stderr)
         self.capture = LogCapture(echo=echo_log).start()
         self._closed = False
         t0 = time.perf_counter()
         interrupted = _InterruptLatch()
         try:
-            from vllm import LLM
+            from vllm import LLM  # vLLM is heavy to import (torch, CUDA): only where an engine is used
 
             with interrupted:
                 self.llm = LLM(**self.kwargs)
@@ -262,7 +266,9 @@ class Engine:
 
     def sampling_params(self, req: Request, temperature: float, top_p: float, ignore_eos: bool,
                         detokenize: bool) -> Any:
-        from vllm import SamplingParams
+        from vllm import SamplingParams  # vLLM is heavy to import (torch, CUDA): only where an engine is used
+
+        # vLLM is heavy to import (torch, CUDA): only where an engine is used
         from vllm.sampling_params import RequestOutputKind
 
         return SamplingParams(n=1, temperature=temperature, top_p=top_p, max_tokens=req.output_len,

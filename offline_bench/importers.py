@@ -150,7 +150,7 @@ def import_file(source: str, output_dir: str) -> list[Path]:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError:
-        import yaml
+        import yaml  # only for YAML input
 
         try:
             doc = yaml.safe_load(text)

@@ -37,7 +37,7 @@ def check_parallel(cfg: EngineConfig, info: ModelInfo | None) -> None:
 def connect_ray(address: str | None) -> str:
     """Join an existing Ray cluster (--ray-address or $RAY_ADDRESS) or start a local one."""
     try:
-        import ray
+        import ray  # optional dependency (offline-bench[ray])
     except ImportError:
         raise BenchError("Ray is not installed: pip install 'offline-bench[ray]' (the same Ray version on every "
                          "host)") from None

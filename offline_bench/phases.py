@@ -10,9 +10,10 @@ decode-only:  B prompts of L tokens generating O tokens; the per-step latency is
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
+from tabulate import tabulate
 
 from offline_bench.engine import BatchOutcome, Engine
 from offline_bench.environment import Environment, capture_environment
@@ -39,7 +40,7 @@ class PhaseRow(BaseModel):
 
 class PhasesResult(BaseModel):
     schema_version: int = SCHEMA_VERSION  # the same versioning as run results
-    mode: str = "phases"
+    mode: Literal["phases"] = "phases"
     tool_version: str
     created_at: str
     model: str
@@ -139,7 +140,6 @@ def run_phases(engine: Engine, batch_sizes: list[int], input_lens: list[int], ou
 def render(r: PhasesResult, fmt: str = "table") -> str:
     if fmt == "json":
         return r.model_dump_json(indent=2)
-    from tabulate import tabulate
 
     rows = [[x.phase, x.batch_size, x.input_len, x.output_len or "",
              "" if x.latency_ms is None else f"{x.latency_ms:,.2f}",
@@ -153,10 +153,10 @@ def render(r: PhasesResult, fmt: str = "table") -> str:
 
 
 def plot(r: PhasesResult, path: str | Path) -> None:
-    import matplotlib
+    import matplotlib  # matplotlib is heavy to import: only when a plot is drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # matplotlib is heavy to import: only when a plot is drawn
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), dpi=110)
     for ax, phase in zip(axes, ("prefill", "decode")):

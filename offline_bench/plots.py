@@ -25,10 +25,10 @@ X_LABELS = {"gpu_memory_utilization": "gpu_memory_utilization (fraction of devic
 def sweep_plots(summary: SweepSummary, out_dir: Path) -> dict[str, Any]:
     """Write the sweep's plots; returns {"files": [...]} or {"skipped": reason}."""
     try:
-        import matplotlib
+        import matplotlib  # matplotlib is heavy to import: only when a plot is drawn
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # matplotlib is heavy to import: only when a plot is drawn
     except ImportError:
         return {"skipped": "matplotlib is not installed: pip install matplotlib, then offline-bench sweep --report"}
 

@@ -11,9 +11,12 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from tabulate import tabulate
+
 from offline_bench.errors import BenchError
 from offline_bench.formats import renders
 from offline_bench.modelinfo import ModelInfo
+from offline_bench.tokenizer import build_tokenizer
 
 PRESET_PREFIX = "preset:"
 DEFAULT_MODEL = "preset:tiny-llama"
@@ -44,7 +47,6 @@ def materialize_preset(name: str) -> Path:
     target = cache_root() / "presets" / f"{name}-{digest}"
     if (target / "tokenizer.json").is_file():
         return target
-    from offline_bench.tokenizer import build_tokenizer
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
@@ -121,7 +123,7 @@ def check_config(config: object, source: Path | str) -> None:
 def _hf_cached_config(repo_id: str) -> dict | None:
     """config.json of an HF id if it is already in the local HF cache (no network)."""
     try:
-        from huggingface_hub import try_to_load_from_cache
+        from huggingface_hub import try_to_load_from_cache  # heavy to import: only to peek into the local HF cache
 
         found = try_to_load_from_cache(repo_id, "config.json")
         if isinstance(found, str):
@@ -152,7 +154,6 @@ def _count(n: int) -> str:
 def render_presets(rows: list[dict], fmt: str = "table") -> str:
     if fmt == "json":
         return json.dumps(rows, indent=2)
-    from tabulate import tabulate
 
     shown = [{**r, "params": _count(r["params"]), "active_params": _count(r["active_params"])} for r in rows]
     return tabulate(shown, headers="keys", tablefmt="github" if fmt == "md" else "simple")

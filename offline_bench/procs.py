@@ -11,6 +11,7 @@ Children report a usage error as one `error: ...` line on stderr and exit status
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -25,7 +26,6 @@ _POLL_S = 0.2
 def die_with_parent() -> None:
     """preexec_fn (Linux): SIGKILL this process when the process that spawned it dies."""
     try:
-        import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):

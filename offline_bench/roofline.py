@@ -9,6 +9,7 @@ prefill      >= FLOPs / peak dense bf16 FLOP/s,  FLOPs per token = 2 x matmul pa
 from __future__ import annotations
 
 from pydantic import BaseModel
+from tabulate import tabulate
 
 from offline_bench.environment import capture_environment
 from offline_bench.errors import BenchError
@@ -67,7 +68,7 @@ def detect_gpu(device_name: str | None) -> GPUSpec | None:
 
 def measure_gpu(name: str = "measured") -> GPUSpec:
     """Measured device-to-device copy bandwidth and bf16 matmul rate on GPU 0 (replaces the datasheet)."""
-    import torch
+    import torch  # torch is heavy to import: only on the GPU paths that need it
 
     if not torch.cuda.is_available():
         raise BenchError("--measure-gpu needs a CUDA GPU visible to this process")
@@ -166,7 +167,6 @@ def roofline(model: str, info: ModelInfo, gpu: GPUSpec, batch_sizes: list[int], 
 def render(r: Roofline, fmt: str = "table") -> str:
     if fmt == "json":
         return r.model_dump_json(indent=2)
-    from tabulate import tabulate
 
     head = [["model", r.model], ["GPU", f"{r.gpu.name} x{r.num_gpus} ({r.gpu.source})"],
             ["weight_bytes", f"{r.weight_bytes:,} ({r.weight_bytes / 2**30:.2f} GiB)"],

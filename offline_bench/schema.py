@@ -6,15 +6,16 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from offline_bench.environment import Environment
 from offline_bench.errors import BenchError
 from offline_bench.stats import Distribution, MeanCI
 
 SCHEMA_VERSION = 1
+Mode = Literal["offline", "serving", "imported"]  # how a result was measured
 
 
 class Throughput(BaseModel):
@@ -120,7 +121,7 @@ class RunResult(BaseModel):
     schema_version: int = SCHEMA_VERSION
     tool_version: str
     created_at: str
-    mode: str = "offline"  # "offline", "serving" or "imported"
+    mode: Mode = "offline"
     model: str
     endpoint: str | None = None  # serving: the URL measured (never the key)
     environment: Environment
@@ -149,7 +150,6 @@ class RunResult(BaseModel):
         version = data.get("schema_version") if isinstance(data, dict) else None
         if version != SCHEMA_VERSION:
             raise BenchError(f"'{path}' has schema_version {version!r}; this offline-bench reads {SCHEMA_VERSION}")
-        from pydantic import ValidationError
 
         try:
             return cls.model_validate(data)

@@ -10,20 +10,29 @@ import asyncio
 import dataclasses
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
 
 from offline_bench import results as build
 from offline_bench.bench import level_path
 from offline_bench.config import WorkloadConfig
 from offline_bench.engine import kv_size_kwargs
-from offline_bench.environment import capture_environment
+from offline_bench.environment import capture_environment, has_cuda
 from offline_bench.errors import BenchError
+from offline_bench.presets import resolve_model
 from offline_bench.results import ms
 from offline_bench.schema import RequestRecord, RunResult
 from offline_bench.workloads import Request, build_workload
+
+CHECK_TIMEOUT_S = 30.0  # GET /v1/models before a probe: a live server answers at once
+FACTS_TIMEOUT_S = 10.0  # /version and /metrics: optional facts, not worth a long wait
+SPARE_CONNECTIONS = 4  # beyond the requests in flight: the pool never makes a request wait for a socket
 
 
 @dataclass
@@ -56,8 +65,6 @@ class ProbeConfig:
 
 def check_base_url(url: str) -> None:
     """An http(s) URL with a host, e.g. http://127.0.0.1:8000 (one line naming the fix otherwise)."""
-    from urllib.parse import urlsplit
-
     try:
         parts = urlsplit(url)
         ok = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 1) > 0
@@ -101,16 +108,15 @@ def _http_error(cfg: ProbeConfig, status: int, body: str) -> BenchError:
 
 async def check_server(cfg: ProbeConfig) -> list[str]:
     """GET /v1/models: reachable, key accepted, model served. Returns the served names."""
-    import httpx
-
     try:
-        async with httpx.AsyncClient(timeout=min(cfg.timeout_s, 30.0)) as client:
+        async with httpx.AsyncClient(timeout=min(cfg.timeout_s, CHECK_TIMEOUT_S)) as client:
             r = await client.get(f"{cfg.root}/v1/models", headers=_headers(cfg))
     except httpx.ConnectError as e:
         raise BenchError(f"cannot reach {cfg.root} ({type(e).__name__}): is the server running? "
                          "(offline-bench serve-preset NAME --port P starts one)") from None
     except httpx.TimeoutException:
-        raise BenchError(f"{cfg.root} did not answer within {min(cfg.timeout_s, 30.0):g} s (--timeout)") from None
+        raise BenchError(f"{cfg.root} did not answer within {min(cfg.timeout_s, CHECK_TIMEOUT_S):g} s "
+                         "(--timeout)") from None
     if r.status_code != 200:
         raise _http_error(cfg, r.status_code, r.text)
     names = [m.get("id") for m in r.json().get("data", [])]
@@ -123,10 +129,8 @@ async def check_server(cfg: ProbeConfig) -> list[str]:
 async def server_facts(cfg: ProbeConfig) -> dict[str, Any]:
     """What a vLLM server says about itself: its version (GET /version) and KV cache set-up (the
     vllm:cache_config_info gauge of GET /metrics). Best effort: other servers give {}."""
-    import httpx
-
     facts: dict[str, Any] = {}
-    async with httpx.AsyncClient(timeout=min(cfg.timeout_s, 10.0)) as client:
+    async with httpx.AsyncClient(timeout=min(cfg.timeout_s, FACTS_TIMEOUT_S)) as client:
         try:
             r = await client.get(f"{cfg.root}/version", headers=_headers(cfg))
             if r.status_code == 200:
@@ -144,8 +148,6 @@ async def server_facts(cfg: ProbeConfig) -> dict[str, Any]:
 
 def parse_cache_config_info(metrics_text: str) -> dict[str, Any]:
     """Labels of `vllm:cache_config_info{...} 1.0` (Prometheus text), typed."""
-    import re
-
     for line in metrics_text.splitlines():
         if line.startswith("vllm:cache_config_info{"):
             labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
@@ -179,7 +181,6 @@ def _body(cfg: ProbeConfig, req: Request) -> tuple[str, dict[str, Any]]:
 
 
 async def _one(client: Any, cfg: ProbeConfig, req: Request) -> StreamResult:
-    import httpx
 
     path, body = _body(cfg, req)
     start = time.perf_counter()
@@ -224,11 +225,10 @@ async def _one(client: Any, cfg: ProbeConfig, req: Request) -> StreamResult:
 
 async def _drive(cfg: ProbeConfig, reqs: list[Request], concurrency: int) -> tuple[list[StreamResult], float]:
     """Keep `concurrency` requests in flight until all are done (a client with N threads)."""
-    import httpx
-
     results: list[StreamResult | None] = [None] * len(reqs)
     queue = list(range(len(reqs)))[::-1]
-    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
+    limits = httpx.Limits(max_connections=concurrency + SPARE_CONNECTIONS,
+                          max_keepalive_connections=concurrency + SPARE_CONNECTIONS)
     async with httpx.AsyncClient(timeout=httpx.Timeout(cfg.timeout_s), limits=limits) as client:
 
         async def worker() -> None:
@@ -248,9 +248,8 @@ def _tokenizer_vocab(cfg: ProbeConfig, tokenizer_path: str | None) -> tuple[int,
     if tokenizer_path is None:
         raise BenchError("synthetic prompts need the model's tokenizer: pass --tokenizer (an HF id, a path or "
                          "preset:NAME), or use --prompts FILE")
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # transformers is heavy to import: only for an HF tokenizer
 
-    from offline_bench.presets import resolve_model
 
     tok = AutoTokenizer.from_pretrained(resolve_model(tokenizer_path).path)
     return len(tok), list(tok.all_special_ids)
@@ -317,9 +316,6 @@ def serve_preset_command(name: str, port: int, host: str = "127.0.0.1", extra: l
                          max_model_len: int | None = None, gpu_memory_utilization: float | None = None,
                          api_key: str | None = None, kv_cache_memory_bytes: int | None = None) -> list[str]:
     """The `vllm serve` command line for a preset (dummy weights, served under the name 'preset:NAME')."""
-    from offline_bench.environment import has_cuda
-    from offline_bench.presets import resolve_model
-
     model = resolve_model(f"preset:{name}")
     gpu = has_cuda()
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model.path,

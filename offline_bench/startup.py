@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
+import sys
+import textwrap
 from typing import Any
+
+from tabulate import tabulate
 
 from offline_bench.errors import BenchError, input_file
 from offline_bench.formats import renders
@@ -175,8 +180,6 @@ MEANING = {
 
 def read_log(source: str) -> str:
     """Text of a log file ('-' for standard input), refusing what cannot be a vLLM log, in one line."""
-    import sys
-
     if source == "-":
         data = sys.stdin.buffer.read()
         name = "standard input"
@@ -254,9 +257,7 @@ def explain_rows(facts: dict[str, Any]) -> tuple[list[list[str]], str]:
 
 @renders("startup", ("table", "md", "json"))
 def render_startup(text: str, fmt: str = "table") -> str:
-    import json
 
-    from tabulate import tabulate
 
     engines = parse_engines(text)
     if fmt == "json":
@@ -270,7 +271,6 @@ def render_startup(text: str, fmt: str = "table") -> str:
         rows, budget = explain_rows(e)
         title = f"engine DP{e['dp_rank']}" if "dp_rank" in e else "engine"
         if fmt == "table":  # wrap by hand: tabulate's maxcolwidths re-parses numbers like "4,096"
-            import textwrap
 
             rows = [[r[0], textwrap.fill(r[1], 36), r[2], r[3], textwrap.fill(r[4], 70)] for r in rows]
         table = tabulate(rows, headers=["fact", "value", "unit", "source", "what it means / what changes it"],

@@ -18,6 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
 from offline_bench.bench import run_one
 from offline_bench.config import EngineConfig, RunConfig, parse_bytes
 from offline_bench.errors import BenchError
@@ -71,15 +74,11 @@ def build_spec(base: RunConfig, lists: dict[str, str], timeout_per_point_s: floa
     for k, v in parsed.items():
         if len(v) == 1:
             setattr(base.engine, k, v[0])
-    kv_given = "kv_cache_memory_bytes" in grid or base.engine.kv_cache_memory_bytes is not None
-    if "gpu_memory_utilization" in grid and kv_given:
-        raise BenchError("--gpu-memory-utilization and --kv-cache-memory-bytes both size the KV cache: sweep one")
-    for g in grid.get("gpu_memory_utilization", []):
-        if not 0 < g <= 1:
-            raise BenchError(f"--gpu-memory-utilization {g} is outside (0, 1]: pass fractions such as 0.5,0.9")
-    base.engine.validate_values()
-    return SweepSpec(base=base, grid=grid, timeout_per_point_s=timeout_per_point_s,
+    spec = SweepSpec(base=base, grid=grid, timeout_per_point_s=timeout_per_point_s,
                      target_concurrency=target_concurrency, knee_tolerance=knee_tolerance)
+    for settings in spec.points():  # every point's settings pass the same checks as a single run's
+        point_config(spec, settings).engine.validate_values()
+    return spec
 
 
 def run_sweep(spec: SweepSpec, out_dir: str | Path, resume: bool = True, retry_failed: bool = False,
@@ -169,9 +168,6 @@ def _point_main(path: str) -> None:
 
 def run_with_progress(spec: SweepSpec, out_dir: str, resume: bool = True, retry_failed: bool = False) -> SweepSummary:
     """run_sweep with a progress bar and a line per point on stderr."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=Console(stderr=True)) as bar:
         task = bar.add_task("sweep", total=len(spec.points()))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
+from tabulate import tabulate
 
 from offline_bench.config import RunConfig
 from offline_bench.errors import BenchError
@@ -153,47 +154,64 @@ def _kv_rule(spec: SweepSpec, ok: list[PointRow]) -> dict[str, Any]:
             "holds": all(c["holds"] for c in checks) if checks else None, "checks": checks}
 
 
+class _Axis:
+    """The KV-size axis of a sweep: gmu (a share of memory, at most 1) or kv_cache_memory_bytes."""
+
+    def __init__(self, spec: SweepSpec) -> None:
+        by_bytes = "kv_cache_memory_bytes" in spec.grid and "gpu_memory_utilization" not in spec.grid
+        self.field = "kv_cache_memory_bytes" if by_bytes else "gpu_memory_utilization"
+        self.short = "kv_cache_memory_bytes" if by_bytes else "gmu"
+        self.upper = None if by_bytes else 1.0
+
+    def show(self, x: float) -> str:
+        return f"{x / 2**20:,.0f} MiB" if self.upper is None else f"{x:g}"
+
+    def name(self, x: float) -> str:
+        return f"{'KV' if self.upper is None else 'gmu'} {self.show(x)}"
+
+
 def _knees(spec: SweepSpec, ok: list[PointRow]) -> list[dict[str, Any]]:
-    """Smallest gmu whose throughput is within tolerance of the best, for each other-settings series."""
+    """Smallest KV size (gmu or bytes) whose throughput is within tolerance of the best, per series."""
+    ax = _Axis(spec)
     knees = []
-    for label, series in group_series(spec, ok, "gpu_memory_utilization").items():
-        pts = sorted((g, r.output_tokens_per_s) for g, r in series if r.output_tokens_per_s)
+    for label, series in group_series(spec, ok, ax.field).items():
+        pts = sorted((g, r.output_tokens_per_s) for g, r in series if g is not None and r.output_tokens_per_s)
         if len(pts) < 2:
             continue
         best = max(v for _, v in pts)
         knee = next(g for g, v in pts if v >= best * (1 - spec.knee_tolerance))
         name = label or "all points"
-        if knee == pts[-1][0]:  # only the largest gmu reaches the best: no plateau inside the grid
+        if knee == pts[-1][0]:  # only the largest size reaches the best: no plateau inside the grid
             gain = pts[-1][1] / pts[-2][1] - 1
-            text = (f"{name}: no knee inside the grid; output tokens/s still rises up to gmu {knee:g} "
-                    f"({gain:+.1%} over gmu {pts[-2][0]:g}, best {best:,.0f} tok/s)")
+            text = (f"{name}: no knee inside the grid; output tokens/s still rises up to {ax.name(knee)} "
+                    f"({gain:+.1%} over {ax.name(pts[-2][0])}, best {best:,.0f} tok/s)")
             knee_value = None
         else:
-            text = (f"{name}: knee at gmu {knee:g}; beyond it more KV memory raises output tokens/s by less than "
-                    f"{spec.knee_tolerance:.0%} (best {best:,.0f} tok/s)")
+            text = (f"{name}: knee at {ax.name(knee)}; beyond it more KV memory raises output tokens/s by less "
+                    f"than {spec.knee_tolerance:.0%} (best {best:,.0f} tok/s)")
             knee_value = knee
-        knees.append({"series": label, "knee_gpu_memory_utilization": knee_value,
-                      "best_output_tokens_per_s": best,
-                      "points": [{"gpu_memory_utilization": g, "output_tokens_per_s": v} for g, v in pts],
-                      "text": text})
+        knees.append({"series": label, f"knee_{ax.field}": knee_value, "best_output_tokens_per_s": best,
+                      "points": [{ax.field: g, "output_tokens_per_s": v} for g, v in pts], "text": text})
     return knees
 
 
 def _targets(spec: SweepSpec, ok: list[PointRow], n: int) -> list[dict[str, Any]]:
-    """Smallest gmu whose capacity holds n requests of max_model_len tokens, per series."""
+    """Smallest KV size (gmu or bytes) whose capacity holds n requests of max_model_len tokens, per series."""
+    ax = _Axis(spec)
     recs = []
-    for label, series in group_series(spec, ok, "gpu_memory_utilization").items():
-        pts = sorted((g, r.max_concurrency) for g, r in series if r.max_concurrency is not None)
+    for label, series in group_series(spec, ok, ax.field).items():
+        pts = sorted((g, r.max_concurrency) for g, r in series if g is not None and r.max_concurrency is not None)
         if not pts:
             continue
         in_grid = next((g for g, c in pts if c >= n), None)
-        interp = _solve_linear(pts, n)
-        recs.append({"series": label, "target_concurrency": n, "smallest_gmu_in_grid": in_grid,
-                     "interpolated_gmu": None if interp is None else round(interp, 4),
-                     "text": f"{label or 'all'}: {n} requests of max_model_len need gmu "
-                             + (f">= {interp:.3f} (linear fit of max_concurrency over gmu)"
+        interp = _solve_linear(pts, n, ax.upper)
+        what = "gmu" if ax.upper else "a KV cache of"
+        recs.append({"series": label, "target_concurrency": n, f"smallest_{ax.short}_in_grid": in_grid,
+                     f"interpolated_{ax.short}": None if interp is None else round(interp, 4),
+                     "text": f"{label or 'all'}: {n} requests of max_model_len need {what} "
+                             + (f">= {ax.show(interp)} (linear fit of max_concurrency)"
                                 if interp is not None else "beyond 1.0 (does not fit on this GPU)")
-                             + (f"; smallest in the grid: {in_grid:g}" if in_grid is not None else
+                             + (f"; smallest in the grid: {ax.show(in_grid)}" if in_grid is not None else
                                 "; no grid point fits")})
     return recs
 
@@ -207,8 +225,8 @@ def group_series(spec: SweepSpec, rows: list[PointRow], x: str) -> dict[str, lis
     return groups
 
 
-def _solve_linear(pts: list[tuple[float, float]], target: float) -> float | None:
-    """x where the least-squares line through pts reaches target (KV capacity is linear in gmu)."""
+def _solve_linear(pts: list[tuple[float, float]], target: float, upper: float | None = 1.0) -> float | None:
+    """x where the least-squares line through pts reaches target (KV capacity is linear in the KV size)."""
     if len(pts) == 1:
         g, c = pts[0]
         x = g * target / c if c else None  # through the origin: a rough guide only
@@ -223,7 +241,7 @@ def _solve_linear(pts: list[tuple[float, float]], target: float) -> float | None
         if slope <= 0:
             return None
         x = mx + (target - my) / slope
-    return x if x is not None and 0 < x <= 1 else None
+    return x if x is not None and 0 < x and (upper is None or x <= upper) else None
 
 
 COLUMNS = ["status", "kv_capacity_tokens", "kv_capacity_gib", "max_concurrency", "output_tokens_per_s",
@@ -252,7 +270,6 @@ def _cell(v: Any) -> str:
 
 
 def render_markdown(summary: SweepSummary) -> str:
-    from tabulate import tabulate
 
     headers, body = table_rows(summary.spec, summary.rows)
     lines = ["# Sweep summary", "", tabulate([[_cell(v) for v in row] for row in body], headers=headers,

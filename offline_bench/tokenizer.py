@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
 LLAMA3_SPECIALS = {128000: "<|begin_of_text|>", 128001: "<|end_of_text|>", 128008: "<|eom_id|>",
                    128009: "<|eot_id|>"}
 
@@ -62,8 +64,6 @@ def byte_offset(specials: dict[int, str]) -> int:
 
 def build_tokenizer(config: dict, out_dir: Path) -> None:
     """Write tokenizer.json + tokenizer_config.json covering exactly config['vocab_size'] ids."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-
     vocab_size = int(config["vocab_size"])
     specials = special_tokens(config)
     offset = byte_offset(specials)

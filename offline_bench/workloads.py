@@ -11,6 +11,8 @@ from pathlib import Path
 from offline_bench.config import WorkloadConfig
 from offline_bench.errors import BenchError, input_file
 
+WARMUP_SEED_OFFSET = 1_000_003  # warm-up prompts differ from the timed ones of the same --seed
+
 
 @dataclass
 class Request:
@@ -91,7 +93,7 @@ def build_workload(cfg: WorkloadConfig, vocab_size: int, special_ids: Iterable[i
         timed = synthetic_requests(cfg.num_prompts, cfg.input_len, cfg.output_len, cfg.range_ratio, cfg.seed,
                                    vocab_size, special_ids)
         warm = synthetic_requests(cfg.warmup, cfg.input_len, cfg.output_len, cfg.range_ratio,
-                                  cfg.seed + 1_000_003, vocab_size, special_ids)
+                                  cfg.seed + WARMUP_SEED_OFFSET, vocab_size, special_ids)
         return warm, timed
     base = load_prompt_file(cfg.prompts_file, cfg.output_len)
     n = cfg.num_prompts or len(base)

@@ -153,6 +153,12 @@ def test_unwritable_destination_before_the_engine_starts(readonly_dir, args, fla
      "error: --gpu-memory-utilization and --kv-cache-memory-bytes both size the KV cache: give one"),
     (["run", "--kv-cache-memory-bytes", "lots"], "error: --kv-cache-memory-bytes 'lots' is not a size"),
     (["compare", "README.md"], "error: cannot read result 'README.md'"),
+    (["sweep", "--max-model-len", "256,512"], "error: give --output-dir DIR (or --report DIR"),
+    (["roofline", "--format", "csv"], "error: --format csv is not one of table, md, json"),
+    (["presets", "--format", "xml"], "error: --format xml is not one of table, md, json"),
+    (["phases", "--format", "csv"], "error: --format csv is not one of table, md, json"),
+    (["explain-gap", "--format", "json"], "error: --format json is not one of table, md"),
+    (["phases", "--batch-sizes", "0,4"], "error: --batch-sizes takes a comma list of integers >= 1"),
 ])
 def test_bad_input_one_line(args, message):
     assert one_error_line(run_cli(*args, timeout=60)).startswith(message)

@@ -8,9 +8,8 @@ import pytest
 from offline_bench.errors import BenchError
 from tests.conftest import KV_ARGS, run_cli
 
-pytestmark = pytest.mark.engine
 
-
+@pytest.mark.engine
 def test_run_end_to_end_writes_json_and_table(tmp_path):
     out = tmp_path / "r.json"
     log = tmp_path / "engine.log"
@@ -73,6 +72,7 @@ def test_bad_prompt_file_one_line(tmp_path, name, content, fragment):
     assert p.stderr.count("\n") == 1 and not (tmp_path / "r.json").exists()
 
 
+@pytest.mark.engine
 def test_kv_cache_too_small_one_line(tmp_path):
     p = run_cli("run", "--gpu-memory-utilization", "0.02", "--num-prompts", "2", "--output",
                 str(tmp_path / "r.json"), timeout=300)
@@ -95,6 +95,7 @@ def test_concurrency_levels_and_counts():
             concurrency_levels(bad, counts)
 
 
+@pytest.mark.engine
 def test_run_several_concurrency_levels_in_one_engine(tmp_path):
     out = tmp_path / "offline.json"
     p = run_cli("run", "--max-model-len", "512", *KV_ARGS, "--prompts", "prompts/seed.txt",

@@ -8,7 +8,7 @@ from offline_bench.config import EngineConfig, RunConfig, WorkloadConfig
 from offline_bench.errors import BenchError
 from offline_bench.runner import run_benchmark
 from offline_bench.schema import RunResult
-from tests.conftest import KV_BYTES, MAX_MODEL_LEN, ROOT
+from tests.conftest import KV_BYTES, MAX_MODEL_LEN
 
 pytestmark = pytest.mark.engine
 
@@ -117,11 +117,16 @@ def test_prompt_file_counts_tokens(engine, tmp_path):
     assert r.workload.source == str(f)
 
 
-def test_seed_prompts_repeat_hit_prefix_cache(engine):
-    r = run_benchmark(_cfg(prompts_file=str(ROOT / "prompts" / "seed.txt"), num_prompts=10, output_len=8,
-                           warmup=0, ignore_eos=True), engine=engine)
-    assert r.workload.num_prompts == 10
-    assert r.kv_cache.prefix_cache_hits >= 0  # block size 128 > prompt length: no full block to share
+def test_repeated_prompts_hit_prefix_cache(engine, tmp_path):
+    """A prompt longer than two KV blocks (128 tokens each on the CPU build), sent 6 times in one batch: the
+    later copies find its full blocks cached."""
+    f = tmp_path / "long.txt"
+    f.write_text("offline-bench measures what vLLM really does. " * 7 + "\n")  # 322 tokens: 2 full blocks
+    r = run_benchmark(_cfg(prompts_file=str(f), num_prompts=6, output_len=4, warmup=0, ignore_eos=True),
+                      engine=engine)
+    assert r.workload.num_prompts == 6 and r.requests[0].input_tokens == 322
+    assert r.kv_cache.prefix_cache_queries >= 6 * 322
+    assert r.kv_cache.prefix_cache_hits > 0 and r.kv_cache.prefix_cache_hit_rate > 0
 
 
 def test_in_process_concurrency_limits_in_flight(engine):

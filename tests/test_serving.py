@@ -12,7 +12,6 @@ import pytest
 
 from tests.conftest import KV, MAX_MODEL_LEN, ROOT, run_cli
 
-pytestmark = pytest.mark.engine
 KEY = "sk-test-0123456789-secret"
 # Each engine here (the server, the ladder's engines) sizes its KV cache in bytes, like the session's engine.
 AUX_KV = KV
@@ -76,6 +75,7 @@ def probed(server, tmp_path_factory):
     return d, p
 
 
+@pytest.mark.engine
 def test_probe_exact_tokens_and_latencies(probed):
     d, p = probed
     for level in (1, 4):
@@ -97,6 +97,7 @@ def test_probe_exact_tokens_and_latencies(probed):
         assert r["kv_cache"]["capacity_tokens"] == server["num_gpu_blocks"] * server["block_size"] > 0
 
 
+@pytest.mark.engine
 def test_key_never_written(probed):
     d, p = probed
     assert KEY not in p.stdout and KEY not in p.stderr
@@ -104,6 +105,7 @@ def test_key_never_written(probed):
         assert KEY not in f.read_text()
 
 
+@pytest.mark.engine
 def test_compare_with_offline_run(probed, engine, tmp_path):
     from offline_bench.config import EngineConfig, RunConfig, WorkloadConfig
     from offline_bench.runner import run_benchmark
@@ -128,12 +130,14 @@ def test_compare_with_offline_run(probed, engine, tmp_path):
     assert csv_out.stdout.splitlines()[0].startswith("metric,")
 
 
+@pytest.mark.engine
 def test_wrong_key_one_line(server, tmp_path):
     p = _probe(server, tmp_path, key="sk-wrong-key")
     assert p.returncode == 2 and "refused the API key (HTTP 401)" in p.stderr
     assert p.stderr.count("\n") == 1 and "sk-wrong-key" not in p.stderr
 
 
+@pytest.mark.engine
 def test_model_not_served_one_line(server, tmp_path):
     env = {**os.environ, "OPENAI_API_KEY": KEY}
     p = subprocess.run([sys.executable, "-m", "offline_bench", "serve-probe", "--base-url", server,
@@ -147,6 +151,7 @@ def test_server_down_one_line(tmp_path):
     assert p.returncode == 2 and p.stderr.startswith("error: cannot reach") and p.stderr.count("\n") == 1
 
 
+@pytest.mark.engine
 def test_timeout_one_line(server, tmp_path):
     p = _probe(server, tmp_path, "--timeout", "0.0001")
     assert p.returncode == 2 and "--timeout" in p.stderr and p.stderr.count("\n") == 1
@@ -177,6 +182,7 @@ def test_import_vllm_bench_and_hand_figures(tmp_path):
     assert p.returncode == 2 and "unknown keys ['concurency']" in p.stderr
 
 
+@pytest.mark.engine
 def test_explain_gap_ladder(server, probed, tmp_path):
     # level 1 is probed live; level 4 reuses the saved serve-probe result (as when the server had to be stopped)
     d, _ = probed
@@ -208,6 +214,7 @@ def test_explain_gap_ladder(server, probed, tmp_path):
     assert "share of gap" in p.stdout and KEY not in p.stdout + p.stderr + out.read_text()
 
 
+@pytest.mark.engine
 def test_explain_gap_refuses_a_saved_result_of_another_workload(probed):
     d, _ = probed
     p = run_cli("explain-gap", "--serving-result", str(d / "serving-c4.json"), "--concurrency", "4",

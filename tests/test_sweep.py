@@ -139,7 +139,7 @@ def test_cpu_sweep_kill_resume_report(tmp_path):
     assert p.returncode == 2 and "holds a sweep with other settings" in p.stderr
 
 
-def test_sweep_needs_output_dir(tmp_path):
+def test_sweep_refuses_gmu_outside_0_1(tmp_path):
     p = run_cli("sweep", "--gpu-memory-utilization", "0.2,1.5", "--output-dir", str(tmp_path / "sw"), timeout=60)
     assert p.returncode == 2 and "outside (0, 1]" in p.stderr
 

@@ -1,0 +1,90 @@
+"""Pure logic that needs no engine: the request loop's refill, and data-parallel aggregation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from offline_bench.engine import drive
+from offline_bench.results import aggregate_replicas
+from offline_bench.schema import RunResult
+from tests.conftest import ROOT
+
+
+@dataclass
+class _Out:
+    request_id: str
+    finished: bool
+
+
+class FakeCore:
+    """Finishes each request `steps` steps after it was added; records how many were in flight."""
+
+    def __init__(self, steps: int = 2) -> None:
+        self.steps = steps
+        self.live: dict[str, int] = {}
+        self.added: list[str] = []
+        self.peak = 0
+
+    def add_request(self, rid: str, prompt: object, params: object) -> None:
+        self.live[rid] = self.steps
+        self.added.append(rid)
+        self.peak = max(self.peak, len(self.live))
+
+    def has_unfinished_requests(self) -> bool:
+        return bool(self.live)
+
+    def step(self) -> list[_Out]:
+        out = []
+        for rid in list(self.live):
+            self.live[rid] -= 1
+            if self.live[rid] == 0:
+                del self.live[rid]
+                out.append(_Out(rid, True))
+        return out
+
+
+@pytest.mark.parametrize("concurrency,peak", [(None, 10), (3, 3), (1, 1), (50, 10)])
+def test_refill_keeps_concurrency_in_flight(concurrency, peak):
+    core = FakeCore()
+    steps, finished = [], []
+    outputs, finish_wall, wall = drive(core, list(range(10)), [None] * 10, "t", concurrency,
+                                       on_step=steps.append, on_finish=finished.append)
+    assert sorted(outputs) == list(range(10)) and sorted(finish_wall) == list(range(10))
+    assert core.peak == peak  # never more in flight than asked, and refilled up to it
+    assert core.added == [f"t-{i}" for i in range(10)]  # submitted in order
+    assert len(finished) == 10 and wall >= 0 and steps == sorted(steps)
+    # with c in flight and 2 steps each, the batch takes ceil(10 / c) x 2 steps
+    assert len(steps) == -(-10 // peak) * 2
+
+
+def _replica(rank: int, window: tuple[float, float], n_req: int, out_tokens: int) -> RunResult:
+    base = RunResult.load(ROOT / "docs" / "results" / "h100-run" / "run-10x64-512.json")
+    reqs = [q.model_copy(update={"repeat": 0, "output_tokens": out_tokens, "input_tokens": 64, "replica": rank})
+            for q in base.requests[:n_req]]
+    tp = base.throughput.repeats[0].model_copy(update={"prefill_tokens_per_s": 100.0 * (rank + 1),
+                                                       "decode_tokens_per_s": 10.0 * (rank + 1)})
+    return base.model_copy(update={
+        "requests": reqs, "parallel": {**(base.parallel or {}), "world_size": 1, "replica": rank,
+                                       "windows_wall_s": [list(window)]},
+        "throughput": base.throughput.model_copy(update={"repeats": [tp]}),
+        "workload": base.workload.model_copy(update={"num_prompts": n_req, "total_input_tokens": 64 * n_req,
+                                                     "total_output_tokens": out_tokens * n_req}),
+        "kv_cache": base.kv_cache.model_copy(update={"capacity_tokens": 1000 * (rank + 1), "preemptions": rank})})
+
+
+def test_replica_aggregation_over_the_union_of_windows():
+    a, b = _replica(0, (100.0, 110.0), 4, 50), _replica(1, (102.0, 112.0), 6, 50)
+    r = aggregate_replicas(None, [a, b.model_dump()])
+    t = r.throughput.repeats[0]
+    assert t.duration_s == pytest.approx(12.0)  # 100 .. 112
+    assert t.output_tokens_per_s == pytest.approx(10 * 50 / 12.0)
+    assert t.total_tokens_per_s == pytest.approx(10 * (50 + 64) / 12.0)
+    assert t.prefill_tokens_per_s == pytest.approx(300.0) and t.decode_tokens_per_s == pytest.approx(30.0)
+    assert r.workload.num_prompts == 10 and r.workload.total_output_tokens == 500
+    assert [q.replica for q in r.requests] == [0] * 4 + [1] * 6
+    par = r.parallel
+    assert par["data_parallel_size"] == 2 and par["kv_capacity_tokens_per_replica"] == [1000, 2000]
+    assert par["kv_capacity_tokens_total"] == 3000 and "windows_wall_s" not in par and "replica" not in par
+    assert r.kv_cache.preemptions == 1 and r.roofline is None
