@@ -46,6 +46,8 @@ _PATTERNS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
     (re.compile(rf"Auto set \({NUM}/{NUM}\) GiB for KV cache on node \d+, with {NUM} GiB requested memory for "
                 rf"the worker\. {NUM} GiB memory was consumed by non-kv usages"),
      ("kv_cache_gib", "cpu_memory_gib", "_requested_gib", "non_kv_gib")),
+    # CPU build with --kv-cache-memory-bytes: "Explicitly set (0.06/8.71) GiB for KV cache on node 0."
+    (re.compile(rf"Explicitly set \({NUM}/{NUM}\) GiB for KV cache on node \d+"), ("kv_cache_gib", "cpu_memory_gib")),
 ]
 _INT_KEYS = {"max_model_len", "tensor_parallel_size", "kv_cache_tokens", "max_concurrency_at_tokens"}
 _STR_KEYS = {"vllm_version", "model", "dtype"}

@@ -5,11 +5,13 @@
 #   2. the offline engine at the same settings and levels (`run --concurrency`), one engine for all levels;
 #   3. `compare` per level, and `explain-gap` with the saved serving results (--serving-result).
 # usage: scripts/offline_vs_serving.sh OUTDIR [STAGES]   STAGES: serve,offline,gap (default: all three)
-# settings (env): PRESET=llama-3.1-8b GMU=0.9 MML=4096 OLEN=512 LEVELS=1,10,64 COUNTS=4,20,128 WARMUP=2 PORT=8011
-#   CPU check: PRESET=tiny-llama GMU=0.05 MML=512 OLEN=16 LEVELS=1,4 COUNTS=2,8 scripts/offline_vs_serving.sh /tmp/ovs
+# settings (env): PRESET=llama-3.1-8b GMU=0.9 (or KV=64MiB: the KV cache in bytes)
+#   MML=4096 OLEN=512 LEVELS=1,10,64 COUNTS=4,20,128 WARMUP=2 PORT=8011
+#   CPU check: PRESET=tiny-llama KV=64MiB MML=512 OLEN=16 LEVELS=1,4 COUNTS=2,8 scripts/offline_vs_serving.sh /tmp/ovs
 set -euo pipefail
 OUT=${1:?usage: $0 OUTDIR [serve,offline,gap]}; STAGES=,${2:-serve,offline,gap},
 PRESET=${PRESET:-llama-3.1-8b}; GMU=${GMU:-0.9}; MML=${MML:-4096}; OLEN=${OLEN:-512}
+SIZE=(--gpu-memory-utilization "$GMU"); [ -z "${KV:-}" ] || SIZE=(--kv-cache-memory-bytes "$KV")
 LEVELS=${LEVELS:-1,10,64}; COUNTS=${COUNTS:-4,20,128}; WARMUP=${WARMUP:-2}; PORT=${PORT:-8011}
 PY=${PYTHON:-python3}; OB="$PY -m offline_bench"
 # the same workload on both sides: the seed prompts, exactly OLEN tokens each (ignore EOS), default sampling
@@ -18,7 +20,7 @@ WL=(--prompts prompts/seed.txt --concurrency "$LEVELS" --num-prompts "$COUNTS" -
 mkdir -p "$OUT"
 
 if [[ $STAGES == *,serve,* ]]; then
-  setsid $OB serve-preset "$PRESET" --port "$PORT" --max-model-len "$MML" --gpu-memory-utilization "$GMU" \
+  setsid $OB serve-preset "$PRESET" --port "$PORT" --max-model-len "$MML" "${SIZE[@]}" \
     >"$OUT/server.log" 2>&1 &
   SERVER=$!
   trap 'kill -TERM -- -$SERVER 2>/dev/null || true' EXIT
@@ -39,7 +41,7 @@ if [[ $STAGES == *,serve,* ]]; then
 fi
 
 if [[ $STAGES == *,offline,* ]]; then
-  $OB run --model "preset:$PRESET" --gpu-memory-utilization "$GMU" --max-model-len "$MML" "${WL[@]}" \
+  $OB run --model "preset:$PRESET" "${SIZE[@]}" --max-model-len "$MML" "${WL[@]}" \
     --output "$OUT/offline.json" --format md --save-log "$OUT/offline-engine.log" >"$OUT/offline.md"
   for c in ${LEVELS//,/ }; do
     $OB compare "$OUT/offline-c$c.json" "$OUT/serving-c$c.json" --format md >>"$OUT/compare.md"
@@ -49,7 +51,7 @@ fi
 if [[ $STAGES == *,gap,* ]]; then
   SAVED=()
   for c in ${LEVELS//,/ }; do SAVED+=(--serving-result "$OUT/serving-c$c.json"); done
-  $OB explain-gap --model "preset:$PRESET" --gpu-memory-utilization "$GMU" --max-model-len "$MML" "${WL[@]}" \
+  $OB explain-gap --model "preset:$PRESET" "${SIZE[@]}" --max-model-len "$MML" "${WL[@]}" \
     "${SAVED[@]}" --output "$OUT/gap.json" --format md >"$OUT/gap.md"
 fi
 echo "done: $OUT"

@@ -123,7 +123,7 @@ def test_cpu_sweep_kill_resume_report(tmp_path):
     for name in ("kv_capacity_vs_gmu", "max_concurrency_vs_max_model_len", "output_tokens_per_s_vs_gmu",
                  "ttft_p99_vs_gmu"):
         assert (out / "plots" / f"{name}.png").read_bytes()[:8] == PNG
-    assert (out / "summary.csv").read_text().startswith("gpu_memory_utilization,max_model_len,status")
+    assert (out / "summary.csv").read_text().startswith("kv_cache_memory_bytes,max_model_len,status")
     # 3) a second invocation runs nothing new
     before = {f.name: f.stat().st_mtime_ns for f in (out / "points").glob("*.json")}
     p = run_cli(*args, timeout=300)
