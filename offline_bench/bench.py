@@ -47,6 +47,15 @@ def level_path(output: str, level: int | None, several: bool) -> str:
     return (output[:-5] if output.endswith(".json") else output) + f"-c{level}.json"
 
 
+def keep_level(out: list[tuple[RunResult, str | None]], result: RunResult, output: str | None,
+               level: int | None, several: bool) -> None:
+    """Save a level's result at once (a later level's failure loses nothing) and add (result, path) to out."""
+    path = level_path(output, level, several) if output else None
+    if path:
+        result.save(path)
+    out.append((result, path))
+
+
 def level_config(cfg: RunConfig, level: int | None, n: int | None) -> RunConfig:
     wl = cfg.workload if n is None else cfg.workload.model_copy(update={"num_prompts": n})
     return cfg.model_copy(update={"concurrency": level, "workload": wl})
@@ -64,21 +73,16 @@ def run_levels(cfg: RunConfig, levels: list[Level], output: str | None = None, s
     """Every level, each result saved at once (a later level's failure loses nothing); (result, path) pairs.
     `progress(console)` makes the progress factory once the engine owns the terminal."""
     out: list[tuple[RunResult, str | None]] = []
-
-    def keep(result: RunResult, level: int | None) -> None:
-        path = level_path(output, level, len(levels) > 1) if output else None
-        if path:
-            result.save(path)
-        out.append((result, path))
-
+    several = len(levels) > 1
     if cfg.engine.data_parallel_size > 1:
-        for level, n in levels:
-            keep(run_data_parallel(level_config(cfg, level, n)), level)  # replicas in their own processes
+        for level, n in levels:  # replicas in their own processes
+            keep_level(out, run_data_parallel(level_config(cfg, level, n)), output, level, several)
         return out
     with Engine(cfg.engine, echo_log=cfg.verbose) as engine:
         factory = progress(engine.console) if progress else None
         for level, n in levels:
-            keep(run_benchmark(level_config(cfg, level, n), engine=engine, progress=factory), level)
+            result = run_benchmark(level_config(cfg, level, n), engine=engine, progress=factory)
+            keep_level(out, result, output, level, several)
         if save_log:
             write_atomic(Path(save_log), engine.log_text())
     return out

@@ -64,7 +64,7 @@ def run_data_parallel(cfg: RunConfig) -> RunResult:
     finally:
         for p in procs:
             kill_group(p)
-    return aggregate_replicas(cfg, results)
+    return aggregate_replicas(results)
 
 
 def _replica_main() -> None:

@@ -266,9 +266,8 @@ class Engine:
 
     def sampling_params(self, req: Request, temperature: float, top_p: float, ignore_eos: bool,
                         detokenize: bool) -> Any:
-        from vllm import SamplingParams  # vLLM is heavy to import (torch, CUDA): only where an engine is used
-
         # vLLM is heavy to import (torch, CUDA): only where an engine is used
+        from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
         return SamplingParams(n=1, temperature=temperature, top_p=top_p, max_tokens=req.output_len,

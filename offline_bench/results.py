@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from offline_bench import __version__
-from offline_bench.config import RunConfig, WorkloadConfig
+from offline_bench.config import WorkloadConfig
 from offline_bench.environment import capture_environment
 from offline_bench.schema import (
     KVCache,
@@ -133,9 +133,9 @@ def _replica_parallel(rs: list[RunResult], t: ThroughputSummary) -> dict[str, An
     return parallel
 
 
-def aggregate_replicas(cfg: RunConfig, replicas: Iterable[dict[str, Any] | RunResult]) -> RunResult:
-    """One result for N data-parallel replicas: rates over the union of their windows, every request kept."""
-    del cfg  # the replicas' results carry their settings
+def aggregate_replicas(replicas: Iterable[dict[str, Any] | RunResult]) -> RunResult:
+    """One result for N data-parallel replicas (their results carry their settings): rates over the union of
+    their windows, every request kept."""
     rs = [r if isinstance(r, RunResult) else RunResult.model_validate(r) for r in replicas]
     base = rs[0]
     t = summarize_passes(_replica_passes(rs))

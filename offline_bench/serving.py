@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from offline_bench import results as build
-from offline_bench.bench import level_path
+from offline_bench.bench import keep_level
 from offline_bench.config import WorkloadConfig
 from offline_bench.engine import kv_size_kwargs
 from offline_bench.environment import capture_environment, has_cuda
@@ -267,7 +267,7 @@ def probe(cfg: ProbeConfig, concurrency: int, tokenizer: str | None = None) -> R
         _raise_first_error(results)
     results, wall = asyncio.run(_drive(cfg, timed, concurrency))
     _raise_first_error(results)
-    return serving_result(cfg, concurrency, timed, results, wall, facts)
+    return serving_result(cfg, concurrency, results, wall, facts)
 
 
 def _raise_first_error(results: list[StreamResult]) -> None:
@@ -284,9 +284,9 @@ SERVING_NOTES = [
     "ITL is the time between SSE chunks that carry text; a chunk can hold more than one token."]
 
 
-def serving_result(cfg: ProbeConfig, concurrency: int, reqs: list[Request], results: list[StreamResult],
-                   wall: float, facts: dict[str, Any] | None = None) -> RunResult:
-    del reqs  # the server's usage report gives the token counts
+def serving_result(cfg: ProbeConfig, concurrency: int, results: list[StreamResult], wall: float,
+                   facts: dict[str, Any] | None = None) -> RunResult:
+    """The probe's result; token counts are the server's usage report."""
     records = []
     for i, r in enumerate(results):
         tpot = (r.e2e_s - r.ttft_s) / (r.output_tokens - 1) if r.ttft_s is not None and r.output_tokens > 1 else None
@@ -307,9 +307,9 @@ def serving_result(cfg: ProbeConfig, concurrency: int, reqs: list[Request], resu
         endpoint=f"{cfg.root}/v1/{'chat/' if cfg.chat else ''}completions", environment=capture_environment(),
         engine_args={"server": facts, "resolved": resolved} if facts else {},
         workload=build.workload(wl, records, concurrency, wl.effective_ignore_eos, True, 1), startup={},
-        kv_cache=kv, memory=build.unknown_memory(), throughput=build.summarize_passes([build.throughput(records,
-                                                                                                       wall)]),
-        latency=build.latency(records), timeline=[], requests=records, notes=list(SERVING_NOTES))
+        kv_cache=kv, memory=build.unknown_memory(),
+        throughput=build.summarize_passes([build.throughput(records, wall)]), latency=build.latency(records),
+        timeline=[], requests=records, notes=list(SERVING_NOTES))
 
 
 def serve_preset_command(name: str, port: int, host: str = "127.0.0.1", extra: list[str] | None = None,
@@ -341,9 +341,5 @@ def probe_levels(cfg: ProbeConfig, levels: list[tuple[int | None, int | None]], 
     """serve-probe at each (concurrency, count) level; each result saved as soon as it exists."""
     out = []
     for level, n in levels:
-        result = probe(cfg.with_prompts(n), level or 1, tokenizer)
-        path = level_path(output, level, len(levels) > 1) if output else None
-        if path:
-            result.save(path)
-        out.append((result, path))
+        keep_level(out, probe(cfg.with_prompts(n), level or 1, tokenizer), output, level, len(levels) > 1)
     return out

@@ -76,7 +76,7 @@ def _replica(rank: int, window: tuple[float, float], n_req: int, out_tokens: int
 
 def test_replica_aggregation_over_the_union_of_windows():
     a, b = _replica(0, (100.0, 110.0), 4, 50), _replica(1, (102.0, 112.0), 6, 50)
-    r = aggregate_replicas(None, [a, b.model_dump()])
+    r = aggregate_replicas([a, b.model_dump()])
     t = r.throughput.repeats[0]
     assert t.duration_s == pytest.approx(12.0)  # 100 .. 112
     assert t.output_tokens_per_s == pytest.approx(10 * 50 / 12.0)
