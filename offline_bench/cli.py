@@ -17,8 +17,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from offline_bench import bench, gap, report, serving
+from offline_bench import bench, gap, kvplan, report, serving
 from offline_bench import phases as phases_mod
+from offline_bench import predict as predict_mod
 from offline_bench import presets as presets_mod
 from offline_bench import roofline as roofline_mod
 from offline_bench import startup as startup_mod
@@ -26,7 +27,7 @@ from offline_bench import sweep as sweep_mod
 from offline_bench.compare import Labeled, label_for, order
 from offline_bench.compare import plot as compare_plot
 from offline_bench.config import EngineConfig, RunConfig, WorkloadConfig, parse_bytes, parse_engine_arg, parse_int_list
-from offline_bench.engine import Engine
+from offline_bench.engine import Engine, check_max_model_len
 from offline_bench.errors import BenchError
 from offline_bench.formats import check_format, formats_of, render
 from offline_bench.importers import import_file
@@ -241,12 +242,18 @@ def sweep(
     resume: Annotated[bool, Opt("--resume/--no-resume", help="Skip points already finished in DIR.")] = True,
     retry_failed: Annotated[bool, Opt(help="With resume, run failed points again.")] = False,
     knee_tolerance: Annotated[float, Opt(help="Share of best = plateau.")] = 0.05,
+    calibrate: Annotated[Optional[str], Opt("--calibrate", help="A `run` result: every point also gets its "
+                                                               "prediction from it, and the error.")] = None,
+    predict_only: Annotated[bool, Opt(help="Predict every point from --calibrate; start no engine.")] = False,
     data_parallel_size: Dp = 1, distributed_executor_backend: Backend = None, ray_address: RayAddress = None,
     compilation_config: CompilationConfig = None, safe_allreduce: SafeAllreduce = False,
 ) -> None:
     """Run a grid of engine settings (each point in a fresh process), resumable, with summary, plots, analysis.
 
     Example: offline-bench sweep --output-dir sw --gpu-memory-utilization 0.5,0.7,0.9 --max-model-len 2048,8192
+
+    In seconds, from one run: offline-bench sweep --output-dir sw --predict-only --calibrate run.json
+    --gpu-memory-utilization 0.5,0.7,0.9 --max-num-seqs 128,256
     """
     if report:
         typer.echo(sweep_mod.render_markdown(sweep_mod.write_summary(report)))
@@ -254,12 +261,19 @@ def sweep(
     if not output_dir:
         raise BenchError("give --output-dir DIR (or --report DIR to re-render a finished sweep)")
     check_writable(output_dir, "--output-dir", is_dir=True)
+    if predict_only:
+        if not calibrate:
+            raise BenchError("--predict-only needs --calibrate RUN.json (a `run` result, which records its steps)")
+        cal_run = predict_mod.Calibrated(calibrate).result
+        model = cal_run.model  # a prediction holds for the calibration's model
+        num_prompts = num_prompts or cal_run.workload.num_prompts  # and, unless told, for its workload
     lists = {k: v for k, v in locals().items() if k in sweep_mod.SWEEPABLE and v is not None}
     base = {k: v for k, v in _pick(locals(), ENGINE_FLAGS).items() if k not in sweep_mod.SWEEPABLE}
     cfg = RunConfig(engine=engine_config(**base), workload=workload_config(**_pick(locals(), WORKLOAD_FLAGS),
                                                                            num_prompts=num_prompts))
     spec = sweep_mod.build_spec(cfg, lists, timeout_per_point_s=timeout_per_point,
                                 target_concurrency=target_concurrency, knee_tolerance=knee_tolerance)
+    spec.calibrate, spec.predict_only = calibrate, predict_only
     summary = sweep_mod.run_with_progress(spec, output_dir, resume=resume, retry_failed=retry_failed)
     typer.echo(sweep_mod.render_markdown(summary))
     typer.echo(f"summary, points and plots in {output_dir}", err=True)
@@ -423,6 +437,86 @@ def explain_gap_cmd(
     if output:
         gap.save_ladder(output, reps, runs)
         typer.echo(f"ladder written to {output}", err=True)
+
+
+Calibrate = Annotated[Optional[str], Opt("--calibrate", help="A `run` / sweep-point JSON or a raw vLLM start-up "
+                                                             "log: its measured terms replace the model's.")]
+
+
+@app.command()
+def plan(
+    model: Model = "preset:llama-3.1-8b",
+    gpu: Annotated[Optional[str], Opt("--gpu", help="GPU from the built-in table (default: this machine's device; "
+                                                   "on a CPU machine the CPU build).")] = None,
+    gpu_memory_gib: Annotated[Optional[float], Opt(help="Device memory as torch reports it (overrides --gpu).")]
+    = None,
+    gpu_memory_utilization: SweepList = None,
+    kv_cache_memory_bytes: Annotated[Optional[str], Opt(help="KV cache sizes instead of gmu, e.g. 2GiB,4GiB.")]
+    = None,
+    max_model_len: SweepList = None, kv_cache_dtype: SweepList = None, max_num_batched_tokens: SweepList = None,
+    max_num_seqs: SweepList = None, tensor_parallel_size: SweepList = None,
+    block_size: Annotated[Optional[str], Opt(help="KV block sizes (default: vLLM's, 16 on GPU, 128 on CPU).")]
+    = None,
+    calibrate: Calibrate = None, fmt: Fmt("plan") = "table",
+) -> None:
+    """KV cache capacity and max concurrency for every point of a grid, without starting an engine.
+
+    Example: offline-bench plan --model preset:llama-3.1-8b --gpu h100-sxm --gpu-memory-utilization 0.5,0.8,0.9
+    --max-model-len 4096,16384 --kv-cache-dtype auto,fp8
+    """
+    check_format("plan", fmt)
+    resolved = presets_mod.resolve_model(model)
+    if resolved.info is None:
+        raise BenchError(f"no config.json readable for '{model}' without network: pass a local path or a preset")
+    info = resolved.info
+    kvplan.check_supported(info, resolved.config)
+    lists = {k: sweep_mod.parse_list(k, v) for k, v in locals().items()
+             if k in ("gpu_memory_utilization", "kv_cache_memory_bytes", "max_model_len", "kv_cache_dtype",
+                      "max_num_batched_tokens", "max_num_seqs", "tensor_parallel_size") and v is not None}
+    if block_size is not None:
+        lists["block_size"] = parse_int_list(block_size, "--block-size")
+    if "gpu_memory_utilization" in lists and "kv_cache_memory_bytes" in lists:
+        raise BenchError("give --gpu-memory-utilization or --kv-cache-memory-bytes, not both")
+    lists.setdefault("max_model_len", [info.max_position_embeddings or 4096])
+    for p in kvplan.grid(lists):  # the checks a run would make, on every point
+        EngineConfig(model=model, **{k: v for k, v in p.items() if k != "block_size"}).validate_values()
+        check_max_model_len(EngineConfig(model=model, max_model_len=p["max_model_len"]), info, resolved.config)
+    device, total, _source = kvplan.target_device(gpu, gpu_memory_gib)
+    calib = kvplan.load_calibration(calibrate, info) if calibrate else None
+    if calib is not None and gpu is None and gpu_memory_gib is None:
+        device, total = calib.device, calib.total_gib  # the calibration run's device, unless another is named
+    rows = kvplan.plan_rows(info, kvplan.grid(lists), device, total, calib)
+    typer.echo(render("plan", fmt, rows))
+
+
+@app.command()
+def predict(
+    from_: Annotated[str, Opt("--from", help="A `run` result (it records every engine step) to calibrate on.")],
+    gpu_memory_utilization: Gmu = None, kv_cache_memory_bytes: KvBytes = None, max_model_len: Mml = None,
+    max_num_seqs: MaxNumSeqs = None, max_num_batched_tokens: Mnbt = None,
+    kv_cache_dtype: Annotated[Optional[str], Opt(help="KV cache dtype: auto, fp8 (default: the run's).")] = None,
+    num_prompts: Annotated[Optional[int], Opt(help="Requests (default: the run's, cycled).")] = None,
+    input_len: Annotated[Optional[int], Opt(help="Prompt length of every request (default: the run's).")] = None,
+    output_len: Annotated[Optional[int], Opt(help="Output length of every request (default: the run's).")] = None,
+    concurrency: Annotated[Optional[int], Opt(help="Keep N requests in flight (default: the run's).")] = None,
+    output: Output = None, fmt: Fmt("run") = "table",
+) -> None:
+    """Throughput, latency and preemptions at other engine settings, predicted from one measured run.
+
+    Example: offline-bench predict --from run.json --gpu-memory-utilization 0.6 --max-num-seqs 128
+    """
+    check_format("run", fmt)
+    check_writable(output, "--output")
+    cal = predict_mod.Calibrated(from_)
+    overrides = {"gpu_memory_utilization": gpu_memory_utilization, "max_model_len": max_model_len,
+                 "kv_cache_memory_bytes": parse_bytes(kv_cache_memory_bytes) if kv_cache_memory_bytes else None,
+                 "max_num_seqs": max_num_seqs, "max_num_batched_tokens": max_num_batched_tokens,
+                 "kv_cache_dtype": kv_cache_dtype}
+    EngineConfig(model=cal.result.model, **{k: v for k, v in overrides.items() if v is not None}).validate_values()
+    result = predict_mod.predict(cal, overrides, num_prompts, input_len, output_len, concurrency)
+    if output:
+        result.save(output)
+    _print_results("run", fmt, [(result, output)])
 
 
 @app.command("roofline")

@@ -5,6 +5,7 @@ vLLM is imported lazily inside functions, so `--help`, reports and pure logic ne
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -23,9 +24,10 @@ from offline_bench.modelinfo import ModelInfo
 from offline_bench.parallel import check_parallel, connect_ray, engine_env_and_kwargs
 from offline_bench.presets import ResolvedModel, resolve_model
 from offline_bench.results import ms
-from offline_bench.schema import RequestRecord
+from offline_bench.schema import RequestRecord, StepTrace
 from offline_bench.startup import explain_engine_failure, parse_startup
 from offline_bench.stats import union_length
+from offline_bench.steps import ITERATION_DETAILS_ARG, StepRecorder, iteration_details_supported, quiet_iteration_log
 from offline_bench.workloads import Request
 
 FAILED_START_DRAIN_S = 3.0  # after a failed start, how long to wait for the engine's last log lines
@@ -145,6 +147,7 @@ class BatchOutcome:
     texts: list[str] = field(default_factory=list)
     engine_ts: list[tuple[float, float, float]] = field(default_factory=list)  # (scheduled, first, last token)
     window_wall: tuple[float, float] | None = None  # wall-clock start and end of the pass
+    steps: StepTrace | None = None  # per engine step (when recorded)
 
 
 class Engine:
@@ -177,6 +180,9 @@ class Engine:
         try:
             from vllm import LLM  # vLLM is heavy to import (torch, CUDA): only where an engine is used
 
+            if ITERATION_DETAILS_ARG not in self.kwargs and iteration_details_supported():
+                self.kwargs[ITERATION_DETAILS_ARG] = True  # per-step scheduler counts for `predict`
+                quiet_iteration_log()
             with interrupted:
                 self.llm = LLM(**self.kwargs)
             if interrupted.seen:  # a library on the start-up path swallowed the KeyboardInterrupt: honour it
@@ -276,16 +282,23 @@ class Engine:
 
     def run_batch(self, requests: Sequence[Request], params: Sequence[Any], tag: str,
                   timeline_interval_s: float = 0.05, concurrency: int | None = None,
-                  on_finish: Callable[[int], None] | None = None, keep_text: bool = False) -> BatchOutcome:
+                  on_finish: Callable[[int], None] | None = None, keep_text: bool = False,
+                  prompt_lens: Sequence[int] | None = None) -> BatchOutcome:
         """Submit the requests (all at once, or keeping `concurrency` in flight) and step the engine to the end.
 
-        This is the loop LLM.generate runs, with a cheap metrics read per step added.
+        This is the loop LLM.generate runs, with a cheap metrics read per step added. With `prompt_lens` every
+        engine step is recorded too (BatchOutcome.steps).
         """
         before = self.probe.read()
         sampler = _StepSampler(self.probe, timeline_interval_s, before.get("kv_usage"))
+        index_of: dict[str, int] = {}
+        recorder = StepRecorder(self.llm.llm_engine, lambda rid: prompt_lens[index_of[rid]]
+                                if prompt_lens is not None and rid in index_of else None)
         t0_wall = time.time()
-        outputs, finish_wall, wall = drive(self.llm.llm_engine, [r.engine_prompt() for r in requests], params, tag,
-                                           concurrency, on_step=sampler.sample, on_finish=on_finish)
+        with recorder if prompt_lens is not None else contextlib.nullcontext():
+            outputs, finish_wall, wall = drive(self.llm.llm_engine, [r.engine_prompt() for r in requests], params,
+                                               tag, concurrency, on_step=sampler.sample, on_finish=on_finish,
+                                               index_of=index_of)
         window = (t0_wall, time.time())
         after = self.probe.read()
         n = len(requests)
@@ -301,7 +314,7 @@ class Engine:
             prefill_window_s=union_length([(s, f) for s, f, _ in engine_ts]) if engine_ts else None,
             decode_window_s=union_length([(f, e) for _, f, e in engine_ts]) if engine_ts else None,
             texts=[outputs[i].outputs[0].text for i in range(n)] if keep_text else [], engine_ts=engine_ts,
-            window_wall=window)
+            window_wall=window, steps=recorder.trace(_first_queued(outputs)) if prompt_lens is not None else None)
 
     def reset_prefix_cache(self) -> None:
         try:
@@ -340,13 +353,15 @@ class Engine:
 
 def drive(core: Any, prompts: Sequence[Any], params: Sequence[Any], tag: str, concurrency: int | None,
           on_step: Callable[[float], None] | None = None,
-          on_finish: Callable[[int], None] | None = None) -> tuple[dict[int, Any], dict[int, float], float]:
+          on_finish: Callable[[int], None] | None = None,
+          index_of: dict[str, int] | None = None) -> tuple[dict[int, Any], dict[int, float], float]:
     """Feed `core` (vLLM's LLMEngine: add_request / step / has_unfinished_requests) every prompt, all at once or
     keeping `concurrency` in flight (a finished request is replaced at once), and step it until all are done.
+    `index_of`, if given, is filled with request id -> prompt index (the engine's own ids included).
 
     Returns (final output by index, wall clock of each finish, seconds from first submit to last output)."""
     n = len(prompts)
-    index_of: dict[str, int] = {}
+    index_of = {} if index_of is None else index_of
     outputs: dict[int, Any] = {}
     finish_wall: dict[int, float] = {}
     submitted = 0
@@ -380,6 +395,13 @@ def drive(core: Any, prompts: Sequence[Any], params: Sequence[Any], tag: str, co
         if submitted < n and concurrency is not None and not core.has_unfinished_requests():
             submit()  # defensive: never stall with requests left
     return outputs, finish_wall, time.perf_counter() - t0
+
+
+def _first_queued(outputs: dict[int, Any]) -> float | None:
+    """The engine core's clock when the pass's first request was queued (the steps' time origin)."""
+    ts = [m.queued_ts for m in (getattr(o, "metrics", None) for o in outputs.values())
+          if m is not None and getattr(m, "queued_ts", 0)]
+    return min(ts) if ts else None
 
 
 class _StepSampler:

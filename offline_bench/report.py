@@ -42,6 +42,9 @@ def sections(r: RunResult) -> list[tuple[str, list[str], list[list[str]]]]:
                [f"max_concurrency @ {_f(kv.max_model_len)} tokens", _f(kv.max_concurrency)],
                ["peak_usage_pct", _f(kv.peak_usage_pct)], ["preemptions", _f(kv.preemptions)],
                ["prefix_cache_hit_rate", _f(kv.prefix_cache_hit_rate, 4)]]
+    if kv.predicted_tokens is not None and r.mode != "predicted":
+        kv_rows.insert(3, [f"plan's prediction ({kv.predicted_basis})",
+                           f"{_f(kv.predicted_tokens)} tokens ({_f(kv.predicted_error_pct, 3)}%)"])
     m, s = r.memory, r.startup
     mem_rows = [["weights_gib", _f(m.weights_gib)], ["peak_activation_gib", _f(m.peak_activation_gib)],
                 ["cuda_graph_gib", _f(m.cuda_graph_gib)], ["non_torch_gib", _f(m.non_torch_gib)],
@@ -54,6 +57,10 @@ def sections(r: RunResult) -> list[tuple[str, list[str], list[list[str]]]]:
                          f"{_f(w.total_output_tokens, 0)} out tokens in all, repeats {w.repeats}"
                          + ("" if w.concurrency is None else f", {w.concurrency} in flight")],
             ["wall time (mean)", _f(t.duration_s, 3) + " s"]]
+    if r.mode == "predicted" and r.prediction:
+        sm = r.prediction.get("step_model", {})
+        head.insert(0, ["mode", f"PREDICTED from {r.prediction.get('calibration')} (step model fit: "
+                                f"{_f(sm.get('total_error_pct'))}% on its {sm.get('steps_fitted')} steps)"])
     if r.roofline:
         rf = r.roofline
         rates[4].append(f"{_f(rf.get('prefill_pct_of_ceiling'), 1)}% of {rf['gpu']} ceiling")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,6 +12,7 @@ from offline_bench.config import RunConfig
 from offline_bench.engine import BatchOutcome, Engine, check_max_model_len
 from offline_bench.environment import capture_environment
 from offline_bench.errors import BenchError
+from offline_bench.kvplan import PlanSettings, check_supported, moved_term, plan_point
 from offline_bench.presets import resolve_model
 from offline_bench.roofline import achieved, detect_gpu
 from offline_bench.schema import KVCache, Memory, RequestRecord, RunResult, ThroughputSummary, TimelinePoint
@@ -109,7 +111,7 @@ def _run(cfg: RunConfig, engine: Engine, progress: ProgressFactory, shard: tuple
     warm, timed = build_workload(wl, vocab, special)
     if shard is not None:
         timed = timed[shard[0]::shard[1]]
-    check_lengths(engine, warm + timed, resolved["max_model_len"])
+    timed_lens = check_lengths(engine, warm + timed, resolved["max_model_len"])[len(warm):]
     ignore_eos = wl.effective_ignore_eos
 
     def params(reqs: list[Request]) -> list[Any]:
@@ -124,7 +126,8 @@ def _run(cfg: RunConfig, engine: Engine, progress: ProgressFactory, shard: tuple
         desc = "timed" if wl.repeats == 1 else f"timed {rep + 1}/{wl.repeats}"
         with progress(desc, len(timed)) as tick:
             passes.append(engine.run_batch(timed, params(timed), f"r{rep}", cfg.timeline_interval_ms / 1000.0,
-                                           concurrency=cfg.concurrency, on_finish=tick))
+                                           concurrency=cfg.concurrency, on_finish=tick,
+                                           prompt_lens=timed_lens if rep == 0 else None))
     result = assemble(cfg, engine, passes, resolved, ignore_eos)
     if shard is not None:
         result.parallel = {**(result.parallel or {}), "replica": shard[0],
@@ -143,6 +146,42 @@ def _kv_cache(engine: Engine, passes: list[BatchOutcome], facts: dict[str, Any])
                    preemptions=int(sum(p.counters_delta.get("preemptions", 0.0) for p in passes)),
                    prefix_cache_queries=int(queries), prefix_cache_hits=int(hits),
                    prefix_cache_hit_rate=round(hits / queries, 6) if queries else None)
+
+
+PREDICTION_WARN_PCT = 1.0
+
+
+def _kv_prediction(engine: Engine, resolved: dict[str, Any], facts: dict[str, Any], kv: KVCache) -> str | None:
+    """Store `plan`'s model-only prediction for this engine next to the measured KV tokens; a line if it missed
+    by more than PREDICTION_WARN_PCT."""
+    info = engine.info
+    if info is None or not kv.capacity_tokens:
+        return None
+    try:
+        check_supported(info, engine.model.config)
+        device = "cpu" if resolved.get("device") == "cpu" else "cuda"
+        kvb = engine.kwargs.get("kv_cache_memory_bytes")
+        s = PlanSettings(gpu_memory_utilization=None if kvb else resolved.get("gpu_memory_utilization"),
+                         kv_cache_memory_bytes=kvb, max_model_len=resolved["max_model_len"],
+                         kv_cache_dtype=engine.kwargs.get("kv_cache_dtype") or "auto",
+                         max_num_batched_tokens=resolved.get("max_num_batched_tokens"),
+                         max_num_seqs=resolved.get("max_num_seqs"),
+                         tensor_parallel_size=resolved.get("tensor_parallel_size") or 1,
+                         pipeline_parallel_size=resolved.get("pipeline_parallel_size") or 1,
+                         block_size=resolved.get("block_size"))
+        row = plan_point(info, s, device, facts.get("cpu_memory_gib" if device == "cpu" else "gpu_total_gib"))
+    except (BenchError, ValueError, KeyError):
+        return None
+    if row.kv_cache_tokens is None:
+        return None
+    kv.predicted_tokens, kv.predicted_basis = row.kv_cache_tokens, row.basis
+    kv.predicted_error_pct = round(100.0 * (row.kv_cache_tokens / kv.capacity_tokens - 1.0), 4)
+    if abs(kv.predicted_error_pct) <= PREDICTION_WARN_PCT:
+        return None
+    line = (f"plan predicted {row.kv_cache_tokens} KV tokens, the engine has {kv.capacity_tokens} "
+            f"({kv.predicted_error_pct:+.2f}%); the term that moved most: {moved_term(row, facts)}")
+    print(f"warning: {line}", file=sys.stderr)
+    return line
 
 
 def _memory(facts: dict[str, Any], kv: KVCache) -> Memory:
@@ -191,6 +230,9 @@ def assemble(cfg: RunConfig, engine: Engine, passes: list[BatchOutcome], resolve
     kv = _kv_cache(engine, passes, facts)
     env = capture_environment()
     notes = list(NOTES)
+    missed = _kv_prediction(engine, resolved, facts, kv)
+    if missed:
+        notes.append(missed)
     if resolved.get("enable_prefix_caching"):
         notes.append("Prefix caching was on (vLLM's default); pass --no-enable-prefix-caching to measure without.")
     return RunResult(
@@ -199,4 +241,4 @@ def assemble(cfg: RunConfig, engine: Engine, passes: list[BatchOutcome], resolve
         parallel=_parallel(engine, resolved, env, t_sum, kv), engine_args={**engine.kwargs, "resolved": resolved},
         workload=results.workload(wl, first, cfg.concurrency, ignore_eos, wl.detokenize, wl.repeats),
         startup=facts, kv_cache=kv, memory=_memory(facts, kv), throughput=t_sum, latency=results.latency(records),
-        timeline=timeline, requests=records, notes=notes)
+        timeline=timeline, requests=records, notes=notes, steps=passes[0].steps)

@@ -15,7 +15,7 @@ from offline_bench.errors import BenchError
 from offline_bench.stats import Distribution, MeanCI
 
 SCHEMA_VERSION = 1
-Mode = Literal["offline", "serving", "imported"]  # how a result was measured
+Mode = Literal["offline", "serving", "imported", "predicted"]  # how a result was measured (or predicted)
 
 
 class Throughput(BaseModel):
@@ -61,6 +61,10 @@ class KVCache(BaseModel):
     prefix_cache_queries: int | None
     prefix_cache_hits: int | None
     prefix_cache_hit_rate: float | None
+    # `plan`'s prediction for this engine, made without the measurement (see offline_bench/kvplan.py)
+    predicted_tokens: int | None = None
+    predicted_error_pct: float | None = None  # (predicted - measured) / measured x 100
+    predicted_basis: str | None = None  # "model" or "calibrated"
 
 
 class Memory(BaseModel):
@@ -96,6 +100,23 @@ class RequestRecord(BaseModel):
     e2e_ms: float | None
     itl_ms: list[float] | None = None  # serving only
     replica: int | None = None  # data parallel: which engine replica served it
+
+
+class StepTrace(BaseModel):
+    """One entry per engine step of the first timed pass, stored as columns (see offline_bench/steps.py)."""
+
+    source: str  # "iteration_details": the scheduler's own counts; "outputs": inferred from emitted tokens
+    t_s: list[float]  # engine-core clock at the step's end, since the pass's first request was queued
+    exec_ms: list[float | None]  # model execution of the step (iteration details only)
+    ctx_tokens: list[int]  # prompt tokens scheduled (prefill chunks, recomputation after preemption)
+    ctx_reqs: list[int]
+    gen_reqs: list[int]  # requests decoding one token
+    out_tokens: list[int]  # tokens the step emitted
+    first_tokens: list[int]  # requests that emitted their first token
+    decode_ctx_tokens: list[int]  # KV tokens the decoding requests attend to
+    running: list[int | None]
+    waiting: list[int | None]
+    kv_usage_pct: list[float | None]
 
 
 class Workload(BaseModel):
@@ -137,6 +158,8 @@ class RunResult(BaseModel):
     notes: list[str] = Field(default_factory=list)
     roofline: dict[str, Any] | None = None  # % of the GPU's ceilings (None off a known GPU)
     parallel: dict[str, Any] | None = None  # world size, GPUs, per-GPU rates, KV per replica and in total
+    steps: StepTrace | None = None  # per engine step of the first timed pass (what `predict` fits)
+    prediction: dict[str, Any] | None = None  # mode "predicted": the step model and what the simulation assumed
 
     def save(self, path: str | Path) -> None:
         write_atomic(path, self.model_dump_json(indent=2))

@@ -21,6 +21,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from offline_bench import predict as predict_mod
 from offline_bench.bench import run_one
 from offline_bench.config import EngineConfig, RunConfig, parse_bytes
 from offline_bench.errors import BenchError
@@ -31,8 +32,10 @@ from offline_bench.sweepreport import (
     SWEEPABLE,
     SweepSpec,
     SweepSummary,
+    calibrated,
     point_config,
     point_key,
+    prediction_overrides,
     render_csv,
     render_markdown,
     summarize,
@@ -123,8 +126,11 @@ def _run_points(spec: SweepSpec, points: list[dict[str, Any]], points_dir: Path,
                     on_point(n, len(points), key, "skipped (done)")
                 continue
         if on_point:
-            on_point(n, len(points), key, "running")
-        _run_point(spec, settings, path)
+            on_point(n, len(points), key, "predicting" if spec.predict_only else "running")
+        if spec.predict_only:
+            _predict_point(spec, settings, path)
+        else:
+            _run_point(spec, settings, path)
         write_summary(out)
         if on_point:
             on_point(n, len(points), key, "failed" if _is_failure(path) else "ok")
@@ -154,6 +160,19 @@ def _run_point(spec: SweepSpec, settings: dict[str, Any], path: Path) -> None:
     if error is not None:
         write_atomic(path, json.dumps({"status": "failed", "settings": settings, "error": error,
                                        "elapsed_s": round(time.time() - t0, 2)}, indent=2))
+
+
+def _predict_point(spec: SweepSpec, settings: dict[str, Any], path: Path) -> None:
+    """--predict-only: the point predicted from the calibration run, in-process (no engine)."""
+    t0 = time.time()
+    try:
+        result = predict_mod.predict(calibrated(spec), prediction_overrides(spec, settings),
+                                     num_prompts=spec.base.workload.num_prompts)
+    except BenchError as e:
+        write_atomic(path, json.dumps({"status": "failed", "settings": settings, "error": str(e),
+                                       "elapsed_s": round(time.time() - t0, 3)}, indent=2))
+        return
+    result.save(path)
 
 
 def _point_main(path: str) -> None:

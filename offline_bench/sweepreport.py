@@ -17,6 +17,7 @@ from tabulate import tabulate
 
 from offline_bench.config import RunConfig
 from offline_bench.errors import BenchError
+from offline_bench.predict import OVERRIDABLE, Calibrated, predict
 from offline_bench.schema import RunResult, write_atomic
 
 SWEEP_SCHEMA_VERSION = 1
@@ -35,6 +36,8 @@ class SweepSpec(BaseModel):
     timeout_per_point_s: float | None = None
     target_concurrency: int | None = None
     knee_tolerance: float = 0.05
+    calibrate: str | None = None  # a run to predict every point from (default: the first measured point)
+    predict_only: bool = False  # predict every point from `calibrate`, start no engine
 
     def points(self) -> list[dict[str, Any]]:
         keys = list(self.grid)
@@ -42,7 +45,8 @@ class SweepSpec(BaseModel):
 
     def comparable(self) -> dict[str, Any]:
         """What must match for a rerun to resume into the same directory."""
-        return {"base": self.base.model_dump(exclude={"verbose"}), "grid": self.grid}
+        return {"base": self.base.model_dump(exclude={"verbose"}), "grid": self.grid,
+                "predict_only": self.predict_only}
 
 
 class PointRow(BaseModel):
@@ -63,6 +67,14 @@ class PointRow(BaseModel):
     init_s: float | None = None
     elapsed_s: float | None = None
     resolved: dict[str, Any] = Field(default_factory=dict)  # what the engine ran with (e.g. the default mml)
+    mode: str = "offline"  # "predicted" in a --predict-only sweep
+    # measured points: what was predicted for them (KV: plan's model; the rest: `predict` from the calibration)
+    predicted_kv_tokens: int | None = None
+    kv_error_pct: float | None = None
+    predicted_output_tokens_per_s: float | None = None
+    output_tokens_per_s_error_pct: float | None = None
+    predicted_ttft_ms_p50: float | None = None
+    ttft_ms_p50_error_pct: float | None = None
 
 
 class SweepSummary(BaseModel):
@@ -105,14 +117,61 @@ def load_rows(out_dir: str | Path) -> tuple[SweepSpec, list[PointRow]]:
                                  elapsed_s=data.get("elapsed_s")))
             continue
         r = RunResult.model_validate(data)
-        rows.append(PointRow(
+        rows.append(_with_prediction(spec, settings, r, PointRow(
             key=key, settings=settings, status="ok", kv_capacity_tokens=r.kv_cache.capacity_tokens,
             kv_capacity_gib=r.kv_cache.capacity_gib, max_concurrency=r.kv_cache.max_concurrency,
             output_tokens_per_s=r.throughput.output_tokens_per_s, total_tokens_per_s=r.throughput.total_tokens_per_s,
             ttft_ms_p50=r.latency.ttft_ms.p50, ttft_ms_p99=r.latency.ttft_ms.p99, tpot_ms_p50=r.latency.tpot_ms.p50,
             peak_kv_usage_pct=r.kv_cache.peak_usage_pct, preemptions=r.kv_cache.preemptions,
-            init_s=r.startup.get("init_s"), resolved=r.engine_args.get("resolved", {})))
+            init_s=r.startup.get("init_s"), resolved=r.engine_args.get("resolved", {}), mode=r.mode)))
     return spec, rows
+
+
+_CALIBRATED: dict[str, Calibrated] = {}
+
+
+def calibrated(spec: SweepSpec) -> Calibrated:
+    """The sweep's calibration run, read and fitted once per process."""
+    path = spec.calibrate
+    if path is None:
+        raise BenchError("--predict-only needs --calibrate RUN.json (a `run` result, which records its steps)")
+    if path not in _CALIBRATED:
+        _CALIBRATED[path] = Calibrated(path)
+    return _CALIBRATED[path]
+
+
+def prediction_overrides(spec: SweepSpec, settings: dict[str, Any]) -> dict[str, Any]:
+    """A point's engine settings as `predict` overrides (the sweep's single values too)."""
+    e = spec.base.engine
+    fixed = {k: getattr(e, k) for k in OVERRIDABLE if getattr(e, k, None) is not None}
+    if e.kv_cache_dtype == "auto":
+        fixed.pop("kv_cache_dtype", None)  # the calibration run's own dtype
+    return {**fixed, **settings}
+
+
+def _pct(a: float | None, b: float | None) -> float | None:
+    return round(100.0 * (a / b - 1.0), 3) if a is not None and b else None
+
+
+def _with_prediction(spec: SweepSpec, settings: dict[str, Any], r: RunResult, row: PointRow) -> PointRow:
+    """A measured point with what was predicted for it; predictions that cannot be made stay empty."""
+    if r.mode == "predicted":
+        return row
+    row.predicted_kv_tokens = r.kv_cache.predicted_tokens
+    row.kv_error_pct = r.kv_cache.predicted_error_pct
+    if spec.calibrate is None:
+        return row
+    try:
+        p = predict(calibrated(spec), prediction_overrides(spec, settings), num_prompts=r.workload.num_prompts)
+    except BenchError:
+        return row
+    row.predicted_kv_tokens, row.kv_error_pct = p.kv_cache.capacity_tokens, _pct(p.kv_cache.capacity_tokens,
+                                                                                 r.kv_cache.capacity_tokens)
+    row.predicted_output_tokens_per_s = round(p.throughput.output_tokens_per_s or 0.0, 2)
+    row.output_tokens_per_s_error_pct = _pct(p.throughput.output_tokens_per_s, r.throughput.output_tokens_per_s)
+    row.predicted_ttft_ms_p50 = p.latency.ttft_ms.p50
+    row.ttft_ms_p50_error_pct = _pct(p.latency.ttft_ms.p50, r.latency.ttft_ms.p50)
+    return row
 
 
 def resolved(row: PointRow, spec: SweepSpec, field: str) -> Any:
@@ -134,6 +193,11 @@ def analyze(spec: SweepSpec, rows: list[PointRow]) -> dict[str, Any]:
                            "throughput_knee": _knees(spec, ok)}
     if spec.target_concurrency:
         out["target_concurrency"] = _targets(spec, ok, spec.target_concurrency)
+    errors = {c: [abs(getattr(r, c)) for r in ok if getattr(r, c) is not None]
+              for c in ("kv_error_pct", "output_tokens_per_s_error_pct", "ttft_ms_p50_error_pct")}
+    if any(errors.values()):
+        out["prediction"] = {"calibration": spec.calibrate or "plan's model (KV only)",
+                             **{f"largest_{c}": round(max(v), 3) for c, v in errors.items() if v}}
     return out
 
 
@@ -247,14 +311,19 @@ def _solve_linear(pts: list[tuple[float, float]], target: float, upper: float | 
 COLUMNS = ["status", "kv_capacity_tokens", "kv_capacity_gib", "max_concurrency", "output_tokens_per_s",
            "total_tokens_per_s", "ttft_ms_p50", "ttft_ms_p99", "tpot_ms_p50", "peak_kv_usage_pct", "preemptions",
            "init_s"]
+PREDICTED_COLUMNS = ["predicted_kv_tokens", "kv_error_pct", "predicted_output_tokens_per_s",
+                     "output_tokens_per_s_error_pct", "predicted_ttft_ms_p50", "ttft_ms_p50_error_pct"]
 
 
 def table_rows(spec: SweepSpec, rows: list[PointRow]) -> tuple[list[str], list[list[Any]]]:
     swept = list(spec.grid)
-    headers = swept + COLUMNS + ["error"]
+    cols = COLUMNS + [c for c in PREDICTED_COLUMNS if any(getattr(r, c) is not None for r in rows)]
+    if spec.predict_only:
+        cols = [c for c in cols if c != "init_s"]
+    headers = swept + cols + ["error"]
     body = []
     for r in rows:
-        vals = [r.settings.get(k) for k in swept] + [getattr(r, c) for c in COLUMNS] + [r.error or ""]
+        vals = [r.settings.get(k) for k in swept] + [getattr(r, c) for c in cols] + [r.error or ""]
         body.append(vals)
     return headers, body
 
@@ -285,6 +354,14 @@ def render_markdown(summary: SweepSummary) -> str:
         lines.append(f"- Knee: {k['text']}.")
     for t in a.get("target_concurrency", []):
         lines.append(f"- Target concurrency: {t['text']}.")
+    if a.get("prediction"):
+        p = a["prediction"]
+        worst = ", ".join(f"{k.removeprefix('largest_').removesuffix('_error_pct')} {v:.2f}%"
+                          for k, v in p.items() if k.startswith("largest_"))
+        lines.append(f"- Predicted vs measured ({p['calibration']}): largest errors {worst}.")
+    if summary.spec.predict_only:
+        lines.insert(2, f"PREDICTED from {summary.spec.calibrate}, not measured (offline-bench predict).")
+        lines.insert(3, "")
     return "\n".join(lines) + "\n"
 
 

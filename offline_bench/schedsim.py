@@ -1,0 +1,160 @@
+"""A replay of vLLM v1's scheduler (vllm/v1/core/sched/scheduler.py, 0.26-0.32), step by step, with a step-cost
+function for the clock.
+
+What it follows: FCFS; each step a token budget of max_num_batched_tokens, spent first on the running requests
+(a decode takes 1 token, an unfinished prompt the rest of it, chunked to the budget), then on waiting requests
+in order while fewer than max_num_seqs run; a waiting request is admitted only if its whole sequence fits in the
+free blocks (`scheduler_reserve_full_isl`, the default) and no request was preempted this step; KV blocks of
+block_size are allocated as tokens are computed (one block is vLLM's reserved null block); when a running
+request needs a block and none is free, the most recently admitted running request is preempted by recompute
+(its blocks freed, its computed tokens reset, back to the front of the queue) until the block fits.
+
+Where it simplifies: no prefix-cache hits (prompts are treated as distinct), no async-scheduling overlap or
+speculative decoding, no waiting on the front end (tokenisation, detokenisation): the step-cost fit absorbs
+their average cost; requests all arrive at t=0, or, with `concurrency`, one as another finishes.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class SimRequest:
+    prompt: int
+    output: int
+    arrival_s: float = 0.0
+    computed: int = 0
+    generated: int = 0
+    blocks: int = 0
+    preemptions: int = 0
+    scheduled_s: float | None = None
+    first_s: float | None = None
+    finish_s: float | None = None
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt + self.generated
+
+
+@dataclass
+class SimResult:
+    requests: list[SimRequest]
+    duration_s: float
+    steps: int
+    preemptions: int
+    peak_usage_pct: float
+    timeline: list[dict[str, float]] = field(default_factory=list)
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class _Scheduler:
+    def __init__(self, num_blocks: int, block_size: int, max_batched: int, max_seqs: int, max_model_len: int):
+        self.free = num_blocks - 1  # vLLM keeps one null block
+        self.usable = max(1, num_blocks - 1)
+        self.bs, self.budget0, self.max_seqs, self.mml = block_size, max_batched, max_seqs, max_model_len
+        self.running: list[SimRequest] = []
+        self.waiting: deque[SimRequest] = deque()
+        self.preemptions = 0
+
+    def _preempt(self, r: SimRequest) -> None:
+        self.free += r.blocks
+        r.blocks, r.computed = 0, 0
+        r.preemptions += 1
+        self.preemptions += 1
+        self.waiting.appendleft(r)
+
+    def schedule(self, now: float) -> list[tuple[SimRequest, int]]:
+        budget, out, preempted = self.budget0, [], False
+        i = 0
+        while i < len(self.running) and budget > 0:
+            r = self.running[i]
+            need = min(r.tokens - r.computed, budget)
+            want = _cdiv(r.computed + need, self.bs) - r.blocks
+            self_preempted = False
+            while want > self.free:
+                victim = self.running.pop()  # FCFS: the most recently admitted goes first
+                self._preempt(victim)
+                preempted = True
+                if victim is r:
+                    self_preempted = True
+                    break
+            if self_preempted:
+                break  # r was the last running request: nothing after it is left
+            self.free -= want
+            r.blocks += want
+            out.append((r, need))
+            budget -= need
+            i += 1
+        while not preempted and self.waiting and budget > 0 and len(self.running) < self.max_seqs:
+            r = self.waiting[0]
+            if _cdiv(min(r.tokens, self.mml), self.bs) - r.blocks > self.free:
+                break  # the whole sequence must fit before admission
+            need = min(r.tokens - r.computed, budget)
+            want = _cdiv(r.computed + need, self.bs) - r.blocks
+            self.waiting.popleft()
+            self.free -= want
+            r.blocks += want
+            if r.scheduled_s is None:
+                r.scheduled_s = now
+            self.running.append(r)
+            out.append((r, need))
+            budget -= need
+        return out
+
+
+def simulate(requests: list[tuple[int, int]], num_blocks: int, block_size: int, max_num_batched_tokens: int,
+             max_num_seqs: int, max_model_len: int, step_ms: Callable[[int, int], float],
+             concurrency: int | None = None, timeline_interval_s: float = 0.05, start_s: float = 0.0) -> SimResult:
+    """Replay (prompt tokens, output tokens) requests; `step_ms(prefill_tokens, kv_tokens)` times each step;
+    the first step begins at `start_s`."""
+    reqs = [SimRequest(prompt=p, output=max(1, o)) for p, o in requests]
+    sched = _Scheduler(num_blocks, block_size, max_num_batched_tokens, max_num_seqs, max_model_len)
+    for r in reqs:
+        if _cdiv(min(r.prompt + r.output, max_model_len), block_size) > sched.usable:
+            raise ValueError(f"a request of {r.prompt} + {r.output} tokens needs more KV blocks than the "
+                             f"{sched.usable} the cache has")
+    pending = deque(reqs)
+    limit = len(reqs) if concurrency is None else min(concurrency, len(reqs))
+    for _ in range(limit):
+        sched.waiting.append(pending.popleft())
+    now, steps, peak, timeline, next_sample = start_s, 0, 0.0, [], 0.0
+    done = 0
+    while done < len(reqs):
+        batch = sched.schedule(now)
+        if not batch:
+            raise RuntimeError("the simulated scheduler stalled (no request fits): report this with the inputs")
+        prefill = sum(n for r, n in batch if not (r.generated and n == 1 and r.computed == r.tokens - 1))
+        kv = sum(r.computed for r, n in batch if r.generated and n == 1 and r.computed == r.tokens - 1)
+        now += step_ms(prefill, kv) / 1000.0
+        steps += 1
+        for r, n in batch:
+            r.computed += n
+            if r.computed < r.tokens:
+                continue  # a prompt chunk: no token yet
+            r.generated += 1
+            if r.first_s is None:
+                r.first_s = now
+            if r.generated >= r.output:
+                r.finish_s = now
+                sched.free += r.blocks
+                r.blocks = 0
+                sched.running.remove(r)
+                done += 1
+                if pending:
+                    nxt = pending.popleft()
+                    nxt.arrival_s = now
+                    sched.waiting.append(nxt)
+        usage = 100.0 * (1.0 - sched.free / sched.usable)
+        peak = max(peak, usage)
+        if now >= next_sample:
+            timeline.append({"t_s": round(now, 4), "running": float(len(sched.running)),
+                             "waiting": float(len(sched.waiting)), "kv_usage_pct": round(usage, 3)})
+            next_sample = now + timeline_interval_s
+    return SimResult(requests=reqs, duration_s=now, steps=steps, preemptions=sched.preemptions,
+                     peak_usage_pct=round(peak, 3), timeline=timeline)
