@@ -261,6 +261,8 @@ def sweep(
     if not output_dir:
         raise BenchError("give --output-dir DIR (or --report DIR to re-render a finished sweep)")
     check_writable(output_dir, "--output-dir", is_dir=True)
+    if calibrate and not predict_only:
+        predict_mod.Calibrated(calibrate)  # a bad --calibrate fails now, not after the sweep's engines ran
     if predict_only:
         if not calibrate:
             raise BenchError("--predict-only needs --calibrate RUN.json (a `run` result, which records its steps)")

@@ -30,6 +30,9 @@ NOTES = [
     "prefill_tokens_per_s = input tokens / time during which at least one request was in prefill; "
     "decode_tokens_per_s = (output tokens - one per request) / time during which at least one request was "
     "decoding. Under continuous batching the two windows overlap, so they do not add up to the wall time.",
+    "Every engine step of the first timed pass is recorded in `steps` (for `predict`): the engine runs with "
+    "enable_logging_iteration_details (vLLM 0.26+), which counts each step's scheduled tokens in the engine core "
+    "(a loop over the step's requests); its per-step log line is filtered out.",
 ]
 
 

@@ -22,7 +22,8 @@ from offline_bench.schema import RunResult, write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 DIR = ROOT / "docs" / "results" / "h100-predict"
-POINTS = [DIR / "calibration.json"] + sorted((DIR / "measured").glob("*.json")) + sorted((ROOT / "docs/results/h100-sweep/points").glob("*.json"))
+POINTS = [DIR / "calibration.json", *sorted((DIR / "measured").glob("*.json")),
+          *sorted((ROOT / "docs/results/h100-sweep/points").glob("*.json"))]
 MOVABLE = ("gpu_memory_utilization", "max_model_len", "max_num_seqs", "max_num_batched_tokens")
 
 
@@ -81,6 +82,30 @@ def tables(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def blind_rows() -> list[list]:
+    """Predictions committed before their measurement (blind/), against what the GPU then measured."""
+    sweep = json.loads((DIR / "blind-measured" / "sweep" / "summary.json").read_text())
+    measured = {f"gmu-{r['settings']['gpu_memory_utilization']}_mns-256_mnbt-8192": r for r in sweep["rows"]}
+    out = []
+    for path in sorted((DIR / "blind").glob("*.json")):
+        p = RunResult.load(path)
+        pred = [p.kv_cache.capacity_tokens, p.throughput.output_tokens_per_s, p.latency.ttft_ms.p50,
+                p.latency.ttft_ms.p99, p.latency.tpot_ms.p50, p.kv_cache.preemptions]
+        if path.stem in measured:
+            r = measured[path.stem]
+            meas = [r["kv_capacity_tokens"], r["output_tokens_per_s"], r["ttft_ms_p50"], r["ttft_ms_p99"],
+                    r["tpot_ms_p50"], r["preemptions"]]
+        else:
+            m = RunResult.load(DIR / "blind-measured" / path.name)
+            meas = [m.kv_cache.capacity_tokens, m.throughput.output_tokens_per_s, m.latency.ttft_ms.p50,
+                    m.latency.ttft_ms.p99, m.latency.tpot_ms.p50, m.kv_cache.preemptions]
+        row = [path.stem]
+        for a, b in zip(pred[:-1], meas[:-1]):
+            row += [f"{b:,.0f}" if b > 100 else f"{b:.2f}", f"{a:,.0f}" if a > 100 else f"{a:.2f}", pct(a, b)]
+        out.append(row + [meas[-1], pred[-1]])
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
@@ -91,6 +116,11 @@ def main() -> None:
                                                        "step_model": cal.steps.model_dump(), "points": rows},
                                                       indent=2))
     print(tables(rows))
+    print("### Blind: predicted first (blind/, committed before the run), then measured (blind-measured/)\n")
+    print(tabulate(blind_rows(), headers=["point", "KV tokens", "pred", "err %", "out tok/s", "pred", "err %",
+                                          "TTFT p50", "pred", "err %", "TTFT p99", "pred", "err %", "TPOT p50",
+                                          "pred", "err %", "preempt", "pred"], tablefmt="github",
+                   disable_numparse=True))
     if args.check:
         worst_kv = max(abs(r["kv_model_err_pct"]) for r in rows)
         worst_out = max(abs(r["err_pct"]["output_tokens_per_s"]) for r in rows if "err_pct" in r)

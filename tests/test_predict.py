@@ -88,6 +88,17 @@ def test_plan_cli_grid_and_bad_input() -> None:
         assert p.returncode == 2 and says in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
 
 
+def test_plan_refuses_layouts_it_does_not_describe(tmp_path: Path) -> None:
+    base = json.loads((ROOT / "offline_bench/presets/llama-3.1-8b/config.json").read_text())
+    for name, extra, says in (("mla", {"kv_lora_rank": 512}, "MLA"),
+                              ("swa", {"sliding_window": 4096, "use_sliding_window": True}, "sliding-window")):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({**base, **extra}))
+        p = run_cli("plan", "--model", str(d), "--gpu", "h100-sxm", "--max-model-len", "4096", timeout=120)
+        assert p.returncode == 2 and says in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
 # ---------------------------------------------------------------- the step model and the scheduler replay
 
 
@@ -133,10 +144,10 @@ def test_scheduler_replay_preempts_when_blocks_run_out() -> None:
 def test_predict_h100_points_from_the_calibration_run() -> None:
     """The committed H100 runs: preemptions and throughput of gmu 0.6 and mnbt 4096 from the gmu 0.9 run."""
     cal = Calibrated(CALIBRATION)
-    for name, tol in (("gmu-0.6", 0.05), ("mnbt-4096", 0.05)):
+    for name, tol in (("gmu-0.6", 0.05), ("mnbt-4096", 0.05), ("mns-128", 0.05)):
         r = RunResult.load(H100 / "measured" / f"{name}.json")
         res = r.engine_args["resolved"]
-        p = predict(cal, {k: res[k] for k in ("gpu_memory_utilization", "max_num_batched_tokens")})
+        p = predict(cal, {k: res[k] for k in ("gpu_memory_utilization", "max_num_batched_tokens", "max_num_seqs")})
         assert p.mode == "predicted"
         assert abs(p.kv_cache.capacity_tokens / r.kv_cache.capacity_tokens - 1) < 0.002
         assert abs(p.kv_cache.preemptions - r.kv_cache.preemptions) <= max(2, 0.05 * r.kv_cache.preemptions)
@@ -223,3 +234,20 @@ def test_predict_a_smaller_kv_cache_with_preemptions(cpu_runs, tmp_path: Path) -
     assert abs(ratio - 1) < CPU_THROUGHPUT_TOLERANCE, ratio
     c = run_cli("compare", str(cpu_runs["small"]), str(out), timeout=120)
     assert c.returncode == 0, c.stderr
+
+
+@pytest.mark.engine
+def test_measuring_sweep_shows_predicted_vs_measured(cpu_runs, tmp_path: Path) -> None:
+    sw = tmp_path / "sw"
+    workload = [a for a in WORKLOAD if a not in ("--format", "json")]
+    p = run_cli("sweep", "--output-dir", str(sw), "--calibrate", str(cpu_runs["calibration"]),
+                "--kv-cache-memory-bytes", f"{SMALL_KV},2097152", *workload)
+    assert p.returncode == 0, p.stderr
+    summary = json.loads((sw / "summary.json").read_text())
+    for row in summary["rows"]:
+        assert row["status"] == "ok" and row["mode"] == "offline"
+        assert row["predicted_kv_tokens"] == row["kv_capacity_tokens"] and row["kv_error_pct"] == 0
+        assert row["predicted_output_tokens_per_s"] > 0 and row["output_tokens_per_s_error_pct"] is not None
+    pred = summary["analysis"]["prediction"]
+    assert pred["calibration"] == str(cpu_runs["calibration"]) and pred["largest_kv_error_pct"] == 0
+    assert "predicted_output_tokens_per_s" in (sw / "summary.md").read_text()
