@@ -485,6 +485,9 @@ def plan(
         check_max_model_len(EngineConfig(model=model, max_model_len=p["max_model_len"]), info, resolved.config)
     device, total, _source = kvplan.target_device(gpu, gpu_memory_gib)
     calib = kvplan.load_calibration(calibrate, info) if calibrate else None
+    if calib is not None and calib.model not in (None, model):
+        raise BenchError(f"--calibrate {calibrate} is a run of {calib.model}: pass --model {calib.model}, or a "
+                         "calibration run of this model")
     if calib is not None and gpu is None and gpu_memory_gib is None:
         device, total = calib.device, calib.total_gib  # the calibration run's device, unless another is named
     rows = kvplan.plan_rows(info, kvplan.grid(lists), device, total, calib)

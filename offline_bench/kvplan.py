@@ -68,6 +68,7 @@ class Calibration(BaseModel):
     """The measured memory of one engine start."""
 
     source: str
+    model: str | None = None  # what the calibration run ran (None for a raw log)
     device: str  # "cuda" or "cpu"
     total_gib: float | None  # device memory (CPU: the NUMA node's)
     settings: PlanSettings
@@ -112,8 +113,6 @@ def check_supported(info: ModelInfo, config: dict | None) -> None:
     if len(types) > 1 or (c.get("sliding_window") and c.get("use_sliding_window", True)):
         raise BenchError("plan handles full-attention models; this one has sliding-window or hybrid layers, whose "
                          "KV pages differ per layer: measure it with `run`")
-    if info.num_experts:
-        pass  # MoE: the KV arithmetic holds; the activation model was fitted on dense models (README says so)
 
 
 def page_bytes(info: ModelInfo, block_size: int, kv_dtype: str, tp: int) -> int:
@@ -246,7 +245,9 @@ def calibration_from_result(data: dict[str, Any], source: str, info: ModelInfo) 
         max_num_batched_tokens=resolved.get("max_num_batched_tokens"), max_num_seqs=resolved.get("max_num_seqs"),
         tensor_parallel_size=resolved.get("tensor_parallel_size") or 1,
         pipeline_parallel_size=resolved.get("pipeline_parallel_size") or 1, block_size=bs)
-    return _calibration(facts, settings, device, int(blocks), int(bs), source, info)
+    calib = _calibration(facts, settings, device, int(blocks), int(bs), source, info)
+    calib.model = data.get("model")
+    return calib
 
 
 def calibration_from_log(text: str, source: str, info: ModelInfo) -> Calibration:
@@ -262,9 +263,10 @@ def calibration_from_log(text: str, source: str, info: ModelInfo) -> Calibration
     settings = PlanSettings(gpu_memory_utilization=facts.get("gpu_memory_utilization"), max_model_len=int(mml),
                             max_num_batched_tokens=int(m.group(1)) if m else None,
                             tensor_parallel_size=facts.get("tensor_parallel_size") or 1, block_size=bs)
-    if device == "cpu" and facts.get("non_kv_gib") is None:
-        settings.kv_cache_memory_bytes = int(round((facts.get("kv_cache_gib") or 0) * GIB))
-    return _calibration(facts, settings, device, int(tokens) // bs, bs, source, info)
+    blocks = int(tokens) // bs
+    if device == "cpu" and facts.get("non_kv_gib") is None:  # "Explicitly set": the KV size was given in bytes
+        settings.kv_cache_memory_bytes = blocks * page_bytes(info, bs, "auto", 1) * info.num_layers
+    return _calibration(facts, settings, device, blocks, bs, source, info)
 
 
 def _calibration(facts: dict[str, Any], settings: PlanSettings, device: str, blocks: int, bs: int, source: str,

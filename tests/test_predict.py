@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import KV_ARGS, MAX_MODEL_LEN, ROOT, run_cli
 
 from offline_bench.kvplan import PlanSettings, calibration_from_result, load_calibration, plan_point
 from offline_bench.predict import Calibrated, predict
@@ -14,6 +13,7 @@ from offline_bench.presets import resolve_model
 from offline_bench.schedsim import simulate
 from offline_bench.schema import RunResult, StepTrace
 from offline_bench.stepmodel import fit
+from tests.conftest import KV_ARGS, MAX_MODEL_LEN, ROOT, run_cli
 
 H100 = ROOT / "docs" / "results" / "h100-predict"
 CALIBRATION = H100 / "calibration.json"
@@ -86,6 +86,8 @@ def test_plan_cli_grid_and_bad_input() -> None:
                       (["--calibrate", "/nonexistent.json"], "cannot read")):
         p = run_cli("plan", "--model", "preset:llama-3.1-8b", "--gpu", "h100-sxm", *bad, timeout=120)
         assert p.returncode == 2 and says in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    p = run_cli("plan", "--model", "preset:qwen3-8b", "--calibrate", str(CALIBRATION), timeout=120)
+    assert p.returncode == 2 and "is a run of preset:llama-3.1-8b" in p.stderr, p.stderr
 
 
 def test_plan_refuses_layouts_it_does_not_describe(tmp_path: Path) -> None:
