@@ -26,7 +26,15 @@ from offline_bench import startup as startup_mod
 from offline_bench import sweep as sweep_mod
 from offline_bench.compare import Labeled, label_for, order
 from offline_bench.compare import plot as compare_plot
-from offline_bench.config import EngineConfig, RunConfig, WorkloadConfig, parse_bytes, parse_engine_arg, parse_int_list
+from offline_bench.config import (
+    EngineConfig,
+    RunConfig,
+    WorkloadConfig,
+    parse_bytes,
+    parse_engine_arg,
+    parse_goodput,
+    parse_int_list,
+)
 from offline_bench.engine import Engine, check_max_model_len
 from offline_bench.errors import BenchError
 from offline_bench.formats import check_format, formats_of, render
@@ -72,6 +80,9 @@ CompilationConfig = Annotated[Optional[str], Opt(help="vLLM compilation_config a
 SafeAllreduce = Annotated[bool, Opt(help="No FlashInfer mnnvl all-reduce: for hosts without NVSwitch multicast.")]
 # workload
 Prompts = Annotated[Optional[str], Opt("--prompts", help="Prompt file: .txt (a line each) or .jsonl.")]
+Dataset = Annotated[Optional[tuple[str, str]], Opt("--dataset", help="NAME FILE: sharegpt (ShareGPT JSON: first human "
+                                                                     "turn = prompt, first gpt turn's tokens = "
+                                                                     "output length) or custom (vllm bench's JSONL).")]
 NumPromptsList = Annotated[Optional[str], Opt("--num-prompts", help="Synthetic: how many (default 100); file: "
                                               "cycle to N. One per --concurrency level, or one for all.")]
 NumPrompts = Annotated[Optional[int], Opt("--num-prompts", help="Synthetic: how many (default 100); file: cycle.")]
@@ -85,6 +96,13 @@ TopP = Annotated[float, Opt(help="Nucleus sampling.")]
 Detokenize = Annotated[bool, Opt("--detokenize/--no-detokenize", help="Detokenize outputs.")]
 Warmup = Annotated[int, Opt(help="Untimed warm-up requests.")]
 Repeats = Annotated[int, Opt(help="Timed passes (mean and 95% CI).")]
+PrefixLen = Annotated[int, Opt(help="Synthetic: shared prefix tokens before each prompt's own --input-len.")]
+NumPrefixes = Annotated[int, Opt(help="Synthetic: distinct shared prefixes, used in turn.")]
+RequestRate = Annotated[Optional[float], Opt(help="Requests/s arriving (seeded gamma gaps, as vllm bench serve); "
+                                                  "default inf: all at once.")]
+Burstiness = Annotated[float, Opt(help="Gamma shape of the gaps: 1 = Poisson, < 1 burstier, > 1 more regular.")]
+Goodput = Annotated[Optional[list[str]], Opt(help="SLOs in ms, NAME:MS with NAME ttft, tpot or e2e (repeatable); "
+                                                  "a request is good when it meets all.")]
 # output and serving
 Output = Annotated[Optional[str], Opt("--output", "-o", help="Write the result JSON here (atomically).")]
 Verbose = Annotated[bool, Opt("--verbose", "-v", help="Show the engine's log.")]
@@ -136,14 +154,21 @@ def engine_config(*, model: str, tokenizer: str | None = None, gpu_memory_utiliz
     return cfg
 
 
-def workload_config(*, prompts: str | None = None, num_prompts: int | None = None, input_len: int = 128,
+def workload_config(*, prompts: str | None = None, dataset: tuple[str, str] | None = None,
+                    num_prompts: int | None = None, input_len: int = 128,
                     output_len: int = 128, range_ratio: float = 0.0, seed: int = 0, ignore_eos: bool | None = None,
                     temperature: float = 1.0, top_p: float = 1.0, detokenize: bool = True, warmup: int = 4,
-                    repeats: int = 1) -> WorkloadConfig:
+                    repeats: int = 1, request_rate: float | None = None, burstiness: float = 1.0,
+                    prefix_len: int = 0, num_prefixes: int = 1) -> WorkloadConfig:
     """Flags -> WorkloadConfig, checked (prompt file read) before any engine starts."""
-    wl = WorkloadConfig(prompts_file=prompts, num_prompts=num_prompts, input_len=input_len, output_len=output_len,
+    if dataset and prompts:
+        raise BenchError("give --prompts FILE or --dataset NAME FILE, not both")
+    wl = WorkloadConfig(prompts_file=dataset[1] if dataset else prompts, dataset=dataset[0] if dataset else None,
+                        num_prompts=num_prompts, input_len=input_len, output_len=output_len,
                         range_ratio=range_ratio, seed=seed, ignore_eos=ignore_eos, temperature=temperature,
-                        top_p=top_p, detokenize=detokenize, warmup=warmup, repeats=repeats)
+                        top_p=top_p, detokenize=detokenize, warmup=warmup, repeats=repeats,
+                        request_rate=None if request_rate is not None and request_rate == float("inf")
+                        else request_rate, burstiness=burstiness, prefix_len=prefix_len, num_prefixes=num_prefixes)
     check_workload(wl)
     return wl
 
@@ -179,12 +204,14 @@ def run(
     max_num_batched_tokens: Mnbt = None, dtype: Dtype = "auto", kv_cache_dtype: KvDtype = "auto",
     enforce_eager: Eager = None, enable_prefix_caching: Prefix = None, tensor_parallel_size: Tp = 1,
     pipeline_parallel_size: Pp = 1, load_format: LoadFormat = None, seed: Seed = 0, engine_arg: EngineArg = None,
-    prompts: Prompts = None, num_prompts: NumPromptsList = None, input_len: InputLen = 128,
+    prompts: Prompts = None, dataset: Dataset = None, num_prompts: NumPromptsList = None, input_len: InputLen = 128,
     output_len: OutputLen = 128, range_ratio: RangeRatio = 0.0, ignore_eos: IgnoreEos = None,
     temperature: Temperature = 1.0, top_p: TopP = 1.0, detokenize: Detokenize = True, warmup: Warmup = 4,
-    repeats: Repeats = 1,
-    concurrency: Annotated[Optional[str], Opt(help="Keep N requests in flight instead of one batch; a comma "
-                                                   "list runs each level in the same engine.")] = None,
+    repeats: Repeats = 1, request_rate: RequestRate = None, burstiness: Burstiness = 1.0, goodput: Goodput = None,
+    prefix_len: PrefixLen = 0, num_prefixes: NumPrefixes = 1,
+    concurrency: Annotated[Optional[str], Opt(help="Keep N requests in flight instead of one batch (with "
+                                                   "--request-rate: at most N); a comma list runs each level in "
+                                                   "the same engine.")] = None,
     data_parallel_size: Dp = 1, distributed_executor_backend: Backend = None, ray_address: RayAddress = None,
     compilation_config: CompilationConfig = None, safe_allreduce: SafeAllreduce = False, output: Output = None,
     fmt: Fmt("run") = "table", verbose: Verbose = False,
@@ -196,12 +223,16 @@ def run(
 
     Like a client with N threads: offline-bench run --prompts prompts/seed.txt --concurrency 1,10,64
     --num-prompts 4,20,128 --output offline.json   (writes offline-c1.json, offline-c10.json, offline-c64.json)
+
+    Like traffic: offline-bench run --request-rate 20 --burstiness 1 --num-prompts 400 --goodput ttft:500
+    --goodput tpot:50
     """
     check_format("run", fmt)
     levels = bench.concurrency_levels(concurrency, num_prompts)
     ecfg = engine_config(**_pick(locals(), ENGINE_FLAGS))
     wl = workload_config(**_pick(locals(), WORKLOAD_FLAGS), num_prompts=levels[0][1])
-    cfg = RunConfig(engine=ecfg, workload=wl, concurrency=levels[0][0], verbose=verbose)
+    cfg = RunConfig(engine=ecfg, workload=wl, concurrency=levels[0][0], verbose=verbose,
+                    goodput_slo_ms=parse_goodput(goodput))
     check_writable(output, "--output")
     check_writable(save_log, "--save-log")
     preflight(cfg)  # every check that needs no engine, before the engine's start
@@ -214,8 +245,9 @@ ENGINE_FLAGS = ("model", "tokenizer", "gpu_memory_utilization", "kv_cache_memory
                 "enable_prefix_caching", "tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size",
                 "load_format", "seed", "engine_arg", "distributed_executor_backend", "ray_address",
                 "compilation_config", "safe_allreduce")
-WORKLOAD_FLAGS = ("prompts", "input_len", "output_len", "range_ratio", "seed", "ignore_eos", "temperature", "top_p",
-                  "detokenize", "warmup", "repeats")
+WORKLOAD_FLAGS = ("prompts", "dataset", "input_len", "output_len", "range_ratio", "seed", "ignore_eos", "temperature",
+                  "top_p", "detokenize", "warmup", "repeats", "request_rate", "burstiness", "prefix_len",
+                  "num_prefixes")
 
 
 def _pick(values: dict, names: tuple[str, ...]) -> dict:

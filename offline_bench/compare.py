@@ -20,11 +20,14 @@ METRICS: list[tuple[str, Any]] = [
     ("output_tokens_per_s", lambda r: r.throughput.output_tokens_per_s),
     ("total_tokens_per_s", lambda r: r.throughput.total_tokens_per_s),
     ("total_output_tokens", lambda r: r.workload.total_output_tokens),
+    ("goodput_requests_per_s", lambda r: r.throughput.goodput_requests_per_s),
+    ("good_requests_pct", lambda r: r.throughput.good_requests_pct),
 ]
 for _name in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"):
     for _q in ("mean", "p50", "p90", "p99"):
         METRICS.append((f"{_name} {_q}", lambda r, n=_name, q=_q: getattr(getattr(r.latency, n) or _NONE, q)))
 METRICS.append(("peak_kv_usage_pct", lambda r: r.kv_cache.peak_usage_pct))
+METRICS.append(("preemptions", lambda r: r.kv_cache.preemptions))
 
 
 class _None:

@@ -100,6 +100,7 @@ SAFE_ALLREDUCE_PASS = {"fuse_allreduce_rms": False}
 
 class WorkloadConfig(BaseModel):
     prompts_file: str | None = None
+    dataset: str | None = None  # the file's format: None (by suffix: .txt / .jsonl), "sharegpt" or "custom"
     num_prompts: int | None = None  # synthetic: required; file: repeat/trim the file to this many
     input_len: int = 128
     output_len: int = 128
@@ -111,8 +112,20 @@ class WorkloadConfig(BaseModel):
     detokenize: bool = True
     warmup: int = 4  # untimed requests before the timed batch
     repeats: int = 1
+    prefix_len: int = 0  # synthetic: every prompt starts with one of num_prefixes shared prefixes of this length
+    num_prefixes: int = 1
+    request_rate: float | None = None  # requests/s (None or inf: all at once); see offline_bench.arrivals
+    burstiness: float = 1.0  # gamma shape of the gaps: 1 = Poisson
 
     def validate_values(self) -> None:
+        if self.request_rate is not None and not self.request_rate > 0:
+            raise BenchError(f"--request-rate {self.request_rate} must be positive (requests/s), or inf")
+        if not self.burstiness > 0:
+            raise BenchError(f"--burstiness {self.burstiness} must be positive (1 = Poisson)")
+        if self.prefix_len < 0 or self.num_prefixes < 1:
+            raise BenchError("--prefix-len must be >= 0 and --num-prefixes >= 1")
+        if self.prefix_len and self.prompts_file is not None:
+            raise BenchError("--prefix-len applies to synthetic prompts: drop it, or drop --prompts/--dataset")
         if self.prompts_file is None and self.num_prompts is None:
             self.num_prompts = 100
         if self.num_prompts is not None and self.num_prompts < 1:
@@ -142,6 +155,7 @@ class RunConfig(BaseModel):
     timeline_interval_ms: float = 50.0
     concurrency: int | None = None  # reserved for in-process concurrency (serving comparison)
     verbose: bool = False  # echo the engine's log
+    goodput_slo_ms: dict[str, float] | None = None  # {"ttft": 500, "tpot": 50, "e2e": 20000}: see parse_goodput
 
     def validate_values(self) -> None:
         self.engine.validate_values()
@@ -180,6 +194,28 @@ def check_engine_args(extra: dict[str, Any]) -> None:
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise BenchError(f"unknown --engine-arg '{key}'{hint}: use a field of vllm.EngineArgs, "
                              "as in `vllm serve --help` with dashes turned into underscores")
+
+
+GOODPUT_KEYS = {"ttft": "ttft_ms", "tpot": "tpot_ms", "e2e": "e2e_ms", "e2el": "e2e_ms"}
+
+
+def parse_goodput(items: list[str] | None) -> dict[str, float] | None:
+    """['ttft:500 tpot:50', 'e2e:20000'] -> {"ttft_ms": 500.0, "tpot_ms": 50.0, "e2e_ms": 20000.0} (ms, as
+    `vllm bench serve --goodput`; e2el is accepted for e2e)."""
+    if not items:
+        return None
+    out: dict[str, float] = {}
+    for item in (t for raw in items for t in raw.replace(",", " ").split()):
+        key, _, value = item.partition(":")
+        try:
+            ms = float(value)
+        except ValueError:
+            ms = -1.0
+        if key.lower() not in GOODPUT_KEYS or not ms > 0:
+            raise BenchError(f"--goodput '{item}' must be NAME:MS with NAME one of ttft, tpot, e2e and MS > 0, "
+                             "e.g. --goodput ttft:500 --goodput tpot:50")
+        out[GOODPUT_KEYS[key.lower()]] = ms
+    return out
 
 
 def parse_int_list(text: str, flag: str, minimum: int = 1) -> list[int]:

@@ -32,6 +32,7 @@ from offline_bench.workloads import Request
 
 FAILED_START_DRAIN_S = 3.0  # after a failed start, how long to wait for the engine's last log lines
 KV_USAGE_NAMES = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")  # 0.26+ name, older name
+ITL_NAMES = ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds")  # 0.26+ name, older name
 PROBE_NAMES = {
     "running": ("vllm:num_requests_running",),
     "waiting": ("vllm:num_requests_waiting",),
@@ -148,6 +149,8 @@ class BatchOutcome:
     engine_ts: list[tuple[float, float, float]] = field(default_factory=list)  # (scheduled, first, last token)
     window_wall: tuple[float, float] | None = None  # wall-clock start and end of the pass
     steps: StepTrace | None = None  # per engine step (when recorded)
+    lateness_s: list[float] = field(default_factory=list)  # how late each scheduled arrival was added
+    itl: tuple[list[tuple[float, float]], float] | None = None  # the pass's ITL histogram: (buckets, sum) in s
 
 
 class Engine:
@@ -259,6 +262,23 @@ class Engine:
             "max_concurrency": round(blocks / math.ceil(mml / block_size), 2) if blocks and block_size else None,
         }
 
+    def itl_histogram(self) -> tuple[dict[float, float], float]:
+        """The engine's inter-token-latency histogram (seconds): cumulative count per upper bound, summed over
+        engines, and the sum of all observations. Empty where the release does not export it."""
+        buckets: dict[float, float] = {}
+        total = 0.0
+        try:
+            metrics = self.llm.get_metrics()
+        except Exception:  # noqa: BLE001 - no metrics reader in this release: offline ITL stays unknown
+            return buckets, total
+        for m in metrics:
+            if m.name in ITL_NAMES and isinstance(getattr(m, "buckets", None), dict):
+                for bound, count in m.buckets.items():
+                    key = float("inf") if str(bound) in ("+Inf", "inf") else float(bound)
+                    buckets[key] = buckets.get(key, 0.0) + float(count)
+                total += float(getattr(m, "sum", 0.0) or 0.0)
+        return buckets, total
+
     def vocab(self) -> tuple[int, list[int]]:
         """(vocab size, special ids) for synthetic prompts."""
         size = self.llm.llm_engine.vllm_config.model_config.get_vocab_size()
@@ -283,24 +303,27 @@ class Engine:
     def run_batch(self, requests: Sequence[Request], params: Sequence[Any], tag: str,
                   timeline_interval_s: float = 0.05, concurrency: int | None = None,
                   on_finish: Callable[[int], None] | None = None, keep_text: bool = False,
-                  prompt_lens: Sequence[int] | None = None) -> BatchOutcome:
+                  prompt_lens: Sequence[int] | None = None,
+                  arrivals: Sequence[float] | None = None) -> BatchOutcome:
         """Submit the requests (all at once, or keeping `concurrency` in flight) and step the engine to the end.
 
         This is the loop LLM.generate runs, with a cheap metrics read per step added. With `prompt_lens` every
         engine step is recorded too (BatchOutcome.steps).
         """
         before = self.probe.read()
+        itl_before = self.itl_histogram()
         sampler = _StepSampler(self.probe, timeline_interval_s, before.get("kv_usage"))
         index_of: dict[str, int] = {}
         recorder = StepRecorder(self.llm.llm_engine, lambda rid: prompt_lens[index_of[rid]]
                                 if prompt_lens is not None and rid in index_of else None)
         t0_wall = time.time()
         with recorder if prompt_lens is not None else contextlib.nullcontext():
-            outputs, finish_wall, wall = drive(self.llm.llm_engine, [r.engine_prompt() for r in requests], params,
-                                               tag, concurrency, on_step=sampler.sample, on_finish=on_finish,
-                                               index_of=index_of)
+            outputs, finish_wall, wall, lateness = drive(
+                self.llm.llm_engine, [r.engine_prompt() for r in requests], params, tag, concurrency,
+                on_step=sampler.sample, on_finish=on_finish, index_of=index_of, arrivals=arrivals)
         window = (t0_wall, time.time())
         after = self.probe.read()
+        itl_after = self.itl_histogram()
         n = len(requests)
         if len(outputs) != n:
             raise BenchError(f"the engine returned {len(outputs)} of {n} requests; rerun with --verbose")
@@ -314,7 +337,8 @@ class Engine:
             prefill_window_s=union_length([(s, f) for s, f, _ in engine_ts]) if engine_ts else None,
             decode_window_s=union_length([(f, e) for _, f, e in engine_ts]) if engine_ts else None,
             texts=[outputs[i].outputs[0].text for i in range(n)] if keep_text else [], engine_ts=engine_ts,
-            window_wall=window, steps=recorder.trace(_first_queued(outputs)) if prompt_lens is not None else None)
+            window_wall=window, steps=recorder.trace(_first_queued(outputs)) if prompt_lens is not None else None,
+            lateness_s=lateness, itl=_histogram_delta(itl_before, itl_after))
 
     def reset_prefix_cache(self) -> None:
         try:
@@ -351,50 +375,98 @@ class Engine:
         self.close()
 
 
+POLL_S = 0.0005  # while waiting for the next arrival, look for an engine output this often
+
+
+class _Feeder:
+    """Adds requests to the engine: all at once, keeping `concurrency` in flight, and/or each at its arrival
+    time (`arrivals`: seconds after the pass starts). Records how late each was added."""
+
+    def __init__(self, core: Any, prompts: Sequence[Any], params: Sequence[Any], tag: str,
+                 concurrency: int | None, arrivals: Sequence[float] | None, index_of: dict[str, int]) -> None:
+        self.core, self.prompts, self.params, self.tag = core, prompts, params, tag
+        self.concurrency, self.arrivals, self.index_of = concurrency, arrivals, index_of
+        self.n, self.submitted, self.finished = len(prompts), 0, 0
+        self.lateness_s: list[float] = []
+
+    def next_arrival(self) -> float | None:
+        """When the next request is due (None: nothing left, or it waits for a free concurrency slot)."""
+        if self.submitted >= self.n:
+            return None
+        if self.concurrency is not None and self.submitted - self.finished >= self.concurrency:
+            return None
+        return self.arrivals[self.submitted] if self.arrivals is not None else 0.0
+
+    def submit_due(self, elapsed: Callable[[], float]) -> None:
+        while (due := self.next_arrival()) is not None and due <= (now := elapsed()):
+            i = self.submitted
+            rid = f"{self.tag}-{i}"
+            got = self.core.add_request(rid, self.prompts[i], self.params[i])
+            self.index_of[rid] = i
+            if isinstance(got, str):  # releases that return their own request id
+                self.index_of[got] = i
+            if self.arrivals is not None:
+                self.lateness_s.append(now - due)
+            self.submitted += 1
+
+
+def _wait_for_output_or(queue: Any, until: float, elapsed: Callable[[], float]) -> None:
+    """Sleep in short slices until the engine has an output ready or the clock reaches `until`."""
+    while elapsed() < until and (queue is None or queue.empty()):
+        time.sleep(max(0.0, min(POLL_S, until - elapsed())))
+
+
 def drive(core: Any, prompts: Sequence[Any], params: Sequence[Any], tag: str, concurrency: int | None,
           on_step: Callable[[float], None] | None = None,
           on_finish: Callable[[int], None] | None = None,
-          index_of: dict[str, int] | None = None) -> tuple[dict[int, Any], dict[int, float], float]:
-    """Feed `core` (vLLM's LLMEngine: add_request / step / has_unfinished_requests) every prompt, all at once or
-    keeping `concurrency` in flight (a finished request is replaced at once), and step it until all are done.
-    `index_of`, if given, is filled with request id -> prompt index (the engine's own ids included).
+          index_of: dict[str, int] | None = None,
+          arrivals: Sequence[float] | None = None) -> tuple[dict[int, Any], dict[int, float], float, list[float]]:
+    """Feed `core` (vLLM's LLMEngine: add_request / step / has_unfinished_requests) every prompt -- all at once,
+    keeping `concurrency` in flight (a finished request is replaced at once), and/or each at its `arrivals`
+    offset -- and step it until all are done. `index_of`, if given, is filled with request id -> prompt index.
 
-    Returns (final output by index, wall clock of each finish, seconds from first submit to last output)."""
-    n = len(prompts)
-    index_of = {} if index_of is None else index_of
+    While a request's arrival is pending the loop does not block in step(): it polls the engine's output queue
+    (the multiprocess client's) so a request is added within ~POLL_S of its time.
+    Returns (final output by index, wall clock of each finish, seconds from first submit to last output,
+    lateness of each scheduled arrival in seconds)."""
+    feeder = _Feeder(core, prompts, params, tag, concurrency, arrivals, {} if index_of is None else index_of)
     outputs: dict[int, Any] = {}
     finish_wall: dict[int, float] = {}
-    submitted = 0
-
-    def submit() -> None:
-        nonlocal submitted
-        rid = f"{tag}-{submitted}"
-        got = core.add_request(rid, prompts[submitted], params[submitted])
-        index_of[rid] = submitted
-        if isinstance(got, str):  # releases that return their own request id
-            index_of[got] = submitted
-        submitted += 1
-
+    queue = getattr(getattr(core, "engine_core", None), "outputs_queue", None)
     t0 = time.perf_counter()
-    while submitted < (n if concurrency is None else min(concurrency, n)):
-        submit()
-    while core.has_unfinished_requests():
+
+    def elapsed() -> float:
+        return time.perf_counter() - t0
+
+    while feeder.finished < feeder.n:
+        feeder.submit_due(elapsed)
+        due = feeder.next_arrival()
+        if due is not None and (not core.has_unfinished_requests() or (queue is not None and queue.empty())):
+            _wait_for_output_or(queue if core.has_unfinished_requests() else None, due, elapsed)
+            continue
+        if not core.has_unfinished_requests():
+            raise RuntimeError(f"the engine holds no request but {feeder.n - feeder.finished} are not finished")
         step_outputs = core.step()
         now_wall = time.time()
         if on_step:
-            on_step(time.perf_counter() - t0)
+            on_step(elapsed())
         for out in step_outputs:
-            if not out.finished:
-                continue
-            outputs[index_of[out.request_id]] = out
-            finish_wall[index_of[out.request_id]] = now_wall
-            if on_finish:
-                on_finish(1)
-            if submitted < n and concurrency is not None:
-                submit()
-        if submitted < n and concurrency is not None and not core.has_unfinished_requests():
-            submit()  # defensive: never stall with requests left
-    return outputs, finish_wall, time.perf_counter() - t0
+            if out.finished:
+                outputs[feeder.index_of[out.request_id]] = out
+                finish_wall[feeder.index_of[out.request_id]] = now_wall
+                feeder.finished += 1
+                if on_finish:
+                    on_finish(1)
+    return outputs, finish_wall, elapsed(), feeder.lateness_s
+
+
+def _histogram_delta(before: tuple[dict[float, float], float],
+                     after: tuple[dict[float, float], float]) -> tuple[list[tuple[float, float]], float] | None:
+    """What a pass added to a cumulative histogram: (upper bound, cumulative count) rising, and the sum."""
+    if not after[0]:
+        return None
+    buckets = [(b, after[0][b] - before[0].get(b, 0.0)) for b in sorted(after[0])]
+    return (buckets, after[1] - before[1]) if buckets[-1][1] > 0 else None
 
 
 def _first_queued(outputs: dict[int, Any]) -> float | None:
@@ -466,4 +538,7 @@ def _record(i: int, out: Any, finish_wall: float) -> RequestRecord:
         ttft_ms=ms(m.first_token_latency),  # arrival in the front end -> first token seen there
         tpot_ms=ms(decode_s / (n_out - 1)) if n_out > 1 else None,
         e2e_ms=ms(finish_wall - m.arrival_time),  # arrival -> final output returned to the caller
+        # the rest of e2e, outside the engine core's queue / prefill / decode: arrival -> queued (input
+        # processing, IPC) plus last token -> output returned (IPC, detokenisation, output processing)
+        frontend_ms=ms((finish_wall - m.arrival_time) - (m.last_token_ts - m.queued_ts)),
     ))

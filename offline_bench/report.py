@@ -32,8 +32,18 @@ def sections(r: RunResult) -> list[tuple[str, list[str], list[list[str]]]]:
         ci = t.ci95.get(name)
         band = f"{_f(ci.low)} .. {_f(ci.high)}" if ci and ci.low is not None else ""
         rates.append([name, _f(getattr(t, name)), band])
+    if t.steady_output_tokens_per_s is not None:
+        w = t.steady_window_s or [0.0, 0.0]
+        rates.append(["steady output_tokens_per_s", _f(t.steady_output_tokens_per_s),
+                      f"{w[0]:.2f}-{w[1]:.2f} s of pass 1"])
+    if t.goodput_requests_per_s is not None:
+        slo = ", ".join(f"{k.removesuffix('_ms')} <= {v:g} ms" for k, v in (r.goodput_slo_ms or {}).items())
+        rates.append(["goodput_requests_per_s", _f(t.goodput_requests_per_s), f"{_f(t.good_requests_pct, 1)}% good"
+                      + (f" ({slo})" if slo else "")])
     lat = [[name, *(_f(getattr(getattr(r.latency, name), q)) for q in ("mean", "p50", "p90", "p99", "max"))]
-           for name in ("queue_ms", "prefill_ms", "decode_ms", "ttft_ms", "tpot_ms", "e2e_ms")]
+           for name in ("frontend_ms", "queue_ms", "prefill_ms", "decode_ms", "ttft_ms", "tpot_ms", "itl_ms",
+                        "e2e_ms", "arrival_lateness_ms")
+           if getattr(r.latency, name) is not None]
     kv = r.kv_cache
     kv_rows = [["num_blocks x block_size", f"{_f(kv.num_blocks)} x {_f(kv.block_size)}"],
                ["capacity_tokens", _f(kv.capacity_tokens)],
@@ -41,7 +51,8 @@ def sections(r: RunResult) -> list[tuple[str, list[str], list[list[str]]]]:
                ["capacity_gib", _f(kv.capacity_gib, 3)], ["bytes_per_token", _f(kv.bytes_per_token)],
                [f"max_concurrency @ {_f(kv.max_model_len)} tokens", _f(kv.max_concurrency)],
                ["peak_usage_pct", _f(kv.peak_usage_pct)], ["preemptions", _f(kv.preemptions)],
-               ["prefix_cache_hit_rate", _f(kv.prefix_cache_hit_rate, 4)]]
+               ["prefix_cache_hit_rate", _f(kv.prefix_cache_hit_rate, 4)],
+               ["prompt tokens found in the prefix cache", _f(kv.prompt_cache_hit_rate, 4)]]
     if kv.predicted_tokens is not None and r.mode != "predicted":
         kv_rows.insert(3, [f"plan's prediction ({kv.predicted_basis})",
                            f"{_f(kv.predicted_tokens)} tokens ({_f(kv.predicted_error_pct, 3)}%)"])
@@ -55,7 +66,9 @@ def sections(r: RunResult) -> list[tuple[str, list[str], list[list[str]]]]:
     head = [["model", r.model], ["device", f"{device}, vllm {e.vllm_version}"],
             ["workload", f"{w.source}: {w.num_prompts} prompts, {_f(w.total_input_tokens, 0)} in / "
                          f"{_f(w.total_output_tokens, 0)} out tokens in all, repeats {w.repeats}"
-                         + ("" if w.concurrency is None else f", {w.concurrency} in flight")],
+                         + ("" if w.concurrency is None else f", {w.concurrency} in flight")
+                         + ("" if w.request_rate is None else f", {w.request_rate:g} req/s arriving (burstiness "
+                                                              f"{w.burstiness:g})")],
             ["wall time (mean)", _f(t.duration_s, 3) + " s"]]
     if r.mode == "predicted" and r.prediction:
         sm = r.prediction.get("step_model", {})

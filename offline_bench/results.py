@@ -37,9 +37,17 @@ def stamp() -> dict[str, str]:
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
+def is_good(r: RequestRecord, slo_ms: dict[str, float]) -> bool:
+    """Does a request meet every SLO (ttft_ms / tpot_ms / e2e_ms ceilings)? A figure it lacks (tpot of a
+    one-token output) does not count against it, as in `vllm bench serve`."""
+    return all(getattr(r, k) is None or getattr(r, k) <= v for k, v in slo_ms.items())
+
+
 def throughput(records: Sequence[RequestRecord], wall_s: float, prefill_window_s: float | None = None,
-               decode_window_s: float | None = None) -> Throughput:
-    """Rates of one pass. prefill/decode rates need the windows in which some request was in that phase."""
+               decode_window_s: float | None = None, slo_ms: dict[str, float] | None = None) -> Throughput:
+    """Rates of one pass. prefill/decode rates need the windows in which some request was in that phase;
+    goodput needs SLOs."""
+    good = sum(is_good(r, slo_ms) for r in records) if slo_ms else None
     inp = sum(r.input_tokens for r in records)
     out = sum(r.output_tokens for r in records)
     decode_tokens = sum(max(r.output_tokens - 1, 0) for r in records)  # the first token comes from prefill
@@ -47,7 +55,9 @@ def throughput(records: Sequence[RequestRecord], wall_s: float, prefill_window_s
         duration_s=round(wall_s, 6), requests_per_s=len(records) / wall_s, input_tokens_per_s=inp / wall_s,
         output_tokens_per_s=out / wall_s, total_tokens_per_s=(inp + out) / wall_s,
         prefill_tokens_per_s=inp / prefill_window_s if prefill_window_s else None,
-        decode_tokens_per_s=decode_tokens / decode_window_s if decode_window_s else None)
+        decode_tokens_per_s=decode_tokens / decode_window_s if decode_window_s else None,
+        goodput_requests_per_s=good / wall_s if good is not None else None,
+        good_requests_pct=100.0 * good / len(records) if good is not None and records else None)
 
 
 def summarize_passes(passes: list[Throughput]) -> ThroughputSummary:
@@ -66,12 +76,18 @@ def summarize_passes(passes: list[Throughput]) -> ThroughputSummary:
     return ThroughputSummary(**means, repeats=passes, ci95=ci)
 
 
-def latency(records: Sequence[RequestRecord]) -> Latency:
-    """Distributions of every per-request latency; ITL only where requests carry inter-token gaps."""
+def latency(records: Sequence[RequestRecord], lateness_s: Sequence[float] | None = None,
+            itl: Distribution | None = None) -> Latency:
+    """Distributions of every per-request latency; ITL from the requests' inter-token gaps (serving) or else
+    `itl` (offline: the engine's histogram); arrival lateness where requests followed a schedule."""
     gaps = [g for r in records for g in (r.itl_ms or [])]
     has_itl = any(r.itl_ms is not None for r in records)
     return Latency(**{k: Distribution.from_values(getattr(r, k) for r in records) for k in LATENCY_FIELDS},
-                   itl_ms=Distribution.from_values(gaps) if has_itl else None)
+                   itl_ms=Distribution.from_values(gaps) if has_itl else itl,
+                   frontend_ms=Distribution.from_values(r.frontend_ms for r in records)
+                   if any(r.frontend_ms is not None for r in records) else None,
+                   arrival_lateness_ms=Distribution.from_values(1000.0 * s for s in lateness_s)
+                   if lateness_s else None)
 
 
 def workload(wl: WorkloadConfig, records: Sequence[RequestRecord], concurrency: int | None, ignore_eos: bool,
@@ -84,7 +100,9 @@ def workload(wl: WorkloadConfig, records: Sequence[RequestRecord], concurrency: 
         input_len=wl.input_len if wl.synthetic else None, output_len=wl.output_len,
         range_ratio=wl.range_ratio if wl.synthetic else None, seed=wl.seed, ignore_eos=ignore_eos,
         temperature=wl.temperature, top_p=wl.top_p, detokenize=detokenize, warmup_requests=wl.warmup,
-        repeats=repeats, concurrency=concurrency)
+        repeats=repeats, concurrency=concurrency, request_rate=wl.request_rate,
+        prefix_len=wl.prefix_len or None, num_prefixes=wl.num_prefixes if wl.prefix_len else None,
+        burstiness=wl.burstiness if wl.request_rate is not None else None)
 
 
 def unknown_kv_cache() -> KVCache:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from offline_bench import results
+from offline_bench.arrivals import arrival_offsets
 from offline_bench.config import RunConfig
 from offline_bench.engine import BatchOutcome, Engine, check_max_model_len
 from offline_bench.environment import capture_environment
@@ -16,6 +17,8 @@ from offline_bench.kvplan import PlanSettings, check_supported, moved_term, plan
 from offline_bench.presets import resolve_model
 from offline_bench.roofline import achieved, detect_gpu
 from offline_bench.schema import KVCache, Memory, RequestRecord, RunResult, ThroughputSummary, TimelinePoint
+from offline_bench.stats import distribution_from_histogram
+from offline_bench.steps import steady_window
 from offline_bench.workloads import Request, build_workload, check_workload
 
 ProgressFactory = Callable[[str, int], contextlib.AbstractContextManager[Callable[[int], None]]]
@@ -33,6 +36,8 @@ NOTES = [
     "Every engine step of the first timed pass is recorded in `steps` (for `predict`): the engine runs with "
     "enable_logging_iteration_details (vLLM 0.26+), which counts each step's scheduled tokens in the engine core "
     "(a loop over the step's requests); its per-step log line is filtered out.",
+    "Offline itl_ms comes from the engine's inter-token-latency histogram (vllm:inter_token_latency_seconds): "
+    "percentiles interpolated linearly inside its buckets, the mean exact from its sum, no max/min.",
 ]
 
 
@@ -78,10 +83,11 @@ def preflight(cfg: RunConfig) -> None:
     flag = "--max-model-len" if cfg.engine.max_model_len else "the model's limit"
     if wl.synthetic:
         longest_in, longest_out = (max(1, int(n * (1 + wl.range_ratio))) for n in (wl.input_len, wl.output_len))
+        longest_in += wl.prefix_len
         if longest_in + longest_out > mml:
             raise BenchError(f"synthetic requests need up to {longest_in} prompt + {longest_out} output tokens, more "
                              f"than {flag} {mml}: raise --max-model-len or lower --input-len/--output-len")
-    else:
+    elif wl.dataset != "sharegpt":  # ShareGPT replies are sized (and filtered) by the engine's tokenizer
         longest_out = max(r.output_len for r in from_file or [])
         if longest_out >= mml:
             raise BenchError(f"requests of {wl.prompts_file} ask for {longest_out} output tokens, not fewer than "
@@ -111,7 +117,7 @@ def _run(cfg: RunConfig, engine: Engine, progress: ProgressFactory, shard: tuple
     wl = cfg.workload
     resolved = engine.resolved_args()
     vocab, special = engine.vocab()
-    warm, timed = build_workload(wl, vocab, special)
+    warm, timed = build_workload(wl, vocab, special, engine.tokenizer.encode, resolved["max_model_len"])
     if shard is not None:
         timed = timed[shard[0]::shard[1]]
     timed_lens = check_lengths(engine, warm + timed, resolved["max_model_len"])[len(warm):]
@@ -123,6 +129,8 @@ def _run(cfg: RunConfig, engine: Engine, progress: ProgressFactory, shard: tuple
     if warm:
         with progress("warm-up", len(warm)) as tick:
             engine.run_batch(warm, params(warm), "warmup", on_finish=tick)
+    # the same seeded schedule every repeat (and for serve-probe): arrivals are part of the workload
+    arrivals = arrival_offsets(len(timed), wl.request_rate, wl.burstiness, wl.seed)
     passes: list[BatchOutcome] = []
     for rep in range(wl.repeats):
         engine.reset_prefix_cache()
@@ -130,7 +138,7 @@ def _run(cfg: RunConfig, engine: Engine, progress: ProgressFactory, shard: tuple
         with progress(desc, len(timed)) as tick:
             passes.append(engine.run_batch(timed, params(timed), f"r{rep}", cfg.timeline_interval_ms / 1000.0,
                                            concurrency=cfg.concurrency, on_finish=tick,
-                                           prompt_lens=timed_lens if rep == 0 else None))
+                                           prompt_lens=timed_lens if rep == 0 else None, arrivals=arrivals))
     result = assemble(cfg, engine, passes, resolved, ignore_eos)
     if shard is not None:
         result.parallel = {**(result.parallel or {}), "replica": shard[0],
@@ -141,6 +149,8 @@ def _run(cfg: RunConfig, engine: Engine, progress: ProgressFactory, shard: tuple
 
 
 def _kv_cache(engine: Engine, passes: list[BatchOutcome], facts: dict[str, Any]) -> KVCache:
+    prompt = sum(r.input_tokens for p in passes for r in p.records)
+    cached = [r.cached_tokens for p in passes for r in p.records]
     peaks = [p.peak_kv_pct for p in passes if p.peak_kv_pct is not None]
     queries = sum(p.counters_delta.get("prefix_queries", 0.0) for p in passes)
     hits = sum(p.counters_delta.get("prefix_hits", 0.0) for p in passes)
@@ -148,7 +158,19 @@ def _kv_cache(engine: Engine, passes: list[BatchOutcome], facts: dict[str, Any])
                    peak_usage_pct=round(max(peaks), 3) if peaks else None,
                    preemptions=int(sum(p.counters_delta.get("preemptions", 0.0) for p in passes)),
                    prefix_cache_queries=int(queries), prefix_cache_hits=int(hits),
-                   prefix_cache_hit_rate=round(hits / queries, 6) if queries else None)
+                   prefix_cache_hit_rate=round(hits / queries, 6) if queries else None,
+                   prompt_cache_hit_rate=round(sum(cached) / prompt, 6)
+                   if prompt and None not in cached else None)
+
+
+def _itl(passes: list[BatchOutcome]) -> Any:
+    """Offline inter-token latency from the engine's histogram, over every timed pass (bucket-interpolated)."""
+    hists = [p.itl for p in passes if p.itl is not None]
+    if not hists:
+        return None
+    bounds = [b for b, _ in hists[0][0]]
+    merged = [(b, sum(dict(h[0]).get(b, 0.0) for h in hists)) for b in bounds]
+    return distribution_from_histogram(merged, sum(h[1] for h in hists), scale=1000.0)
 
 
 PREDICTION_WARN_PCT = 1.0
@@ -229,7 +251,11 @@ def assemble(cfg: RunConfig, engine: Engine, passes: list[BatchOutcome], resolve
     first = passes[0].records
     facts = engine.startup_facts()
     t_sum = results.summarize_passes([results.throughput(p.records, p.wall_s, p.prefill_window_s,
-                                                         p.decode_window_s) for p in passes])
+                                                         p.decode_window_s, cfg.goodput_slo_ms) for p in passes])
+    steady = steady_window(passes[0].steps) if passes[0].steps else None
+    if steady:
+        t_sum.steady_window_s = [round(steady[0], 4), round(steady[1], 4)]
+        t_sum.steady_output_tokens_per_s = steady[2] / (steady[1] - steady[0])
     kv = _kv_cache(engine, passes, facts)
     env = capture_environment()
     notes = list(NOTES)
@@ -243,5 +269,6 @@ def assemble(cfg: RunConfig, engine: Engine, passes: list[BatchOutcome], resolve
         roofline=_roofline(engine, env, first, timeline, t_sum, resolved.get("tensor_parallel_size") or 1),
         parallel=_parallel(engine, resolved, env, t_sum, kv), engine_args={**engine.kwargs, "resolved": resolved},
         workload=results.workload(wl, first, cfg.concurrency, ignore_eos, wl.detokenize, wl.repeats),
-        startup=facts, kv_cache=kv, memory=_memory(facts, kv), throughput=t_sum, latency=results.latency(records),
-        timeline=timeline, requests=records, notes=notes, steps=passes[0].steps)
+        startup=facts, kv_cache=kv, memory=_memory(facts, kv), throughput=t_sum,
+        latency=results.latency(records, [s for p in passes for s in p.lateness_s] or None, _itl(passes)),
+        timeline=timeline, requests=records, notes=notes, steps=passes[0].steps, goodput_slo_ms=cfg.goodput_slo_ms)

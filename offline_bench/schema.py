@@ -27,10 +27,16 @@ class Throughput(BaseModel):
     total_tokens_per_s: float | None
     prefill_tokens_per_s: float | None  # input tokens / time with >= 1 request in prefill (see README)
     decode_tokens_per_s: float | None  # decode tokens / time with >= 1 request in decode (see README)
+    goodput_requests_per_s: float | None = None  # requests meeting every --goodput SLO / wall time
+    good_requests_pct: float | None = None
 
 
 class ThroughputSummary(Throughput):
     """Mean over repeats; `repeats` keeps each repeat, `ci95` the 95% interval of each rate."""
+
+    # the first pass's steady window (steps.steady_window): None when it has no plateau
+    steady_output_tokens_per_s: float | None = None
+    steady_window_s: list[float] | None = None
 
     repeats: list[Throughput]
     ci95: dict[str, MeanCI]
@@ -44,6 +50,8 @@ class Latency(BaseModel):
     tpot_ms: Distribution
     e2e_ms: Distribution
     itl_ms: Distribution | None = None  # serving: gaps between streamed chunks
+    arrival_lateness_ms: Distribution | None = None  # --request-rate: how late each request was added
+    frontend_ms: Distribution | None = None  # offline: e2e beyond the engine core's queue + prefill + decode
 
 
 class KVCache(BaseModel):
@@ -60,7 +68,10 @@ class KVCache(BaseModel):
     preemptions: int | None
     prefix_cache_queries: int | None
     prefix_cache_hits: int | None
-    prefix_cache_hit_rate: float | None
+    prefix_cache_hit_rate: float | None  # vLLM's counters: a request preempted and rescheduled queries again
+    # share of the prompt tokens found in the prefix cache when each request was first scheduled (recomputation
+    # after a preemption not counted): RequestOutput.num_cached_tokens / prompt tokens
+    prompt_cache_hit_rate: float | None = None
     # `plan`'s prediction for this engine, made without the measurement (see offline_bench/kvplan.py)
     predicted_tokens: int | None = None
     predicted_error_pct: float | None = None  # (predicted - measured) / measured x 100
@@ -99,6 +110,7 @@ class RequestRecord(BaseModel):
     tpot_ms: float | None
     e2e_ms: float | None
     itl_ms: list[float] | None = None  # serving only
+    frontend_ms: float | None = None  # offline: e2e - (queue + prefill + decode), the front end's share
     replica: int | None = None  # data parallel: which engine replica served it
 
 
@@ -136,6 +148,10 @@ class Workload(BaseModel):
     warmup_requests: int
     repeats: int
     concurrency: int | None = None
+    prefix_len: int | None = None  # synthetic shared prefixes (see WorkloadConfig)
+    num_prefixes: int | None = None
+    request_rate: float | None = None  # requests/s of the arrival schedule (None: all at once)
+    burstiness: float | None = None
 
 
 class RunResult(BaseModel):
@@ -160,6 +176,7 @@ class RunResult(BaseModel):
     parallel: dict[str, Any] | None = None  # world size, GPUs, per-GPU rates, KV per replica and in total
     steps: StepTrace | None = None  # per engine step of the first timed pass (what `predict` fits)
     prediction: dict[str, Any] | None = None  # mode "predicted": the step model and what the simulation assumed
+    goodput_slo_ms: dict[str, float] | None = None  # the SLOs behind throughput.goodput_requests_per_s
 
     def save(self, path: str | Path) -> None:
         write_atomic(path, self.model_dump_json(indent=2))

@@ -43,6 +43,37 @@ class Distribution(BaseModel):
                    p90=percentile(vals, 90), p99=percentile(vals, 99), max=vals[-1], min=vals[0])
 
 
+def histogram_quantile(buckets: Sequence[tuple[float, float]], q: float) -> float | None:
+    """Prometheus' histogram_quantile: `buckets` are (upper bound, cumulative count) in rising order, the last
+    bound +inf; the value is interpolated linearly inside the bucket that holds rank q x count (a +inf bucket
+    answers with the largest finite bound)."""
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    prev_bound, prev_count = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if math.isinf(bound):
+                return prev_bound
+            if count == prev_count:
+                return bound
+            return prev_bound + (bound - prev_bound) * (rank - prev_count) / (count - prev_count)
+        prev_bound, prev_count = bound, count
+    return prev_bound
+
+
+def distribution_from_histogram(buckets: Sequence[tuple[float, float]], total: float, scale: float = 1.0
+                                ) -> Distribution | None:
+    """A Distribution from cumulative histogram buckets and the sum of the observations (no max/min: a
+    histogram does not keep them); values multiplied by `scale` (e.g. 1000 for seconds -> ms)."""
+    n = buckets[-1][1] if buckets else 0
+    if not n:
+        return None
+    qs = [histogram_quantile(buckets, q) for q in (0.5, 0.9, 0.99)]
+    return Distribution(count=int(n), mean=total / n * scale, p50=qs[0] * scale, p90=qs[1] * scale,
+                        p99=qs[2] * scale, max=None, min=None)
+
+
 class MeanCI(BaseModel):
     """Mean over repeats with a 95% Student-t confidence interval (None bounds for a single repeat)."""
 

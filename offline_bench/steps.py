@@ -119,3 +119,24 @@ class StepRecorder:
         base = t0 if t0 is not None and t0 <= self.raw_ts[0] else self.raw_ts[0]
         self.rows["t_s"] = [round(t - base, 6) for t in self.raw_ts]
         return StepTrace(source="iteration_details" if self.with_details else "outputs", **self.rows)
+
+
+STEADY_SHARE = 0.9  # "at the plateau": running requests at least this share of the pass's most
+STEADY_MIN_STEPS, STEADY_MIN_FRACTION = 5, 0.1
+
+
+def steady_window(steps: StepTrace) -> tuple[float, float, int] | None:
+    """The steady part of a pass: from the first step whose running requests reach STEADY_SHARE of the pass's
+    peak to the last such step (after it the batch drains). Returns (start s, end s, output tokens in between),
+    or None when there is no plateau: fewer than STEADY_MIN_STEPS steps at it, or under STEADY_MIN_FRACTION of the
+    pass's time (a pass that ramps straight into its drain)."""
+    running = [r or 0 for r in steps.running]
+    if not running or max(running) == 0:
+        return None
+    level = STEADY_SHARE * max(running)
+    at = [i for i, r in enumerate(running) if r >= level]
+    first, last = at[0], at[-1]
+    start, end = (steps.t_s[first - 1] if first else 0.0), steps.t_s[last]
+    if last - first + 1 < STEADY_MIN_STEPS or end - start < STEADY_MIN_FRACTION * steps.t_s[-1]:
+        return None
+    return start, end, sum(steps.out_tokens[first:last + 1])

@@ -4,11 +4,12 @@ import math
 
 import pytest
 
+from offline_bench.arrivals import arrival_offsets
 from offline_bench.config import EngineConfig, RunConfig, WorkloadConfig
 from offline_bench.errors import BenchError
 from offline_bench.runner import run_benchmark
 from offline_bench.schema import RunResult
-from tests.conftest import KV_BYTES, MAX_MODEL_LEN
+from tests.conftest import KV_ARGS, KV_BYTES, MAX_MODEL_LEN, ROOT, run_cli
 
 pytestmark = pytest.mark.engine
 
@@ -141,3 +142,78 @@ def test_in_process_concurrency_limits_in_flight(engine):
 def test_request_longer_than_max_model_len_is_refused(engine):
     with pytest.raises(BenchError, match="more than --max-model-len 512"):
         run_benchmark(_cfg(num_prompts=1, input_len=500, output_len=20, warmup=0), engine=engine)
+
+
+def test_requests_arrive_at_the_asked_rate(engine):
+    """A seeded Poisson schedule at 40 req/s: every request is added on time (lateness recorded), the run lasts at
+    least as long as the schedule, and the SLOs give goodput."""
+    cfg = _cfg(num_prompts=30, input_len=32, output_len=16, warmup=0, request_rate=40.0, burstiness=1.0)
+    cfg.goodput_slo_ms = {"ttft_ms": 60_000.0, "e2e_ms": 0.001}
+    r = run_benchmark(cfg, engine=engine)
+    offsets = arrival_offsets(30, 40.0, 1.0, cfg.workload.seed)
+    assert r.workload.request_rate == 40.0 and r.workload.burstiness == 1.0
+    late = r.latency.arrival_lateness_ms
+    assert late is not None and late.count == 30 and late.min >= 0
+    assert late.p50 < 10.0  # polling, not waiting a whole step (~30 ms here); README gives the measured p50 / p99
+    assert r.throughput.duration_s >= offsets[-1]
+    # no request ends within 1 us of its arrival: none is good, whatever its TTFT
+    assert r.throughput.goodput_requests_per_s == 0 and r.throughput.good_requests_pct == 0
+    assert r.goodput_slo_ms == {"ttft_ms": 60_000.0, "e2e_ms": 0.001}
+
+
+def test_all_at_once_has_no_arrival_schedule(synthetic):
+    assert synthetic.workload.request_rate is None and synthetic.latency.arrival_lateness_ms is None
+    assert synthetic.throughput.goodput_requests_per_s is None
+
+
+def test_sharegpt_dataset_sizes_each_reply_with_the_tokenizer(engine):
+    from offline_bench.workloads import load_prompt_file, with_lengths
+
+    path = ROOT / "prompts" / "sharegpt-mini.json"
+    expected = with_lengths(load_prompt_file(path, 128, "sharegpt"), engine.tokenizer.encode, MAX_MODEL_LEN)
+    cfg = _cfg(prompts_file=str(path), dataset="sharegpt", warmup=0, ignore_eos=True)
+    r = run_benchmark(cfg, engine=engine)
+    assert len(r.requests) == len(expected) and r.workload.source == str(path)
+    assert [q.output_tokens for q in sorted(r.requests, key=lambda q: q.index)] == [e.output_len for e in expected]
+    assert [q.input_tokens for q in sorted(r.requests, key=lambda q: q.index)] == \
+        [len(engine.tokenizer.encode(e.prompt)) for e in expected]
+
+
+def test_shared_prefixes_hit_the_prefix_cache(engine):
+    """4 prefixes of 256 tokens shared by 16 prompts, 4 in flight: the first user of each prefix computes it,
+    the later ones find it cached (requests scheduled in the same step cannot share what is not yet computed)."""
+    cfg = _cfg(num_prompts=16, input_len=16, output_len=8, warmup=0, prefix_len=256, num_prefixes=4)
+    cfg.concurrency = 4
+    r = run_benchmark(cfg, engine=engine)
+    assert r.workload.prefix_len == 256 and r.workload.num_prefixes == 4
+    assert all(q.input_tokens == 272 for q in r.requests)
+    # at most 12 of the 16 find their prefix (whole 128-token blocks only): hit rate <= 12 x 256 / (16 x 272)
+    assert 0 < r.kv_cache.prompt_cache_hit_rate <= 12 * 256 / (16 * 272)
+    assert r.kv_cache.prefix_cache_hit_rate > 0
+
+
+def test_latency_breakdown_adds_up(synthetic):
+    """frontend + queue + prefill + decode = e2e for every request, and the front end's share is not negative."""
+    for q in synthetic.requests:
+        assert q.frontend_ms is not None and q.frontend_ms > -0.5, q
+        assert abs(q.frontend_ms + q.queue_ms + q.prefill_ms + q.decode_ms - q.e2e_ms) < 0.5
+    assert synthetic.latency.frontend_ms.count == len(synthetic.requests)
+
+
+def test_offline_itl_from_the_engine_histogram(synthetic):
+    itl = synthetic.latency.itl_ms
+    assert itl is not None and itl.max is None  # bucket-interpolated: no max/min
+    assert itl.count == sum(q.output_tokens - 1 for q in synthetic.requests)  # one gap per token after the first
+    assert 0 < itl.p50 <= itl.p90 <= itl.p99 and itl.mean > 0
+
+
+def test_prefix_caching_off_finds_nothing(tmp_path):
+    """The same shared-prefix workload on an engine without prefix caching: no prompt token is found cached."""
+    out = tmp_path / "off.json"
+    p = run_cli("run", *KV_ARGS, "--max-model-len", str(MAX_MODEL_LEN), "--no-enable-prefix-caching",
+                "--num-prompts", "16", "--input-len", "16", "--output-len", "8", "--warmup", "0", "--prefix-len", "256",
+                "--num-prefixes", "4", "--concurrency", "4", "--output", str(out), "--format", "json")
+    assert p.returncode == 0, p.stderr
+    r = RunResult.load(out)
+    assert r.engine_args["resolved"]["enable_prefix_caching"] is False
+    assert r.kv_cache.prompt_cache_hit_rate == 0

@@ -217,9 +217,11 @@ def test_plan_calibrate_predicts_another_setting_of_the_session(cpu_runs) -> Non
     assert load_calibration(cpu_runs["log"], info).device == "cpu"
 
 
-# Measured on this 2-core CPU machine (README "Predict"): output tokens/s off by up to ~25% between repeated
-# CPU runs of this workload; the bound leaves room for a slower, noisier CI machine.
-CPU_THROUGHPUT_TOLERANCE = 0.5
+# Step times on a shared 2-core CPU swing with whatever else runs: the throughput predicted from one CPU run for
+# another was -11% on a quiet machine and +65% with a test suite running beside (README "Predict"). So the test
+# holds what does not depend on the clock -- KV tokens, preemptions -- and bounds the rate only against gross
+# errors (units, a missing step); the accuracy goals are for GPUs and measured in docs/results/h100-predict.md.
+CPU_RATE_BOUNDS = (0.25, 4.0)
 
 
 @pytest.mark.engine
@@ -232,8 +234,10 @@ def test_predict_a_smaller_kv_cache_with_preemptions(cpu_runs, tmp_path: Path) -
     assert pred.mode == "predicted" and pred.prediction["changed"] == {"kv_cache_memory_bytes": 1572864}
     assert pred.kv_cache.capacity_tokens == small.kv_cache.capacity_tokens
     assert small.kv_cache.preemptions > 0 and pred.kv_cache.preemptions > 0
+    assert abs(pred.kv_cache.preemptions - small.kv_cache.preemptions) <= max(3, 0.25 * small.kv_cache.preemptions)
+    assert pred.workload.total_output_tokens == small.workload.total_output_tokens
     ratio = pred.throughput.output_tokens_per_s / small.throughput.output_tokens_per_s
-    assert abs(ratio - 1) < CPU_THROUGHPUT_TOLERANCE, ratio
+    assert CPU_RATE_BOUNDS[0] < ratio < CPU_RATE_BOUNDS[1], ratio
     c = run_cli("compare", str(cpu_runs["small"]), str(out), timeout=120)
     assert c.returncode == 0, c.stderr
 

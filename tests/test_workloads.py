@@ -4,7 +4,14 @@ import pytest
 
 from offline_bench.config import WorkloadConfig
 from offline_bench.errors import BenchError
-from offline_bench.workloads import build_workload, load_prompt_file, synthetic_requests
+from offline_bench.workloads import (
+    build_workload,
+    check_workload,
+    load_prompt_file,
+    synthetic_requests,
+    with_lengths,
+)
+from tests.conftest import ROOT
 
 
 def test_txt_one_prompt_per_line(tmp_path):
@@ -88,3 +95,54 @@ def test_shipped_prompt_files_load():
     lengths = [len(r.prompt) for r in corpus]
     assert max(lengths) > 5 * min(lengths)  # varied lengths
     assert len(load_prompt_file(root / "corpus.jsonl", 128)) >= 100
+
+
+SHAREGPT = ROOT / "prompts" / "sharegpt-mini.json"
+
+
+def _bytes(text: str) -> list[int]:  # the presets' tokenizer: one token per UTF-8 byte
+    return list(text.encode("utf-8"))
+
+
+def test_sharegpt_file_parses_and_filters_like_vllm_bench():
+    reqs = load_prompt_file(SHAREGPT, 128, dataset="sharegpt")
+    data = json.loads(SHAREGPT.read_text())
+    assert len(reqs) == len(data) - 1  # the conversation without a reply is skipped
+    assert reqs[0].prompt == data[0]["conversations"][0]["value"]
+    system = next(r for r in reqs if r.prompt == "Name a prime number larger than 100.")  # a system turn first
+    assert system.completion == "101."
+    multi = next(r for r in reqs if r.prompt == "What is a mutex?")  # only the first exchange counts
+    assert multi.completion.startswith("A mutual-exclusion lock")
+    sized = with_lengths(reqs, _bytes)
+    assert len(sized) == len(reqs) - 1  # "Yes" (3 tokens) is under the 4-token minimum
+    assert all(r.completion is None and r.output_len >= 4 for r in sized)
+    assert sized[0].output_len == len(_bytes(data[0]["conversations"][1]["value"]))
+    assert len(with_lengths(reqs, _bytes, max_model_len=300)) < len(sized)  # prompt + output <= max_model_len
+
+
+@pytest.mark.parametrize("text,says", [("{", "not valid JSON"), ('{"a": 1}', "JSON list"),
+                                       ('[{"conversations": [{"from": "gpt", "value": "hi"}]}]', "no conversation")])
+def test_bad_sharegpt_files_get_one_line(tmp_path, text, says):
+    f = tmp_path / "bad.json"
+    f.write_text(text)
+    with pytest.raises(BenchError, match=says):
+        load_prompt_file(f, 128, dataset="sharegpt")
+
+
+def test_custom_dataset_takes_vllm_bench_field_names(tmp_path):
+    f = tmp_path / "custom.jsonl"
+    f.write_text('{"prompt": "hello there", "output_tokens": 7}\n{"prompt": "second", "output_len": 3}\n')
+    reqs = load_prompt_file(f, 128, dataset="custom")
+    assert [(r.prompt, r.output_len) for r in reqs] == [("hello there", 7), ("second", 3)]
+    with pytest.raises(BenchError, match="--dataset"):
+        check_workload(WorkloadConfig(prompts_file=str(f), dataset="alpaca"))
+
+
+def test_shared_prefixes_are_shared_in_turn():
+    reqs = synthetic_requests(6, 5, 4, 0.0, seed=1, vocab_size=1000, special_ids=[0], prefix_len=8, num_prefixes=2)
+    assert all(len(r.token_ids) == 13 for r in reqs)
+    assert reqs[0].token_ids[:8] == reqs[2].token_ids[:8] == reqs[4].token_ids[:8]
+    assert reqs[1].token_ids[:8] == reqs[3].token_ids[:8] != reqs[0].token_ids[:8]
+    assert len({tuple(r.token_ids[8:]) for r in reqs}) == 6  # each its own suffix
+    with pytest.raises(BenchError, match="--prefix-len"):
+        WorkloadConfig(prompts_file="x.txt", prefix_len=4).validate_values()
