@@ -34,7 +34,7 @@ def sections(r: RunResult) -> list[tuple[str, list[str], list[list[str]]]]:
         rates.append([name, _f(getattr(t, name)), band])
     if t.steady_output_tokens_per_s is not None:
         w = t.steady_window_s or [0.0, 0.0]
-        rates.append(["steady output_tokens_per_s", _f(t.steady_output_tokens_per_s),
+        rates.append(["steady window: output tok/s", _f(t.steady_output_tokens_per_s),
                       f"{w[0]:.2f}-{w[1]:.2f} s of pass 1"])
     if t.goodput_requests_per_s is not None:
         slo = ", ".join(f"{k.removesuffix('_ms')} <= {v:g} ms" for k, v in (r.goodput_slo_ms or {}).items())
