@@ -339,11 +339,15 @@ def serve_probe(
     prompts: Prompts = None, num_prompts: NumPromptsList = None, input_len: InputLen = 128,
     output_len: OutputLen = 128, range_ratio: RangeRatio = 0.0, seed: Seed = 0, ignore_eos: IgnoreEos = None,
     temperature: Temperature = 1.0, top_p: TopP = 1.0, warmup: Warmup = 4,
+    request_rate: RequestRate = None, burstiness: Burstiness = 1.0, goodput: Goodput = None,
     output: Annotated[Optional[str], Opt("--output", "-o", help="JSON file; with several concurrencies, "
                                                                  "'-cN' is added before .json.")] = None,
     fmt: Fmt("run") = "table",
 ) -> None:
     """Measure a running OpenAI-compatible server the way `run` measures the engine (streaming, exact usage).
+
+    With --request-rate the requests follow the same seeded schedule as `run --request-rate` (--concurrency then
+    caps requests in flight: give a cap as large as you allow, e.g. the number of prompts).
 
     Example: offline-bench serve-probe --base-url http://127.0.0.1:8000 --served-model-name preset:tiny-llama
     --tokenizer preset:tiny-llama --concurrency 1,10,64 --num-prompts 64 --output serving.json
@@ -352,7 +356,8 @@ def serve_probe(
     levels = bench.concurrency_levels(concurrency, num_prompts)
     wl = workload_config(**_pick(locals(), WORKLOAD_FLAGS), num_prompts=levels[0][1])
     cfg = serving.ProbeConfig(base_url=base_url, served_model_name=served_model_name,
-                              api_key=serving.api_key_from_env(api_key), chat=chat, timeout_s=timeout, workload=wl)
+                              api_key=serving.api_key_from_env(api_key), chat=chat, timeout_s=timeout, workload=wl,
+                              goodput_slo_ms=parse_goodput(goodput))
     cfg.check()
     check_writable(output, "--output")
     _print_results("run", fmt, serving.probe_levels(cfg, levels, tokenizer, output))

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from offline_bench import results as build
+from offline_bench.arrivals import arrival_offsets
 from offline_bench.bench import keep_level
 from offline_bench.config import WorkloadConfig
 from offline_bench.engine import kv_size_kwargs
@@ -43,6 +44,7 @@ class ProbeConfig:
     chat: bool = False
     timeout_s: float = 300.0
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
+    goodput_slo_ms: dict[str, float] | None = None  # as RunConfig's: requests meeting every SLO
 
     def with_prompts(self, num_prompts: int | None) -> ProbeConfig:
         """The same probe with another request count (None: unchanged)."""
@@ -223,23 +225,30 @@ async def _one(client: Any, cfg: ProbeConfig, req: Request) -> StreamResult:
                         start, None if first is None else first - start, end - start, itl, finish)
 
 
-async def _drive(cfg: ProbeConfig, reqs: list[Request], concurrency: int) -> tuple[list[StreamResult], float]:
-    """Keep `concurrency` requests in flight until all are done (a client with N threads)."""
+async def _drive(cfg: ProbeConfig, reqs: list[Request], concurrency: int,
+                 arrivals: list[float] | None = None) -> tuple[list[StreamResult], float, list[float]]:
+    """Keep `concurrency` requests in flight until all are done (a client with N threads); with `arrivals`
+    (seconds from the start), request i is not sent before its time. Returns results, wall time and how late
+    each scheduled request was sent (s)."""
     results: list[StreamResult | None] = [None] * len(reqs)
+    lateness: list[float] = []
     queue = list(range(len(reqs)))[::-1]
     limits = httpx.Limits(max_connections=concurrency + SPARE_CONNECTIONS,
                           max_keepalive_connections=concurrency + SPARE_CONNECTIONS)
     async with httpx.AsyncClient(timeout=httpx.Timeout(cfg.timeout_s), limits=limits) as client:
+        t0 = time.perf_counter()
 
         async def worker() -> None:
             while queue:
                 i = queue.pop()
+                if arrivals is not None:
+                    await asyncio.sleep(max(0.0, t0 + arrivals[i] - time.perf_counter()))
+                    lateness.append(time.perf_counter() - t0 - arrivals[i])
                 results[i] = await _one(client, cfg, reqs[i])
 
-        t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(min(concurrency, len(reqs)))))
         wall = time.perf_counter() - t0
-    return [r for r in results if r is not None], wall
+    return [r for r in results if r is not None], wall, lateness
 
 
 def _tokenizer_vocab(cfg: ProbeConfig, tokenizer_path: str | None) -> tuple[int, list[int]]:
@@ -263,11 +272,13 @@ def probe(cfg: ProbeConfig, concurrency: int, tokenizer: str | None = None) -> R
     vocab, special = _tokenizer_vocab(cfg, tokenizer)
     warm, timed = build_workload(cfg.workload, vocab, special)
     if warm:
-        results, _ = asyncio.run(_drive(cfg, warm, concurrency))
+        results, _, _ = asyncio.run(_drive(cfg, warm, concurrency))
         _raise_first_error(results)
-    results, wall = asyncio.run(_drive(cfg, timed, concurrency))
+    wl = cfg.workload  # the same seeded schedule `run` follows, so both sides see the same arrivals
+    arrivals = arrival_offsets(len(timed), wl.request_rate, wl.burstiness, wl.seed)
+    results, wall, lateness = asyncio.run(_drive(cfg, timed, concurrency, arrivals))
     _raise_first_error(results)
-    return serving_result(cfg, concurrency, results, wall, facts)
+    return serving_result(cfg, concurrency, results, wall, facts, lateness)
 
 
 def _raise_first_error(results: list[StreamResult]) -> None:
@@ -285,7 +296,7 @@ SERVING_NOTES = [
 
 
 def serving_result(cfg: ProbeConfig, concurrency: int, results: list[StreamResult], wall: float,
-                   facts: dict[str, Any] | None = None) -> RunResult:
+                   facts: dict[str, Any] | None = None, lateness_s: list[float] | None = None) -> RunResult:
     """The probe's result; token counts are the server's usage report."""
     records = []
     for i, r in enumerate(results):
@@ -308,8 +319,9 @@ def serving_result(cfg: ProbeConfig, concurrency: int, results: list[StreamResul
         engine_args={"server": facts, "resolved": resolved} if facts else {},
         workload=build.workload(wl, records, concurrency, wl.effective_ignore_eos, True, 1), startup={},
         kv_cache=kv, memory=build.unknown_memory(),
-        throughput=build.summarize_passes([build.throughput(records, wall)]), latency=build.latency(records),
-        timeline=[], requests=records, notes=list(SERVING_NOTES))
+        throughput=build.summarize_passes([build.throughput(records, wall, slo_ms=cfg.goodput_slo_ms)]),
+        latency=build.latency(records, lateness_s or None), timeline=[], requests=records,
+        notes=list(SERVING_NOTES), goodput_slo_ms=cfg.goodput_slo_ms)
 
 
 def serve_preset_command(name: str, port: int, host: str = "127.0.0.1", extra: list[str] | None = None,

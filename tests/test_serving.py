@@ -224,3 +224,21 @@ def test_explain_gap_refuses_a_saved_result_of_another_workload(probed):
     p = run_cli("explain-gap", "--serving-result", str(d / "serving-c4.json"), "--concurrency", "4,8",
                 "--num-prompts", "8", "--input-len", "32", "--output-len", "16")
     assert p.returncode == 2 and "concurrency 8 has no --serving-result: pass --base-url" in p.stderr
+
+
+@pytest.mark.engine
+def test_probe_follows_the_offline_arrival_schedule(server, tmp_path):
+    """--request-rate: the same seeded schedule as `run`; nothing is sent early; goodput from the SLOs."""
+    from offline_bench.arrivals import arrival_offsets
+    from offline_bench.schema import RunResult
+
+    out = tmp_path / "rate.json"
+    p = _probe(server, tmp_path, "--concurrency", "8", "--request-rate", "20", "--goodput", "ttft:600000",
+               "--output", str(out))
+    assert p.returncode == 0, p.stderr[-3000:]
+    r = RunResult.load(out)
+    assert r.workload.request_rate == 20.0 and r.goodput_slo_ms == {"ttft_ms": 600000.0}
+    late = r.latency.arrival_lateness_ms
+    assert late is not None and late.count == 8 and late.min >= 0
+    assert r.throughput.duration_s >= arrival_offsets(8, 20.0, 1.0, 0)[-1]
+    assert r.throughput.good_requests_pct == 100.0
