@@ -441,10 +441,11 @@ def drive(core: Any, prompts: Sequence[Any], params: Sequence[Any], tag: str, co
     while feeder.finished < feeder.n:
         feeder.submit_due(elapsed)
         due = feeder.next_arrival()
-        if due is not None and (not core.has_unfinished_requests() or (queue is not None and queue.empty())):
-            _wait_for_output_or(queue if core.has_unfinished_requests() else None, due, elapsed)
+        busy = core.has_unfinished_requests()
+        if due is not None and (not busy or (queue is not None and queue.empty())):
+            _wait_for_output_or(queue if busy else None, due, elapsed)
             continue
-        if not core.has_unfinished_requests():
+        if not busy:
             break  # the engine dropped a request: run_batch reports how many came back
         step_outputs = core.step()
         now_wall = time.time()

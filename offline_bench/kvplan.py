@@ -121,13 +121,17 @@ def page_bytes(info: ModelInfo, block_size: int, kv_dtype: str, tp: int) -> int:
     return block_size * 2 * max(1, info.num_kv_heads // tp) * info.head_dim * nbytes
 
 
+def param_bytes(info: ModelInfo) -> int:
+    """Bytes per weight (and activation) element of the model's dtype."""
+    return DTYPE_BYTES.get(str(info.torch_dtype or "bfloat16").replace("torch.", ""), 2)
+
+
 def weights_gib(info: ModelInfo, tp: int, pp: int) -> float:
-    nbytes = DTYPE_BYTES.get(str(info.torch_dtype or "bfloat16").replace("torch.", ""), 2)
-    return info.params * nbytes / tp / pp / GIB + WEIGHTS_EXTRA_GIB
+    return info.params * param_bytes(info) / tp / pp / GIB + WEIGHTS_EXTRA_GIB
 
 
 def activation_gib(info: ModelInfo, batched_tokens: int, tp: int) -> float:
-    nbytes = DTYPE_BYTES.get(str(info.torch_dtype or "bfloat16").replace("torch.", ""), 2)
+    nbytes = param_bytes(info)
     inter = info.intermediate_size or info.moe_intermediate_size * max(1, info.num_experts_per_tok)
     per_token = ACT_PER_INTERMEDIATE * inter / tp + ACT_PER_HIDDEN * info.hidden_size
     return batched_tokens * nbytes * per_token / GIB + ACT_FIXED_GIB
@@ -204,12 +208,11 @@ def _terms(info: ModelInfo, s: PlanSettings, device: str, total: float | None,
     if calib is not None and calib.non_kv_gib is not None:
         c = calib.settings
         # the measured non-KV total, moved only by what this setting changes
-        moved = (w - weights_gib(info, c.tensor_parallel_size, c.pipeline_parallel_size)
-                 + a - activation_gib(info, c.max_num_batched_tokens or 0, c.tensor_parallel_size)
-                 + n - non_torch_gib(c.tensor_parallel_size))
-        w = (calib.weights_gib or w) + w - weights_gib(info, c.tensor_parallel_size, c.pipeline_parallel_size)
-        a = (calib.peak_activation_gib or a) + a - activation_gib(info, c.max_num_batched_tokens or 0,
-                                                                 c.tensor_parallel_size)
+        dw = w - weights_gib(info, c.tensor_parallel_size, c.pipeline_parallel_size)
+        da = a - activation_gib(info, c.max_num_batched_tokens or 0, c.tensor_parallel_size)
+        moved = dw + da + n - non_torch_gib(c.tensor_parallel_size)
+        w = (calib.weights_gib or w) + dw
+        a = (calib.peak_activation_gib or a) + da
         n = calib.non_torch_gib if calib.non_torch_gib is not None and tp == c.tensor_parallel_size else n
         out.update(weights_gib=w, peak_activation_gib=a, non_torch_gib=n)
         out["kv_bytes"] = (requested - calib.non_kv_gib - moved) * GIB

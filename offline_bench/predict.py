@@ -13,8 +13,16 @@ from typing import Any
 
 from offline_bench import results
 from offline_bench.errors import BenchError
-from offline_bench.kvplan import GIB, Calibration, PlanRow, PlanSettings, calibration_from_result, plan_point
-from offline_bench.modelinfo import DTYPE_BYTES, ModelInfo
+from offline_bench.kvplan import (
+    GIB,
+    Calibration,
+    PlanRow,
+    PlanSettings,
+    calibration_from_result,
+    param_bytes,
+    plan_point,
+)
+from offline_bench.modelinfo import ModelInfo
 from offline_bench.presets import resolve_model
 from offline_bench.roofline import detect_gpu, weight_bytes_read
 from offline_bench.schedsim import SimResult, simulate
@@ -61,8 +69,8 @@ class Calibrated:
         decode = [n for n, c in zip(self.result.steps.gen_reqs, self.result.steps.ctx_tokens) if not c and n]
         batch = sorted(decode)[len(decode) // 2] if decode else 1
         tp = max(1, int((self.result.engine_args.get("resolved") or {}).get("tensor_parallel_size") or 1))
-        nbytes = DTYPE_BYTES.get(str(self.info.torch_dtype or "bfloat16").replace("torch.", ""), 2)
-        return weight_bytes_read(self.info, batch, nbytes) / tp / (gpu.memory_bandwidth_gbps * 1e9) * 1000.0
+        read = weight_bytes_read(self.info, batch, param_bytes(self.info)) / tp
+        return read / (gpu.memory_bandwidth_gbps * 1e9) * 1000.0
 
     def settings(self, overrides: dict[str, Any]) -> PlanSettings:
         c = self.calibration.settings
@@ -125,10 +133,8 @@ def predict(cal: Calibrated, overrides: dict[str, Any], num_prompts: int | None 
 
 def _kv_scale(cal: Calibrated, s: PlanSettings) -> float:
     """KV reads cost in proportion to their bytes: the new KV dtype's bytes over the calibration's."""
-    def nbytes(dtype: str) -> int:
-        d = dtype if dtype and dtype != "auto" else (cal.info.torch_dtype or "bfloat16")
-        return DTYPE_BYTES.get(str(d).replace("torch.", ""), 2)
-    return nbytes(s.kv_cache_dtype) / nbytes(cal.calibration.settings.kv_cache_dtype)
+    return cal.info.kv_bytes_per_token(s.kv_cache_dtype) / \
+        cal.info.kv_bytes_per_token(cal.calibration.settings.kv_cache_dtype)
 
 
 def _records(sim: SimResult) -> list[RequestRecord]:
