@@ -1,10 +1,12 @@
-"""The `run` command's work as a library call: one engine for every concurrency level (or data-parallel
-replicas, each level in fresh replicas), each result saved as soon as it exists."""
+"""The `run` command's work as a library call: one engine for every level (concurrency, request count, arrival
+rate; or data-parallel replicas, each level in fresh replicas), each result saved as soon as it exists."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from offline_bench.config import RunConfig
 from offline_bench.dataparallel import run_data_parallel
@@ -13,52 +15,95 @@ from offline_bench.errors import BenchError
 from offline_bench.runner import ProgressFactory, run_benchmark
 from offline_bench.schema import RunResult, write_atomic
 
-Level = tuple[int | None, int | None]  # (requests in flight or None for one batch, request count or None)
+
+class Level(NamedTuple):
+    """One measurement of a multi-level command: requests in flight (None: one batch), request count (None: the
+    workload's) and arrival rate (None: all at once)."""
+
+    concurrency: int | None
+    num_prompts: int | None = None
+    request_rate: float | None = None
 
 
-def concurrency_levels(concurrency: str | None, num_prompts: str | None) -> list[Level]:
-    """--concurrency 1,10,64 with --num-prompts 4,20,128 (one count per level) or one count for all."""
-    levels: list[int | None] = [None]
-    if concurrency is not None:
-        try:
-            levels = [int(c) for c in concurrency.split(",") if c.strip()]
-        except ValueError:
-            levels = []
-        if not levels or min(levels) < 1:
-            raise BenchError(f"--concurrency takes positive integers, e.g. 1,10,64 (got '{concurrency}')")
-    counts: list[int | None] = [None] * len(levels)
+def _int_list(text: str, flag: str, example: str) -> list[int]:
+    try:
+        values = [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise BenchError(f"{flag} takes positive integers, e.g. {example} (got '{text}')")
+    return values
+
+
+def parse_rates(text: str | None) -> list[float | None]:
+    """--request-rate 5,20,inf -> [5.0, 20.0, None] (None / inf: all at once)."""
+    if text is None:
+        return [None]
+    try:
+        rates = [float(r) for r in str(text).split(",") if r.strip()]
+    except ValueError:
+        rates = []
+    if not rates or not all(r > 0 for r in rates):
+        raise BenchError(f"--request-rate takes positive numbers (requests/s) or inf, e.g. 5,20,50 (got '{text}')")
+    return [None if math.isinf(r) else r for r in rates]
+
+
+def _spread(values: list, n: int, flag: str, against: str) -> list:
+    """One value for every level, or one per level."""
+    if len(values) == 1:
+        return values * n
+    if len(values) != n:
+        raise BenchError(f"{flag} takes one value or one per {against} ({n}), got {len(values)}")
+    return values
+
+
+def concurrency_levels(concurrency: str | None, num_prompts: str | None,
+                       request_rate: str | None = None) -> list[Level]:
+    """--concurrency 1,10,64 with --num-prompts 4,20,128 (one count per level, or one for all); --request-rate
+    5,20,50 (one rate per level, or one for all; a single concurrency then applies at every rate)."""
+    conc: list[int | None] = [None] if concurrency is None else _int_list(concurrency, "--concurrency", "1,10,64")
+    rates = parse_rates(request_rate)
+    n = max(len(conc), len(rates))
+    against = "--concurrency level" if len(conc) > 1 else "--request-rate"
+    conc = _spread(conc, n, "--concurrency", "--request-rate")
+    rates = _spread(rates, n, "--request-rate", "--concurrency level")
+    counts: list[int | None] = [None] * n
     if num_prompts is not None:
-        try:
-            counts = [int(n) for n in num_prompts.split(",") if n.strip()]
-        except ValueError:
-            counts = []
-        if len(counts) == 1:
-            counts *= len(levels)
-        if len(counts) != len(levels):
-            raise BenchError(f"--num-prompts takes one number or one per --concurrency level ({len(levels)}), "
-                             f"got '{num_prompts}'")
-    return list(zip(levels, counts))
+        counts = _spread(_int_list(num_prompts, "--num-prompts", "4,20,128"), n, "--num-prompts", against)
+    return [Level(c, k, r) for c, k, r in zip(conc, counts, rates)]
 
 
-def level_path(output: str, level: int | None, several: bool) -> str:
-    """result.json -> result-c10.json when one command writes several concurrency levels."""
-    if not several or level is None:
+def level_path(output: str, level: Level, levels: list[Level]) -> str:
+    """result.json -> result-c10.json (or -r20.json, -c64-r20.json: what varies between the levels) when one
+    command writes several levels."""
+    if len(levels) < 2:
         return output
-    return (output[:-5] if output.endswith(".json") else output) + f"-c{level}.json"
+    tag = ""
+    if len({lv.concurrency for lv in levels}) > 1 or (level.concurrency is not None
+                                                      and len({lv.request_rate for lv in levels}) == 1):
+        tag += f"-c{level.concurrency}"
+    if len({lv.request_rate for lv in levels}) > 1:
+        tag += "-rinf" if level.request_rate is None else f"-r{level.request_rate:g}"
+    if len({lv.num_prompts for lv in levels}) > 1 and not tag:
+        tag += f"-n{level.num_prompts}"
+    return (output[:-5] if output.endswith(".json") else output) + tag + ".json"
 
 
 def keep_level(out: list[tuple[RunResult, str | None]], result: RunResult, output: str | None,
-               level: int | None, several: bool) -> None:
+               level: Level, levels: list[Level]) -> None:
     """Save a level's result at once (a later level's failure loses nothing) and add (result, path) to out."""
-    path = level_path(output, level, several) if output else None
+    path = level_path(output, level, levels) if output else None
     if path:
         result.save(path)
     out.append((result, path))
 
 
-def level_config(cfg: RunConfig, level: int | None, n: int | None) -> RunConfig:
-    wl = cfg.workload if n is None else cfg.workload.model_copy(update={"num_prompts": n})
-    return cfg.model_copy(update={"concurrency": level, "workload": wl})
+def level_config(cfg: RunConfig, level: Level) -> RunConfig:
+    update: dict = {"request_rate": level.request_rate}
+    if level.num_prompts is not None:
+        update["num_prompts"] = level.num_prompts
+    wl = cfg.workload.model_copy(update=update)
+    return cfg.model_copy(update={"concurrency": level.concurrency, "workload": wl})
 
 
 def run_one(cfg: RunConfig) -> RunResult:
@@ -73,16 +118,15 @@ def run_levels(cfg: RunConfig, levels: list[Level], output: str | None = None, s
     """Every level, each result saved at once (a later level's failure loses nothing); (result, path) pairs.
     `progress(console)` makes the progress factory once the engine owns the terminal."""
     out: list[tuple[RunResult, str | None]] = []
-    several = len(levels) > 1
     if cfg.engine.data_parallel_size > 1:
-        for level, n in levels:  # replicas in their own processes
-            keep_level(out, run_data_parallel(level_config(cfg, level, n)), output, level, several)
+        for level in levels:  # replicas in their own processes
+            keep_level(out, run_data_parallel(level_config(cfg, level)), output, level, levels)
         return out
     with Engine(cfg.engine, echo_log=cfg.verbose) as engine:
         factory = progress(engine.console) if progress else None
-        for level, n in levels:
-            result = run_benchmark(level_config(cfg, level, n), engine=engine, progress=factory)
-            keep_level(out, result, output, level, several)
+        for level in levels:
+            result = run_benchmark(level_config(cfg, level), engine=engine, progress=factory)
+            keep_level(out, result, output, level, levels)
         if save_log:
             write_atomic(Path(save_log), engine.log_text())
     return out

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from offline_bench import bench, gap, kvplan, report, serving
+from offline_bench import bench, gap, kvplan, report, scenarios, serving
 from offline_bench import phases as phases_mod
 from offline_bench import predict as predict_mod
 from offline_bench import presets as presets_mod
@@ -98,8 +98,8 @@ Warmup = Annotated[int, Opt(help="Untimed warm-up requests.")]
 Repeats = Annotated[int, Opt(help="Timed passes (mean and 95% CI).")]
 PrefixLen = Annotated[int, Opt(help="Synthetic: shared prefix tokens before each prompt's own --input-len.")]
 NumPrefixes = Annotated[int, Opt(help="Synthetic: distinct shared prefixes, used in turn.")]
-RequestRate = Annotated[Optional[float], Opt(help="Requests/s arriving (seeded gamma gaps, as vllm bench serve); "
-                                                  "default inf: all at once.")]
+RequestRate = Annotated[Optional[str], Opt(help="Requests/s arriving (seeded gamma gaps, as vllm bench serve); "
+                                                "default inf: all at once. A comma list (5,20,50) runs each rate.")]
 Burstiness = Annotated[float, Opt(help="Gamma shape of the gaps: 1 = Poisson, < 1 burstier, > 1 more regular.")]
 Goodput = Annotated[Optional[list[str]], Opt(help="SLOs in ms, NAME:MS with NAME ttft, tpot or e2e (repeatable); "
                                                   "a request is good when it meets all.")]
@@ -226,12 +226,16 @@ def run(
 
     Like traffic: offline-bench run --request-rate 20 --burstiness 1 --num-prompts 400 --goodput ttft:500
     --goodput tpot:50
+
+    Several rates, one engine: offline-bench run --dataset sharegpt prompts/sharegpt-mini.json --request-rate
+    5,20,50 --num-prompts 200 --output rate.json   (writes rate-r5.json, rate-r20.json, rate-r50.json)
     """
     check_format("run", fmt)
-    levels = bench.concurrency_levels(concurrency, num_prompts)
+    levels = bench.concurrency_levels(concurrency, num_prompts, request_rate)
     ecfg = engine_config(**_pick(locals(), ENGINE_FLAGS))
-    wl = workload_config(**_pick(locals(), WORKLOAD_FLAGS), num_prompts=levels[0][1])
-    cfg = RunConfig(engine=ecfg, workload=wl, concurrency=levels[0][0], verbose=verbose,
+    wl = workload_config(**_pick(locals(), WORKLOAD_FLAGS), num_prompts=levels[0].num_prompts,
+                         request_rate=levels[0].request_rate)
+    cfg = RunConfig(engine=ecfg, workload=wl, concurrency=levels[0].concurrency, verbose=verbose,
                     goodput_slo_ms=parse_goodput(goodput))
     check_writable(output, "--output")
     check_writable(save_log, "--save-log")
@@ -246,8 +250,8 @@ ENGINE_FLAGS = ("model", "tokenizer", "gpu_memory_utilization", "kv_cache_memory
                 "load_format", "seed", "engine_arg", "distributed_executor_backend", "ray_address",
                 "compilation_config", "safe_allreduce")
 WORKLOAD_FLAGS = ("prompts", "dataset", "input_len", "output_len", "range_ratio", "seed", "ignore_eos", "temperature",
-                  "top_p", "detokenize", "warmup", "repeats", "request_rate", "burstiness", "prefix_len",
-                  "num_prefixes")
+                  "top_p", "detokenize", "warmup", "repeats", "burstiness", "prefix_len", "num_prefixes")
+# --request-rate is a level (run, serve-probe: a comma list runs each) or a sweep axis: commands pass it themselves
 
 
 def _pick(values: dict, names: tuple[str, ...]) -> dict:
@@ -266,9 +270,12 @@ def sweep(
     kv_cache_dtype: SweepList = None, dtype: SweepList = None, tensor_parallel_size: SweepList = None,
     pipeline_parallel_size: SweepList = None, enforce_eager: Eager = None, enable_prefix_caching: Prefix = None,
     load_format: LoadFormat = None, seed: Seed = 0, engine_arg: EngineArg = None, prompts: Prompts = None,
-    num_prompts: NumPrompts = None, input_len: InputLen = 128, output_len: OutputLen = 128,
+    dataset: Dataset = None, num_prompts: NumPrompts = None, input_len: InputLen = 128, output_len: OutputLen = 128,
     range_ratio: RangeRatio = 0.0, ignore_eos: IgnoreEos = None, temperature: Temperature = 1.0, top_p: TopP = 1.0,
-    detokenize: Detokenize = True, warmup: Warmup = 4, repeats: Repeats = 1,
+    detokenize: Detokenize = True, warmup: Warmup = 4, repeats: Repeats = 1, prefix_len: PrefixLen = 0,
+    num_prefixes: NumPrefixes = 1, request_rate: Annotated[Optional[str], Opt(
+        help="Requests/s arriving, a sweep axis like the engine's: e.g. 5,20,50,inf.")] = None,
+    burstiness: Burstiness = 1.0, goodput: Goodput = None,
     target_concurrency: Annotated[Optional[int], Opt(help="Smallest gmu holding N full requests?")] = None,
     timeout_per_point: Annotated[Optional[float], Opt(help="Seconds before a hung point is killed.")] = None,
     resume: Annotated[bool, Opt("--resume/--no-resume", help="Skip points already finished in DIR.")] = True,
@@ -286,6 +293,9 @@ def sweep(
 
     In seconds, from one run: offline-bench sweep --output-dir sw --predict-only --calibrate run.json
     --gpu-memory-utilization 0.5,0.7,0.9 --max-num-seqs 128,256
+
+    What rate holds an SLO: offline-bench sweep --output-dir rates --dataset sharegpt prompts/sharegpt-mini.json
+    --num-prompts 200 --request-rate 2,5,10,20 --goodput ttft:500 --goodput tpot:50
     """
     if report:
         typer.echo(sweep_mod.render_markdown(sweep_mod.write_summary(report)))
@@ -296,6 +306,8 @@ def sweep(
     if calibrate and not predict_only:
         predict_mod.Calibrated(calibrate)  # a bad --calibrate fails now, not after the sweep's engines ran
     if predict_only:
+        if request_rate:
+            raise BenchError("--predict-only replays a batch: it cannot sweep --request-rate; measure rates instead")
         if not calibrate:
             raise BenchError("--predict-only needs --calibrate RUN.json (a `run` result, which records its steps)")
         cal_run = predict_mod.Calibrated(calibrate).result
@@ -304,7 +316,8 @@ def sweep(
     lists = {k: v for k, v in locals().items() if k in sweep_mod.SWEEPABLE and v is not None}
     base = {k: v for k, v in _pick(locals(), ENGINE_FLAGS).items() if k not in sweep_mod.SWEEPABLE}
     cfg = RunConfig(engine=engine_config(**base), workload=workload_config(**_pick(locals(), WORKLOAD_FLAGS),
-                                                                           num_prompts=num_prompts))
+                                                                           num_prompts=num_prompts),
+                    goodput_slo_ms=parse_goodput(goodput))
     spec = sweep_mod.build_spec(cfg, lists, timeout_per_point_s=timeout_per_point,
                                 target_concurrency=target_concurrency, knee_tolerance=knee_tolerance)
     spec.calibrate, spec.predict_only = calibrate, predict_only
@@ -336,35 +349,66 @@ def serve_probe(
     timeout: Timeout = 300.0,
     tokenizer: Annotated[Optional[str], Opt(help="Tokenizer for synthetic token-id prompts (HF id, path, "
                                                  "preset:NAME).")] = None,
-    prompts: Prompts = None, num_prompts: NumPromptsList = None, input_len: InputLen = 128,
+    prompts: Prompts = None, dataset: Dataset = None, num_prompts: NumPromptsList = None, input_len: InputLen = 128,
     output_len: OutputLen = 128, range_ratio: RangeRatio = 0.0, seed: Seed = 0, ignore_eos: IgnoreEos = None,
-    temperature: Temperature = 1.0, top_p: TopP = 1.0, warmup: Warmup = 4,
-    request_rate: RequestRate = None, burstiness: Burstiness = 1.0, goodput: Goodput = None,
-    output: Annotated[Optional[str], Opt("--output", "-o", help="JSON file; with several concurrencies, "
-                                                                 "'-cN' is added before .json.")] = None,
+    temperature: Temperature = 1.0, top_p: TopP = 1.0, warmup: Warmup = 4, prefix_len: PrefixLen = 0,
+    num_prefixes: NumPrefixes = 1, request_rate: RequestRate = None, burstiness: Burstiness = 1.0,
+    goodput: Goodput = None,
+    client_processes: Annotated[Optional[int], Opt(help="Processes sending the requests (default: 1, or up to 8 "
+                                                        "for --request-rate and over 32 in flight).")] = None,
+    scenario: Annotated[Optional[str], Opt(help="A named stress test instead of the workload flags: seed-single "
+                                                "(one chat stream of the seed's first prompt, max_tokens 512, "
+                                                "temperature 0.7) or seed-10 (10 concurrent streams of the "
+                                                "second, temperature 0.8).")] = None,
+    output: Annotated[Optional[str], Opt("--output", "-o", help="JSON file; with several levels, '-cN' (or "
+                                                                 "'-rR') is added before .json.")] = None,
     fmt: Fmt("run") = "table",
 ) -> None:
-    """Measure a running OpenAI-compatible server the way `run` measures the engine (streaming, exact usage).
+    """Measure a running OpenAI-compatible server the way `run` measures the engine (streaming, exact usage), with
+    the server's own state (KV use, running/waiting, preemptions, prefix-cache hits) sampled from its /metrics.
 
     With --request-rate the requests follow the same seeded schedule as `run --request-rate` (--concurrency then
     caps requests in flight: give a cap as large as you allow, e.g. the number of prompts).
 
     Example: offline-bench serve-probe --base-url http://127.0.0.1:8000 --served-model-name preset:tiny-llama
     --tokenizer preset:tiny-llama --concurrency 1,10,64 --num-prompts 64 --output serving.json
+
+    The seed's stress test: offline-bench serve-probe --base-url http://127.0.0.1:8000 --served-model-name gpt-4o
+    --api-key sk-123456 --scenario seed-10 --warmup 0
     """
     check_format("run", fmt)
-    levels = bench.concurrency_levels(concurrency, num_prompts)
-    wl = workload_config(**_pick(locals(), WORKLOAD_FLAGS), num_prompts=levels[0][1])
+    if scenario:
+        _probe_scenario(scenario, base_url, served_model_name, api_key, timeout, warmup, seed, output, fmt)
+        return
+    levels = bench.concurrency_levels(concurrency, num_prompts, request_rate)
+    wl = workload_config(**_pick(locals(), WORKLOAD_FLAGS), num_prompts=levels[0].num_prompts,
+                         request_rate=levels[0].request_rate)
     cfg = serving.ProbeConfig(base_url=base_url, served_model_name=served_model_name,
                               api_key=serving.api_key_from_env(api_key), chat=chat, timeout_s=timeout, workload=wl,
-                              goodput_slo_ms=parse_goodput(goodput))
+                              goodput_slo_ms=parse_goodput(goodput), client_processes=client_processes)
     cfg.check()
     check_writable(output, "--output")
     _print_results("run", fmt, serving.probe_levels(cfg, levels, tokenizer, output))
 
 
-@app.command("serve-preset")
+def _probe_scenario(name: str, base_url: str, served_model_name: str, api_key: str | None, timeout: float,
+                    warmup: int, seed: int, output: str | None, fmt: str) -> None:
+    """serve-probe --scenario: the named stress test as chat streams; the result, then the seed's own table."""
+    wl, warm, timed = scenarios.scenario_workload(name, warmup, seed)
+    cfg = serving.ProbeConfig(base_url=base_url, served_model_name=served_model_name,
+                              api_key=serving.api_key_from_env(api_key), chat=True, timeout_s=timeout, workload=wl)
+    cfg.check()
+    check_writable(output, "--output")
+    result = serving.probe(cfg, len(timed), requests=(warm, timed))
+    if output:
+        result.save(output)
+    _print_results("run", fmt, [(result, output)])
+    typer.echo(render("scenario", "md" if fmt == "md" else "table", result))
+
+
+@app.command("serve-preset", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def serve_preset(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Preset name, e.g. tiny-llama.")],
     port: Annotated[int, Opt(help="Port to listen on.")] = 8000,
     host: Annotated[str, Opt(help="Address to bind.")] = "127.0.0.1",
@@ -373,20 +417,26 @@ def serve_preset(
                                           show_default=False)] = None,
     print_command: Annotated[bool, Opt(help="Print the vLLM command instead of running it.")] = False,
 ) -> None:
-    """Start `vllm serve` on a preset (dummy weights), served as 'preset:NAME'; runs until stopped.
+    """Start `vllm serve` on a preset (dummy weights), served as 'preset:NAME'; runs until stopped. Any further
+    flags go to `vllm serve` as given (a later --served-model-name replaces the preset's name). On a loopback
+    address vLLM's dev-mode endpoints are on (VLLM_SERVER_DEV_MODE=1: serve-probe reads the scheduler limits from
+    /server_info).
 
     Example: offline-bench serve-preset tiny-llama --port 8011
+
+    As the seed served its model: offline-bench serve-preset llama-3.1-8b --api-key sk-123456
+    --served-model-name gpt-4o
     """
     ecfg = engine_config(model=f"preset:{name}", max_model_len=max_model_len,
                          gpu_memory_utilization=gpu_memory_utilization, kv_cache_memory_bytes=kv_cache_memory_bytes)
     cmd = serving.serve_preset_command(name, port, host, max_model_len=max_model_len,
                                        gpu_memory_utilization=gpu_memory_utilization, api_key=api_key,
-                                       kv_cache_memory_bytes=ecfg.kv_cache_memory_bytes)
+                                       kv_cache_memory_bytes=ecfg.kv_cache_memory_bytes, extra=list(ctx.args))
     if print_command:
         typer.echo(" ".join("<key>" if api_key and c == api_key else c for c in cmd))
         return
     sys.stdout.flush()
-    os.execv(cmd[0], cmd)
+    os.execve(cmd[0], cmd, serving.serve_env(host))
 
 
 @app.command()
@@ -439,9 +489,12 @@ def explain_gap_cmd(
     timeout: Timeout = 300.0, model: Model = "preset:tiny-llama", gpu_memory_utilization: Gmu = None,
     kv_cache_memory_bytes: KvBytes = None, max_model_len: Mml = None, max_num_seqs: MaxNumSeqs = None,
     max_num_batched_tokens: Mnbt = None, enable_prefix_caching: Prefix = None, engine_arg: EngineArg = None,
-    prompts: Prompts = None, num_prompts: NumPromptsList = None, input_len: InputLen = 128,
+    prompts: Prompts = None, dataset: Dataset = None, num_prompts: NumPromptsList = None, input_len: InputLen = 128,
     output_len: OutputLen = 128, seed: Seed = 0, ignore_eos: IgnoreEos = None, temperature: Temperature = 1.0,
-    top_p: TopP = 1.0, warmup: Warmup = 4,
+    top_p: TopP = 1.0, warmup: Warmup = 4, prefix_len: PrefixLen = 0, num_prefixes: NumPrefixes = 1,
+    request_rate: Annotated[Optional[float], Opt(help="Requests/s of the serving run and the last offline step "
+                                                      "(seeded gamma gaps; default: all at once).")] = None,
+    burstiness: Burstiness = 1.0,
     output: Annotated[Optional[str], Opt("--output", "-o", help="Write the ladder (JSON) here.")] = None,
     fmt: Fmt("gap") = "table", verbose: Verbose = False,
 ) -> None:
@@ -455,8 +508,8 @@ def explain_gap_cmd(
     """
     check_format("gap", fmt)
     check_writable(output, "--output")
-    levels = [(c or 1, n) for c, n in bench.concurrency_levels(concurrency, num_prompts)]
-    wl = workload_config(**_pick(locals(), WORKLOAD_FLAGS), num_prompts=levels[0][1])
+    levels = [(c or 1, n) for c, n, _ in bench.concurrency_levels(concurrency, num_prompts)]
+    wl = workload_config(**_pick(locals(), WORKLOAD_FLAGS), num_prompts=levels[0][1], request_rate=request_rate)
     ecfg = engine_config(**_pick(locals(), ENGINE_FLAGS))
     if base_url:
         serving.check_base_url(base_url)

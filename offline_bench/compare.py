@@ -45,8 +45,9 @@ class Labeled:
 
 
 def label_for(path: str | Path, r: RunResult) -> str:
-    conc = r.workload.concurrency
-    return f"{Path(path).stem} [{r.mode}{'' if conc is None else f', c={conc}'}]"
+    conc, rate = r.workload.concurrency, r.workload.request_rate
+    return (f"{Path(path).stem} [{r.mode}{'' if conc is None else f', c={conc}'}"
+            f"{'' if rate is None else f', {rate:g} req/s'}]")
 
 
 def _conditions(r: RunResult) -> dict[str, Any]:
@@ -60,8 +61,11 @@ def _conditions(r: RunResult) -> dict[str, Any]:
         "max_num_seqs": resolved.get("max_num_seqs"),
         "engine version": r.environment.vllm_version if r.mode == "offline"
         else (r.engine_args or {}).get("server", {}).get("vllm_version"),
-        "GPU": r.environment.gpu_name if r.mode == "offline" else None,
+        "GPU": r.environment.gpu_name if r.mode == "offline"
+        else (r.engine_args or {}).get("server", {}).get("gpu_name"),
         "concurrency": w.concurrency,
+        "arrivals": "all at once" if w.request_rate is None else f"{w.request_rate:g} req/s, burstiness "
+                                                                 f"{w.burstiness:g}",
     }
 
 
@@ -90,7 +94,8 @@ def order(runs: list[Labeled]) -> list[Labeled]:
     """Line runs up by workload, then concurrency (batch runs last), then mode."""
     def key(x: Labeled) -> tuple:
         w = x.result.workload
-        return (str(w.source), w.num_prompts or 0, w.concurrency is None, w.concurrency or 0, x.result.mode)
+        return (str(w.source), w.num_prompts or 0, w.concurrency is None, w.concurrency or 0, w.request_rate or 0.0,
+                x.result.mode)
     return sorted(runs, key=key)
 
 

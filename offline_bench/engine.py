@@ -449,6 +449,7 @@ def drive(core: Any, prompts: Sequence[Any], params: Sequence[Any], tag: str, co
             break  # the engine dropped a request: run_batch reports how many came back
         step_outputs = core.step()
         now_wall = time.time()
+        feeder.submit_due(elapsed)  # before the bookkeeping below: an arrival that fell due in step() waits no more
         if on_step:
             on_step(elapsed())
         for out in step_outputs:

@@ -79,8 +79,12 @@ def ladder(probe_cfg: ProbeConfig, engine_cfg: EngineConfig,
         s = {**s, "engine": {**s["engine"], **{k: v[1] for k, v in sched.items()}}}
         what = ", ".join(f"{k} {v[1]:,} (LLM class: {v[0]:,})" for k, v in sched.items())
         steps.append((f"+ the scheduler defaults of `vllm serve`: {what}", s))
-    steps.append(("+ the same number of requests in flight in-process (like that many client threads)",
-                  {**s, "concurrency": True}))
+    if wl.request_rate is None:
+        last = "+ the same number of requests in flight in-process (like that many client threads)"
+    else:
+        last = (f"+ the serving arrival schedule ({wl.request_rate:g} req/s, burstiness {wl.burstiness:g}) with at "
+                "most the same number of requests in flight")
+    steps.append((last, {**s, "concurrency": True}))
     return steps
 
 
@@ -89,10 +93,14 @@ def check_serving_result(r: RunResult, path: str, concurrency: int, num_prompts:
     """A saved serving result must be of this very workload, or the ladder explains a different gap."""
     source = "synthetic" if wl.synthetic else str(wl.prompts_file)
     want = {"mode": "serving", "concurrency": concurrency, "num_prompts": num_prompts, "source": source,
-            "output_len": wl.output_len, "temperature": wl.temperature, "top_p": wl.top_p, "seed": wl.seed}
+            "output_len": wl.output_len, "temperature": wl.temperature, "top_p": wl.top_p, "seed": wl.seed,
+            "request_rate": wl.request_rate, "prefix_len": wl.prefix_len or None}
     got = {"mode": r.mode, "concurrency": r.workload.concurrency, "num_prompts": r.workload.num_prompts,
            "source": r.workload.source, "output_len": r.workload.output_len, "temperature": r.workload.temperature,
-           "top_p": r.workload.top_p, "seed": r.workload.seed}
+           "top_p": r.workload.top_p, "seed": r.workload.seed, "request_rate": r.workload.request_rate,
+           "prefix_len": r.workload.prefix_len or None}
+    if wl.request_rate is not None:
+        want["burstiness"], got["burstiness"] = wl.burstiness, r.workload.burstiness
     if wl.synthetic:
         want["input_len"], got["input_len"] = wl.input_len, r.workload.input_len
     if num_prompts is None:
@@ -141,7 +149,8 @@ def explain_gap(probe_cfg: ProbeConfig, engine_cfg: EngineConfig, levels: list[t
                 engine = Engine(engine_cfg.model_copy(update=over), echo_log=echo_log)
             for c, n in levels:
                 wl = probe_cfg.with_prompts(n).workload.model_copy(
-                    update={"detokenize": s["detokenize"], "temperature": s["temperature"], "top_p": s["top_p"]})
+                    update={"detokenize": s["detokenize"], "temperature": s["temperature"], "top_p": s["top_p"],
+                            "request_rate": probe_cfg.workload.request_rate if s["concurrency"] else None})
                 cfg = RunConfig(engine=engine.cfg, workload=wl, concurrency=c if s["concurrency"] else None)
                 runs[c].append((name.replace("the same number of", str(c)), run_benchmark(cfg, engine=engine)))
     finally:

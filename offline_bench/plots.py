@@ -18,7 +18,16 @@ SWEEP_PLOTS = [
     ("ttft_p99_vs_gmu.png", "gpu_memory_utilization", "ttft_ms_p99", "TTFT p99 (ms)",
      "TTFT p99 vs gpu_memory_utilization"),
 ]
-X_LABELS = {"gpu_memory_utilization": "gpu_memory_utilization (fraction of device memory)",
+# drawn when the sweep varies the arrival rate
+RATE_PLOTS = [
+    ("output_tokens_per_s_vs_rate.png", "request_rate", "output_tokens_per_s", "output tokens/s",
+     "Output throughput vs request rate"),
+    ("goodput_vs_rate.png", "request_rate", "goodput_requests_per_s", "goodput (requests/s meeting the SLOs)",
+     "Goodput vs request rate"),
+    ("ttft_p99_vs_rate.png", "request_rate", "ttft_ms_p99", "TTFT p99 (ms)", "TTFT p99 vs request rate"),
+]
+X_LABELS = {"request_rate": "request rate (requests/s arriving)",
+            "gpu_memory_utilization": "gpu_memory_utilization (fraction of device memory)",
             "max_model_len": "max_model_len (tokens)"}
 
 
@@ -35,12 +44,14 @@ def sweep_plots(summary: SweepSummary, out_dir: Path) -> dict[str, Any]:
     ok = [r for r in summary.rows if r.status == "ok"]
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
-    for name, x, y, ylabel, title in SWEEP_PLOTS:
+    by_rate = RATE_PLOTS if "request_rate" in summary.spec.grid else []
+    for name, x, y, ylabel, title in SWEEP_PLOTS + by_rate:
         fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
         drawn = False
         styles = [("o", "-", 9), ("s", "--", 7), ("^", ":", 5), ("D", "-.", 4)]  # overlapping lines stay visible
         for k, (label, series) in enumerate(group_series(summary.spec, ok, x).items()):  # grid order, as given
-            pts = sorted((xv, getattr(r, y)) for xv, r in series if xv is not None and getattr(r, y) is not None)
+            pts = sorted((xv, getattr(r, y)) for xv, r in series
+                         if isinstance(xv, (int, float)) and getattr(r, y) is not None)  # "inf": no x position
             if pts:
                 marker, ls, size = styles[k % len(styles)]
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, ls=ls, markersize=size,

@@ -20,7 +20,7 @@ from offline_bench.tokenizer import build_tokenizer
 
 PRESET_PREFIX = "preset:"
 DEFAULT_MODEL = "preset:tiny-llama"
-_TOKENIZER_REV = "2"  # bump when tokenizer.py changes so cached preset dirs are rebuilt
+_TOKENIZER_REV = "3"  # bump when tokenizer.py changes so cached preset dirs are rebuilt
 
 
 def preset_names() -> list[str]:

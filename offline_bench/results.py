@@ -102,7 +102,7 @@ def workload(wl: WorkloadConfig, records: Sequence[RequestRecord], concurrency: 
         temperature=wl.temperature, top_p=wl.top_p, detokenize=detokenize, warmup_requests=wl.warmup,
         repeats=repeats, concurrency=concurrency, request_rate=wl.request_rate,
         prefix_len=wl.prefix_len or None, num_prefixes=wl.num_prefixes if wl.prefix_len else None,
-        burstiness=wl.burstiness if wl.request_rate is not None else None)
+        burstiness=wl.burstiness if wl.request_rate is not None else None, dataset=wl.dataset)
 
 
 def unknown_kv_cache() -> KVCache:

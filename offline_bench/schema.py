@@ -132,7 +132,7 @@ class StepTrace(BaseModel):
 
 
 class Workload(BaseModel):
-    source: str  # "synthetic" or the prompt file
+    source: str  # "synthetic", the prompt file, or "scenario:NAME"
     # None only in imported results that do not give the figure
     num_prompts: int | None
     total_input_tokens: int | None  # tokens actually processed, per repeat
@@ -152,6 +152,7 @@ class Workload(BaseModel):
     num_prefixes: int | None = None
     request_rate: float | None = None  # requests/s of the arrival schedule (None: all at once)
     burstiness: float | None = None
+    dataset: str | None = None  # the prompt file's format when given: "sharegpt" or "custom"
 
 
 class RunResult(BaseModel):

@@ -8,111 +8,46 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import os
 import re
 import sys
-import time
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from offline_bench import results as build
 from offline_bench.arrivals import arrival_offsets
-from offline_bench.bench import keep_level
-from offline_bench.config import WorkloadConfig
+from offline_bench.bench import Level, keep_level
 from offline_bench.engine import kv_size_kwargs
 from offline_bench.environment import capture_environment, has_cuda
 from offline_bench.errors import BenchError
+from offline_bench.httpclient import (
+    Driven,
+    ProbeConfig,
+    StreamResult,
+    auto_processes,
+    check_base_url,
+    drive,
+    drive_processes,
+    headers,
+    http_error,
+)
 from offline_bench.presets import resolve_model
 from offline_bench.results import ms
 from offline_bench.schema import RequestRecord, RunResult
+from offline_bench.servermetrics import MetricsSampler, server_limits
 from offline_bench.workloads import Request, build_workload
 
 CHECK_TIMEOUT_S = 30.0  # GET /v1/models before a probe: a live server answers at once
 FACTS_TIMEOUT_S = 10.0  # /version and /metrics: optional facts, not worth a long wait
-SPARE_CONNECTIONS = 4  # beyond the requests in flight: the pool never makes a request wait for a socket
-
-
-@dataclass
-class ProbeConfig:
-    base_url: str
-    served_model_name: str
-    api_key: str | None = None  # never stored or printed
-    chat: bool = False
-    timeout_s: float = 300.0
-    workload: WorkloadConfig = field(default_factory=WorkloadConfig)
-    goodput_slo_ms: dict[str, float] | None = None  # as RunConfig's: requests meeting every SLO
-
-    def with_prompts(self, num_prompts: int | None) -> ProbeConfig:
-        """The same probe with another request count (None: unchanged)."""
-        if num_prompts is None:
-            return self
-        return dataclasses.replace(self, workload=self.workload.model_copy(update={"num_prompts": num_prompts}))
-
-    @property
-    def root(self) -> str:
-        url = self.base_url.rstrip("/")
-        return url[:-3] if url.endswith("/v1") else url
-
-    def check(self) -> None:
-        check_base_url(self.base_url)
-        if not self.served_model_name.strip():
-            raise BenchError("--served-model-name is empty: give the name the server answers to (GET /v1/models)")
-        if self.timeout_s <= 0:
-            raise BenchError(f"--timeout {self.timeout_s:g} must be positive (seconds)")
-
-
-def check_base_url(url: str) -> None:
-    """An http(s) URL with a host, e.g. http://127.0.0.1:8000 (one line naming the fix otherwise)."""
-    try:
-        parts = urlsplit(url)
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 1) > 0
-    except ValueError:  # e.g. a port that is not a number
-        ok = False
-    if not ok:
-        raise BenchError(f"--base-url '{url}' is not an http(s) URL: give the server's root, e.g. "
-                         "http://127.0.0.1:8000")
-
-
-@dataclass
-class StreamResult:
-    ok: bool
-    error: str | None
-    input_tokens: int
-    output_tokens: int
-    start: float
-    ttft_s: float | None
-    e2e_s: float | None
-    itl_s: list[float]
-    finish_reason: str | None
-
-
-def _headers(cfg: ProbeConfig) -> dict[str, str]:
-    h = {"Content-Type": "application/json"}
-    if cfg.api_key:
-        h["Authorization"] = f"Bearer {cfg.api_key}"
-    return h
-
-
-def _http_error(cfg: ProbeConfig, status: int, body: str) -> BenchError:
-    if status in (401, 403):
-        return BenchError(f"the server at {cfg.root} refused the API key (HTTP {status}): pass the right --api-key "
-                          "or set OPENAI_API_KEY")
-    if status == 404 and "model" in body.lower():
-        return BenchError(f"model '{cfg.served_model_name}' is not served at {cfg.root}: check "
-                          "--served-model-name against GET /v1/models")
-    snippet = " ".join(body.split())[:200]
-    return BenchError(f"the server at {cfg.root} answered HTTP {status}: {snippet}")
+__all__ = ["ProbeConfig", "StreamResult", "check_base_url", "probe", "probe_levels", "serving_result"]
 
 
 async def check_server(cfg: ProbeConfig) -> list[str]:
     """GET /v1/models: reachable, key accepted, model served. Returns the served names."""
     try:
         async with httpx.AsyncClient(timeout=min(cfg.timeout_s, CHECK_TIMEOUT_S)) as client:
-            r = await client.get(f"{cfg.root}/v1/models", headers=_headers(cfg))
+            r = await client.get(f"{cfg.root}/v1/models", headers=headers(cfg))
     except httpx.ConnectError as e:
         raise BenchError(f"cannot reach {cfg.root} ({type(e).__name__}): is the server running? "
                          "(offline-bench serve-preset NAME --port P starts one)") from None
@@ -120,7 +55,7 @@ async def check_server(cfg: ProbeConfig) -> list[str]:
         raise BenchError(f"{cfg.root} did not answer within {min(cfg.timeout_s, CHECK_TIMEOUT_S):g} s "
                          "(--timeout)") from None
     if r.status_code != 200:
-        raise _http_error(cfg, r.status_code, r.text)
+        raise http_error(cfg, r.status_code, r.text)
     names = [m.get("id") for m in r.json().get("data", [])]
     if cfg.served_model_name not in names:
         raise BenchError(f"model '{cfg.served_model_name}' is not served at {cfg.root}; it serves: "
@@ -129,18 +64,26 @@ async def check_server(cfg: ProbeConfig) -> list[str]:
 
 
 async def server_facts(cfg: ProbeConfig) -> dict[str, Any]:
-    """What a vLLM server says about itself: its version (GET /version) and KV cache set-up (the
-    vllm:cache_config_info gauge of GET /metrics). Best effort: other servers give {}."""
+    """What a vLLM server says about itself: its version (GET /version), KV cache set-up (the
+    vllm:cache_config_info gauge of GET /metrics) and scheduler limits (GET /server_info, which vLLM serves in
+    dev mode: serve-preset turns it on for loopback servers). Best effort: other servers give {}."""
     facts: dict[str, Any] = {}
     async with httpx.AsyncClient(timeout=min(cfg.timeout_s, FACTS_TIMEOUT_S)) as client:
         try:
-            r = await client.get(f"{cfg.root}/version", headers=_headers(cfg))
+            r = await client.get(f"{cfg.root}/server_info", params={"config_format": "json"},
+                                 headers=headers(cfg))
+            if r.status_code == 200:
+                facts.update(server_limits(r.json()))
+        except (httpx.HTTPError, ValueError):
+            pass
+        try:
+            r = await client.get(f"{cfg.root}/version", headers=headers(cfg))
             if r.status_code == 200:
                 facts["vllm_version"] = r.json().get("version")
         except (httpx.HTTPError, ValueError):
             pass
         try:
-            r = await client.get(f"{cfg.root}/metrics", headers=_headers(cfg))
+            r = await client.get(f"{cfg.root}/metrics", headers=headers(cfg))
             if r.status_code == 200:
                 facts.update(parse_cache_config_info(r.text))
         except httpx.HTTPError:
@@ -169,116 +112,58 @@ def parse_cache_config_info(metrics_text: str) -> dict[str, Any]:
     return {}
 
 
-def _body(cfg: ProbeConfig, req: Request) -> tuple[str, dict[str, Any]]:
-    wl = cfg.workload
-    common = {"model": cfg.served_model_name, "max_tokens": req.output_len, "temperature": wl.temperature,
-              "top_p": wl.top_p, "stream": True, "stream_options": {"include_usage": True},
-              "ignore_eos": wl.effective_ignore_eos}
-    if cfg.chat:
-        if req.prompt is None:
-            raise BenchError("--chat needs text prompts (--prompts FILE): token-id prompts have no chat form")
-        return "/v1/chat/completions", {**common, "messages": [{"role": "user", "content": req.prompt}]}
-    prompt: Any = req.token_ids if req.token_ids is not None else req.prompt
-    return "/v1/completions", {**common, "prompt": prompt}
-
-
-async def _one(client: Any, cfg: ProbeConfig, req: Request) -> StreamResult:
-
-    path, body = _body(cfg, req)
-    start = time.perf_counter()
-    first = last = None
-    itl: list[float] = []
-    usage: dict[str, Any] = {}
-    finish = None
+async def _timed(cfg: ProbeConfig, reqs: list[Request], concurrency: int, arrivals: list[float] | None,
+                 sampler: MetricsSampler) -> Driven:
+    """The timed pass (in one client process or several) with the server's /metrics sampled from just before it
+    until just after."""
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(sampler.run(stop, ready))
+    await ready.wait()
     try:
-        async with client.stream("POST", f"{cfg.root}{path}", json=body, headers=_headers(cfg)) as resp:
-            if resp.status_code != 200:
-                text = (await resp.aread()).decode(errors="replace")
-                raise _http_error(cfg, resp.status_code, text)
-            async for line in resp.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    break
-                chunk = json.loads(data)
-                if chunk.get("usage"):
-                    usage = chunk["usage"]
-                for choice in chunk.get("choices") or []:
-                    text = choice.get("text") if "text" in choice else (choice.get("delta") or {}).get("content")
-                    if choice.get("finish_reason"):
-                        finish = choice["finish_reason"]
-                    if text:
-                        now = time.perf_counter()
-                        if first is None:
-                            first = now
-                        else:
-                            itl.append(now - last)
-                        last = now
-    except httpx.TimeoutException:
-        return StreamResult(False, f"no response within --timeout {cfg.timeout_s:g} s", 0, 0, start, None, None,
-                            [], None)
-    except httpx.HTTPError as e:
-        return StreamResult(False, f"{type(e).__name__}: {e}", 0, 0, start, None, None, [], None)
-    end = time.perf_counter()
-    return StreamResult(True, None, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)),
-                        start, None if first is None else first - start, end - start, itl, finish)
+        if (cfg.client_processes or 1) > 1:
+            return await asyncio.to_thread(drive_processes, cfg, reqs, concurrency, arrivals, cfg.client_processes)
+        return await drive(cfg, reqs, concurrency, arrivals)
+    finally:
+        stop.set()
+        await task
 
 
-async def _drive(cfg: ProbeConfig, reqs: list[Request], concurrency: int,
-                 arrivals: list[float] | None = None) -> tuple[list[StreamResult], float, list[float]]:
-    """Keep `concurrency` requests in flight until all are done (a client with N threads); with `arrivals`
-    (seconds from the start), request i is not sent before its time. Returns results, wall time and how late
-    each scheduled request was sent (s)."""
-    results: list[StreamResult | None] = [None] * len(reqs)
-    lateness: list[float] = []
-    queue = list(range(len(reqs)))[::-1]
-    limits = httpx.Limits(max_connections=concurrency + SPARE_CONNECTIONS,
-                          max_keepalive_connections=concurrency + SPARE_CONNECTIONS)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(cfg.timeout_s), limits=limits) as client:
-        t0 = time.perf_counter()
-
-        async def worker() -> None:
-            while queue:
-                i = queue.pop()
-                if arrivals is not None:
-                    await asyncio.sleep(max(0.0, t0 + arrivals[i] - time.perf_counter()))
-                    lateness.append(time.perf_counter() - t0 - arrivals[i])
-                results[i] = await _one(client, cfg, reqs[i])
-
-        await asyncio.gather(*(worker() for _ in range(min(concurrency, len(reqs)))))
-        wall = time.perf_counter() - t0
-    return [r for r in results if r is not None], wall, lateness
-
-
-def _tokenizer_vocab(cfg: ProbeConfig, tokenizer_path: str | None) -> tuple[int, list[int]]:
-    if not cfg.workload.synthetic:
-        return 0, []
+def client_workload(cfg: ProbeConfig, tokenizer_path: str | None) -> tuple[list[Request], list[Request]]:
+    """(warm-up, timed) requests as `run` builds them; synthetic token ids and ShareGPT reply lengths need the
+    model's tokenizer on the client side (as `vllm bench serve` does)."""
+    wl = cfg.workload
+    if not (wl.synthetic or wl.dataset == "sharegpt"):
+        return build_workload(wl, 0, [])
     if tokenizer_path is None:
-        raise BenchError("synthetic prompts need the model's tokenizer: pass --tokenizer (an HF id, a path or "
-                         "preset:NAME), or use --prompts FILE")
+        what = "synthetic prompts" if wl.synthetic else "--dataset sharegpt (to count each reply's tokens)"
+        raise BenchError(f"{what} need the model's tokenizer: pass --tokenizer (an HF id, a path or preset:NAME)")
     from transformers import AutoTokenizer  # transformers is heavy to import: only for an HF tokenizer
 
-
     tok = AutoTokenizer.from_pretrained(resolve_model(tokenizer_path).path)
-    return len(tok), list(tok.all_special_ids)
+    encode = lambda text: tok.encode(text, add_special_tokens=False)  # noqa: E731 - as the engine counts a reply
+    return build_workload(wl, len(tok), list(tok.all_special_ids), encode)
 
 
-def probe(cfg: ProbeConfig, concurrency: int, tokenizer: str | None = None) -> RunResult:
-    """Warm up, then send the workload keeping `concurrency` requests in flight; a `run`-schema result."""
+def probe(cfg: ProbeConfig, concurrency: int, tokenizer: str | None = None,
+          requests: tuple[list[Request], list[Request]] | None = None) -> RunResult:
+    """Warm up, then send the workload keeping `concurrency` requests in flight (and on its arrival schedule);
+    a `run`-schema result with the server's own state sampled from /metrics. `requests`: (warm-up, timed)
+    requests instead of the workload's (named scenarios)."""
     cfg.check()
+    cfg = dataclasses.replace(cfg, client_processes=cfg.client_processes
+                              or auto_processes(concurrency, cfg.workload.request_rate))
     asyncio.run(check_server(cfg))
     facts = asyncio.run(server_facts(cfg))
-    vocab, special = _tokenizer_vocab(cfg, tokenizer)
-    warm, timed = build_workload(cfg.workload, vocab, special)
+    warm, timed = requests or client_workload(cfg, tokenizer)
     if warm:
-        results, _, _ = asyncio.run(_drive(cfg, warm, concurrency))
-        _raise_first_error(results)
+        _raise_first_error(asyncio.run(drive(cfg, warm, concurrency)).results)
     wl = cfg.workload  # the same seeded schedule `run` follows, so both sides see the same arrivals
     arrivals = arrival_offsets(len(timed), wl.request_rate, wl.burstiness, wl.seed)
-    results, wall, lateness = asyncio.run(_drive(cfg, timed, concurrency, arrivals))
-    _raise_first_error(results)
-    return serving_result(cfg, concurrency, results, wall, facts, lateness)
+    sampler = MetricsSampler(f"{cfg.root}/metrics", headers(cfg))
+    driven = asyncio.run(_timed(cfg, timed, concurrency, arrivals, sampler))
+    _raise_first_error(driven.results)
+    return serving_result(cfg, concurrency, driven.results, driven.wall_s, facts, driven.lateness_s,
+                          sampler=sampler, t0=driven.t0)
 
 
 def _raise_first_error(results: list[StreamResult]) -> None:
@@ -289,15 +174,16 @@ def _raise_first_error(results: list[StreamResult]) -> None:
 
 SERVING_NOTES = [
     "Serving mode: times are taken by the client around HTTP streaming requests; token counts are the server's "
-    "usage report. The server always detokenizes; what the engine did inside (KV cache, queue/prefill/decode "
-    "split) is unknown from outside; engine_args.server holds what the server reports about itself (/version, "
-    "the vllm:cache_config_info gauge of /metrics).",
+    "usage report. The server always detokenizes; the per-request queue/prefill/decode split is unknown from "
+    "outside; engine_args.server holds what the server reports about itself (/version, the "
+    "vllm:cache_config_info gauge of /metrics, /server_info where served).",
     "ITL is the time between SSE chunks that carry text; a chunk can hold more than one token."]
 
 
 def serving_result(cfg: ProbeConfig, concurrency: int, results: list[StreamResult], wall: float,
-                   facts: dict[str, Any] | None = None, lateness_s: list[float] | None = None) -> RunResult:
-    """The probe's result; token counts are the server's usage report."""
+                   facts: dict[str, Any] | None = None, lateness_s: list[float] | None = None,
+                   sampler: MetricsSampler | None = None, t0: float = 0.0) -> RunResult:
+    """The probe's result; token counts are the server's usage report, server state its /metrics samples."""
     records = []
     for i, r in enumerate(results):
         tpot = (r.e2e_s - r.ttft_s) / (r.output_tokens - 1) if r.ttft_s is not None and r.output_tokens > 1 else None
@@ -311,8 +197,16 @@ def serving_result(cfg: ProbeConfig, concurrency: int, results: list[StreamResul
     if facts.get("num_gpu_blocks") and facts.get("block_size"):
         kv.num_blocks, kv.block_size = facts["num_gpu_blocks"], facts["block_size"]
         kv.capacity_tokens = kv.num_blocks * kv.block_size
-    resolved = {k: facts[k] for k in ("enable_prefix_caching", "gpu_memory_utilization", "block_size")
-                if k in facts}
+    kv.max_model_len = facts.get("max_model_len")
+    notes = list(SERVING_NOTES)
+    if cfg.client_processes:
+        notes.append(f"The timed pass was sent by {cfg.client_processes} client process(es), each with a share of "
+                     "the requests and the same start; arrival_lateness_ms shows whether the client kept up.")
+    if sampler is not None and sampler.available:
+        sampler.fill_kv_cache(kv)
+        notes.append(sampler.note())
+    resolved = {k: facts[k] for k in ("enable_prefix_caching", "gpu_memory_utilization", "block_size",
+                                      "max_num_seqs", "max_num_batched_tokens", "max_model_len") if k in facts}
     return RunResult(
         **build.stamp(), mode="serving", model=cfg.served_model_name,
         endpoint=f"{cfg.root}/v1/{'chat/' if cfg.chat else ''}completions", environment=capture_environment(),
@@ -320,8 +214,9 @@ def serving_result(cfg: ProbeConfig, concurrency: int, results: list[StreamResul
         workload=build.workload(wl, records, concurrency, wl.effective_ignore_eos, True, 1), startup={},
         kv_cache=kv, memory=build.unknown_memory(),
         throughput=build.summarize_passes([build.throughput(records, wall, slo_ms=cfg.goodput_slo_ms)]),
-        latency=build.latency(records, lateness_s or None), timeline=[], requests=records,
-        notes=list(SERVING_NOTES), goodput_slo_ms=cfg.goodput_slo_ms)
+        latency=build.latency(records, lateness_s or None),
+        timeline=sampler.timeline(t0) if sampler is not None else [], requests=records, notes=notes,
+        goodput_slo_ms=cfg.goodput_slo_ms)
 
 
 def serve_preset_command(name: str, port: int, host: str = "127.0.0.1", extra: list[str] | None = None,
@@ -344,14 +239,23 @@ def serve_preset_command(name: str, port: int, host: str = "127.0.0.1", extra: l
     return cmd + list(extra or [])
 
 
+def serve_env(host: str) -> dict[str, str]:
+    """The server's environment: dev-mode endpoints (GET /server_info: scheduler limits) only on loopback, where
+    nobody else can reach them."""
+    env = dict(os.environ)
+    if host in ("127.0.0.1", "localhost", "::1"):
+        env.setdefault("VLLM_SERVER_DEV_MODE", "1")
+    return env
+
+
 def api_key_from_env(explicit: str | None) -> str | None:
     return explicit or os.environ.get("OPENAI_API_KEY") or None
 
 
-def probe_levels(cfg: ProbeConfig, levels: list[tuple[int | None, int | None]], tokenizer: str | None,
+def probe_levels(cfg: ProbeConfig, levels: list[Level], tokenizer: str | None,
                  output: str | None) -> list[tuple[RunResult, str | None]]:
-    """serve-probe at each (concurrency, count) level; each result saved as soon as it exists."""
-    out = []
-    for level, n in levels:
-        keep_level(out, probe(cfg.with_prompts(n), level or 1, tokenizer), output, level, len(levels) > 1)
+    """serve-probe at each level (concurrency, count, rate); each result saved as soon as it exists."""
+    out: list[tuple[RunResult, str | None]] = []
+    for level in levels:
+        keep_level(out, probe(cfg.at_level(level), level.concurrency or 1, tokenizer), output, level, levels)
     return out

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from offline_bench import predict as predict_mod
-from offline_bench.bench import run_one
+from offline_bench.bench import parse_rates, run_one
 from offline_bench.config import EngineConfig, RunConfig, parse_bytes
 from offline_bench.errors import BenchError
 from offline_bench.plots import sweep_plots
@@ -38,6 +38,7 @@ from offline_bench.sweepreport import (
     prediction_overrides,
     render_csv,
     render_markdown,
+    set_axis,
     summarize,
 )
 
@@ -46,7 +47,9 @@ __all__ = ["SWEEPABLE", "SweepSpec", "SweepSummary", "build_spec", "parse_list",
 
 
 def parse_list(field: str, text: str) -> list[Any]:
-    """'0.5,0.7' -> [0.5, 0.7] typed like the EngineConfig field."""
+    """'0.5,0.7' -> [0.5, 0.7] typed like the EngineConfig field (--request-rate: numbers > 0 or inf)."""
+    if field == "request_rate":
+        return _parse_rates(text)
     kind = EngineConfig.model_fields[field].annotation
     items = [t.strip() for t in text.split(",") if t.strip()]
     if not items:
@@ -69,6 +72,13 @@ def parse_list(field: str, text: str) -> list[Any]:
     return out
 
 
+def _parse_rates(text: str) -> list[Any]:
+    out: list[Any] = ["inf" if r is None else r for r in parse_rates(text)]
+    if len(set(map(str, out))) != len(out):
+        raise BenchError("--request-rate lists a value twice")
+    return out
+
+
 def build_spec(base: RunConfig, lists: dict[str, str], timeout_per_point_s: float | None = None,
                target_concurrency: int | None = None, knee_tolerance: float = 0.05) -> SweepSpec:
     """Comma lists per engine field -> a grid (fields with several values) over `base` (single values set)."""
@@ -76,7 +86,7 @@ def build_spec(base: RunConfig, lists: dict[str, str], timeout_per_point_s: floa
     grid = {k: v for k, v in parsed.items() if len(v) > 1}
     for k, v in parsed.items():
         if len(v) == 1:
-            setattr(base.engine, k, v[0])
+            set_axis(base, k, v[0])
     spec = SweepSpec(base=base, grid=grid, timeout_per_point_s=timeout_per_point_s,
                      target_concurrency=target_concurrency, knee_tolerance=knee_tolerance)
     for settings in spec.points():  # every point's settings pass the same checks as a single run's

@@ -23,10 +23,20 @@ from offline_bench.schema import RunResult, write_atomic
 SWEEP_SCHEMA_VERSION = 1
 
 
-# Engine fields a sweep may vary (comma lists on the command line), with short names for point keys.
+# Fields a sweep may vary (comma lists on the command line), with short names for point keys: engine fields, and
+# the arrival rate of the workload ("inf": all at once).
 SWEEPABLE = {"gpu_memory_utilization": "gmu", "kv_cache_memory_bytes": "kvb", "max_model_len": "mml",
              "max_num_seqs": "mns", "max_num_batched_tokens": "mnbt", "kv_cache_dtype": "kvd", "dtype": "dt",
-             "tensor_parallel_size": "tp", "pipeline_parallel_size": "pp"}
+             "tensor_parallel_size": "tp", "pipeline_parallel_size": "pp", "request_rate": "rr"}
+WORKLOAD_AXES = ("request_rate",)
+
+
+def set_axis(cfg: RunConfig, field: str, value: Any) -> None:
+    """Put one swept value into a run's config (the rate "inf" means all at once)."""
+    if field in WORKLOAD_AXES:
+        setattr(cfg.workload, field, None if value == "inf" else value)
+    else:
+        setattr(cfg.engine, field, value)
 
 
 class SweepSpec(BaseModel):
@@ -64,6 +74,8 @@ class PointRow(BaseModel):
     tpot_ms_p50: float | None = None
     peak_kv_usage_pct: float | None = None
     preemptions: int | None = None
+    goodput_requests_per_s: float | None = None  # with --goodput SLOs
+    good_requests_pct: float | None = None
     init_s: float | None = None
     elapsed_s: float | None = None
     resolved: dict[str, Any] = Field(default_factory=dict)  # what the engine ran with (e.g. the default mml)
@@ -95,7 +107,7 @@ def point_key(settings: dict[str, Any]) -> str:
 def point_config(spec: SweepSpec, settings: dict[str, Any]) -> RunConfig:
     cfg = spec.base.model_copy(deep=True)
     for k, v in settings.items():
-        setattr(cfg.engine, k, v)
+        set_axis(cfg, k, v)
     return cfg
 
 
@@ -123,7 +135,9 @@ def load_rows(out_dir: str | Path) -> tuple[SweepSpec, list[PointRow]]:
             output_tokens_per_s=r.throughput.output_tokens_per_s, total_tokens_per_s=r.throughput.total_tokens_per_s,
             ttft_ms_p50=r.latency.ttft_ms.p50, ttft_ms_p99=r.latency.ttft_ms.p99, tpot_ms_p50=r.latency.tpot_ms.p50,
             peak_kv_usage_pct=r.kv_cache.peak_usage_pct, preemptions=r.kv_cache.preemptions,
-            init_s=r.startup.get("init_s"), resolved=r.engine_args.get("resolved", {}), mode=r.mode)))
+            goodput_requests_per_s=r.throughput.goodput_requests_per_s,
+            good_requests_pct=r.throughput.good_requests_pct, init_s=r.startup.get("init_s"),
+            resolved=r.engine_args.get("resolved", {}), mode=r.mode)))
     return spec, rows
 
 
@@ -177,7 +191,7 @@ def _with_prediction(spec: SweepSpec, settings: dict[str, Any], r: RunResult, ro
 def resolved(row: PointRow, spec: SweepSpec, field: str) -> Any:
     if field in row.settings:
         return row.settings[field]
-    base = getattr(spec.base.engine, field)
+    base = getattr(spec.base.workload if field in WORKLOAD_AXES else spec.base.engine, field)
     return base if base is not None else row.resolved.get(field)
 
 
@@ -311,13 +325,15 @@ def _solve_linear(pts: list[tuple[float, float]], target: float, upper: float | 
 COLUMNS = ["status", "kv_capacity_tokens", "kv_capacity_gib", "max_concurrency", "output_tokens_per_s",
            "total_tokens_per_s", "ttft_ms_p50", "ttft_ms_p99", "tpot_ms_p50", "peak_kv_usage_pct", "preemptions",
            "init_s"]
+GOODPUT_COLUMNS = ["goodput_requests_per_s", "good_requests_pct"]  # shown when the sweep has --goodput SLOs
 PREDICTED_COLUMNS = ["predicted_kv_tokens", "kv_error_pct", "predicted_output_tokens_per_s",
                      "output_tokens_per_s_error_pct", "predicted_ttft_ms_p50", "ttft_ms_p50_error_pct"]
 
 
 def table_rows(spec: SweepSpec, rows: list[PointRow]) -> tuple[list[str], list[list[Any]]]:
     swept = list(spec.grid)
-    cols = COLUMNS + [c for c in PREDICTED_COLUMNS if any(getattr(r, c) is not None for r in rows)]
+    extra = GOODPUT_COLUMNS + PREDICTED_COLUMNS
+    cols = COLUMNS + [c for c in extra if any(getattr(r, c) is not None for r in rows)]
     if spec.predict_only:
         cols = [c for c in cols if c != "init_s"]
     headers = swept + cols + ["error"]

@@ -62,6 +62,10 @@ def byte_offset(specials: dict[int, str]) -> int:
     return offset
 
 
+CHAT_TEMPLATE = ("{% for message in messages %}{{ message['role'] }}: {{ message['content'] }}\n{% endfor %}"
+                 "{% if add_generation_prompt %}assistant: {% endif %}")
+
+
 def build_tokenizer(config: dict, out_dir: Path) -> None:
     """Write tokenizer.json + tokenizer_config.json covering exactly config['vocab_size'] ids."""
     vocab_size = int(config["vocab_size"])
@@ -95,5 +99,7 @@ def build_tokenizer(config: dict, out_dir: Path) -> None:
         "add_bos_token": False,
         "clean_up_tokenization_spaces": False,
         "model_max_length": int(config.get("max_position_embeddings", 2048)),
+        # a plain role-tagged template, so chat endpoints (serve-probe --chat, --scenario) work on presets
+        "chat_template": CHAT_TEMPLATE,
     }
     (out_dir / "tokenizer_config.json").write_text(json.dumps(tok_config, indent=2))

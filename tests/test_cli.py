@@ -82,17 +82,48 @@ def test_kv_cache_too_small_one_line(tmp_path):
 
 
 def test_concurrency_levels_and_counts():
-    from offline_bench.bench import concurrency_levels, level_path
+    from offline_bench.bench import Level, concurrency_levels, level_path
 
-    assert concurrency_levels(None, None) == [(None, None)]
-    assert concurrency_levels("1,10,64", "4,20,128") == [(1, 4), (10, 20), (64, 128)]
-    assert concurrency_levels("1,10", "8") == [(1, 8), (10, 8)]
-    assert level_path("out/offline.json", 10, True) == "out/offline-c10.json"
-    assert level_path("out/offline.json", 10, False) == "out/offline.json"
-    for bad, counts, msg in (("0,2", None, "positive integers"), ("a", None, "positive integers"),
-                             ("1,2", "1,2,3", "one per --concurrency level (2)")):
+    assert concurrency_levels(None, None) == [Level(None, None, None)]
+    assert concurrency_levels("1,10,64", "4,20,128") == [Level(1, 4), Level(10, 20), Level(64, 128)]
+    assert concurrency_levels("1,10", "8") == [Level(1, 8), Level(10, 8)]
+    # a rate list: one engine runs each rate; one concurrency (a cap) and one count apply at every rate
+    rates = concurrency_levels("64", "200", "5,20,inf")
+    assert rates == [Level(64, 200, 5.0), Level(64, 200, 20.0), Level(64, 200, None)]
+    assert concurrency_levels("4,8", None, "10") == [Level(4, None, 10.0), Level(8, None, 10.0)]
+    levels = concurrency_levels("1,10", None)
+    assert level_path("out/offline.json", levels[1], levels) == "out/offline-c10.json"
+    assert level_path("out/offline.json", levels[0], levels[:1]) == "out/offline.json"
+    assert [level_path("r.json", lv, rates) for lv in rates] == ["r-r5.json", "r-r20.json", "r-rinf.json"]
+    both = concurrency_levels("4,8", None, "10,20")
+    assert level_path("r.json", both[1], both) == "r-c8-r20.json"
+    for bad, counts, rate, msg in (("0,2", None, None, "positive integers"), ("a", None, None, "positive integers"),
+                                   ("1,2", "1,2,3", None, "--num-prompts takes one value or one per --concurrency "
+                                                          "level (2)"),
+                                   ("1,2", None, "5,10,20", "--concurrency takes one value or one per "
+                                                            "--request-rate (3)"),
+                                   (None, None, "0", "--request-rate takes positive numbers"),
+                                   (None, None, "fast", "--request-rate takes positive numbers")):
         with pytest.raises(BenchError, match=re.escape(msg)):
-            concurrency_levels(bad, counts)
+            concurrency_levels(bad, counts, rate)
+
+
+@pytest.mark.engine
+def test_run_several_request_rates_in_one_engine(tmp_path):
+    """--request-rate 20,inf: each rate in the same engine, on ShareGPT conversations, one file per rate."""
+    out = tmp_path / "rate.json"
+    p = run_cli("run", "--max-model-len", "512", *KV_ARGS, "--dataset", "sharegpt", "prompts/sharegpt-mini.json",
+                "--request-rate", "20,inf", "--concurrency", "16", "--num-prompts", "12", "--warmup", "1",
+                "--ignore-eos", "--goodput", "ttft:600000", "--output", str(out))
+    assert p.returncode == 0, p.stderr[-2000:]
+    paced, at_once = (json.loads((tmp_path / f"rate-r{r}.json").read_text()) for r in ("20", "inf"))
+    assert paced["workload"]["request_rate"] == 20.0 and at_once["workload"]["request_rate"] is None
+    assert paced["workload"]["concurrency"] == at_once["workload"]["concurrency"] == 16
+    assert paced["latency"]["arrival_lateness_ms"]["count"] == 12 and at_once["latency"]["arrival_lateness_ms"] is None
+    assert paced["startup"] == at_once["startup"]  # one engine
+    assert paced["throughput"]["good_requests_pct"] == 100.0
+    # the same ShareGPT requests at both rates (reply lengths from the engine's tokenizer)
+    assert [q["output_tokens"] for q in paced["requests"]] == [q["output_tokens"] for q in at_once["requests"]]
 
 
 @pytest.mark.engine

@@ -13,6 +13,8 @@ import pytest
 from tests.conftest import KV, MAX_MODEL_LEN, ROOT, run_cli
 
 KEY = "sk-test-0123456789-secret"
+# the seed's stress tests ask for 512 tokens after a chat prompt: the server's context is longer than the engines'
+SERVER_MAX_MODEL_LEN = 1024
 # Each engine here (the server, the ladder's engines) sizes its KV cache in bytes, like the session's engine.
 AUX_KV = KV
 
@@ -28,9 +30,11 @@ def server(tmp_path_factory):
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     with open(log, "w") as f:
+        # flags serve-preset does not know go to `vllm serve` as given: here a second name, as the seed served
         proc = subprocess.Popen([sys.executable, "-m", "offline_bench", "serve-preset", "tiny-llama", "--port",
-                                 str(port), "--max-model-len", str(MAX_MODEL_LEN), "--api-key", KEY,
-                                 "--kv-cache-memory-bytes", AUX_KV],
+                                 str(port), "--max-model-len", str(SERVER_MAX_MODEL_LEN), "--api-key", KEY,
+                                 "--kv-cache-memory-bytes", AUX_KV, "--served-model-name", "preset:tiny-llama",
+                                 "gpt-4o"],
                                 stdout=f, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     import httpx
@@ -121,8 +125,12 @@ def test_compare_with_offline_run(probed, engine, tmp_path):
     assert "serving-c4 [serving, c=4] / baseline" in p.stdout and "output_tokens_per_s" in p.stdout
     row = next(line for line in p.stdout.splitlines() if line.startswith("| total_output_tokens"))
     assert "1.000x" in row  # exact token counts on both sides
-    # the server reports its version and KV set-up, so those are checked; max_num_seqs stays unknown from outside
-    assert "warning: serving-c4 [serving, c=4] vs offline-c4 [offline, c=4]: max_num_seqs: unknown" in p.stdout
+    # the server reports its version, KV set-up and (/server_info) its scheduler limits, so those are checked:
+    # `vllm serve` defaults to fewer sequences than the LLM class
+    assert "warning: serving-c4 [serving, c=4] vs offline-c4 [offline, c=4]: max_num_seqs differs: 128 vs 256" \
+        in p.stdout
+    peak = next(line for line in p.stdout.splitlines() if line.startswith("| peak_kv_usage_pct"))
+    assert "unknown" not in peak  # both sides: the server's from its /metrics
     assert "engine version" not in p.stdout and "prefix caching" not in p.stdout
     assert "workload differs" not in p.stdout  # same seeded token-id prompts
     assert (tmp_path / "cmp.png").read_bytes()[:4] == b"\x89PNG"
@@ -242,3 +250,92 @@ def test_probe_follows_the_offline_arrival_schedule(server, tmp_path):
     assert late is not None and late.count == 8 and late.min >= 0
     assert r.throughput.duration_s >= arrival_offsets(8, 20.0, 1.0, 0)[-1]
     assert r.throughput.good_requests_pct == 100.0
+
+
+@pytest.mark.engine
+def test_probe_samples_the_servers_own_state(probed):
+    """/metrics sampled during the timed pass fills the timeline and kv_cache fields an offline run fills;
+    /server_info (dev mode, on for a loopback serve-preset) gives the scheduler limits."""
+    from offline_bench.schema import RunResult
+
+    d, _ = probed
+    for level in (1, 4):
+        r = RunResult.load(d / f"serving-c{level}.json")
+        # a sample at least every 250 ms and one just after the pass (these passes last about a second)
+        assert len(r.timeline) >= 1 and all(0 <= p.t_s <= r.throughput.duration_s + 1 for p in r.timeline)
+        assert max(p.running for p in r.timeline) <= level  # never more in flight than the client sent
+        kv = r.kv_cache
+        assert kv.peak_usage_pct is not None and 0 <= kv.peak_usage_pct <= 100
+        assert kv.preemptions == 0  # 8 requests of 48 tokens in a 64 MiB pool
+        # prefix caching is on in the server: each prompt's 32 tokens are looked up once (warm-up excluded)
+        assert kv.prefix_cache_queries == 8 * 32 and 0 <= kv.prefix_cache_hits <= kv.prefix_cache_queries
+        resolved = r.engine_args["resolved"]
+        assert resolved["max_num_seqs"] == 128 and resolved["max_model_len"] == SERVER_MAX_MODEL_LEN
+        assert resolved["max_num_batched_tokens"] > 0
+        assert any("GET /metrics" in n for n in r.notes)
+
+
+@pytest.mark.engine
+def test_scenario_seed_10_and_seed_single(server, tmp_path):
+    """The seed's stress tests by name, against the name the seed served (gpt-4o, passed through serve-preset)."""
+    from offline_bench.scenarios import SEED_PROMPTS
+    from offline_bench.schema import RunResult
+
+    assert list(SEED_PROMPTS) == (ROOT / "prompts" / "seed.txt").read_text(encoding="utf-8").splitlines()
+    env = {**os.environ, "OPENAI_API_KEY": KEY}
+    for name, streams, temperature in (("seed-10", 10, 0.8), ("seed-single", 1, 0.7)):
+        out = tmp_path / f"{name}.json"
+        p = subprocess.run([sys.executable, "-m", "offline_bench", "serve-probe", "--base-url", server,
+                            "--served-model-name", "gpt-4o", "--scenario", name, "--warmup", "0", "--output",
+                            str(out)], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+        assert p.returncode == 0, p.stderr[-3000:]
+        r = RunResult.load(out)
+        assert r.endpoint.endswith("/v1/chat/completions") and r.model == "gpt-4o"
+        assert r.workload.source == f"scenario:{name}" and r.workload.concurrency == streams
+        assert r.workload.temperature == temperature and r.workload.output_len == 512
+        assert len(r.requests) == streams and len({q.input_tokens for q in r.requests}) == 1
+        assert all(1 <= q.output_tokens <= 512 for q in r.requests)
+        # the seed's table: one row per stream and one for all, exact token totals
+        assert f"scenario {name}:" in p.stdout
+        total_row = next(line for line in p.stdout.splitlines() if line.split()[:1] == ["all"])
+        total = sum(q.input_tokens + q.output_tokens for q in r.requests)
+        assert f"{total:,}" in total_row.split()
+        assert KEY not in p.stdout + p.stderr + out.read_text()
+
+
+def test_serve_preset_passes_further_flags_through():
+    p = run_cli("serve-preset", "tiny-llama", "--port", "8123", "--api-key", "sk-123456", "--print-command",
+                "--served-model-name", "gpt-4o", "--max-num-seqs", "64")
+    assert p.returncode == 0, p.stderr
+    cmd = p.stdout.split()
+    assert cmd[-4:] == ["--served-model-name", "gpt-4o", "--max-num-seqs", "64"]  # after the preset's own name
+    assert "sk-123456" not in p.stdout and "<key>" in cmd
+
+
+@pytest.mark.engine
+def test_probe_split_over_client_processes(server, tmp_path):
+    """--client-processes 2: two processes share the seeded schedule (same start); every request comes back in
+    order, with the server's exact counts; ShareGPT conversations sized by the client's tokenizer."""
+    from offline_bench.schema import RunResult
+
+    out = tmp_path / "split.json"
+    p = subprocess.run([sys.executable, "-m", "offline_bench", "serve-probe", "--base-url", server,
+                        "--served-model-name", "preset:tiny-llama", "--tokenizer", "preset:tiny-llama",
+                        "--dataset", "sharegpt", "prompts/sharegpt-mini.json", "--num-prompts", "10",
+                        "--ignore-eos", "--warmup", "1", "--request-rate", "20", "--concurrency", "10",
+                        "--client-processes", "2", "--output", str(out)],
+                       capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OPENAI_API_KEY": KEY},
+                       timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    r = RunResult.load(out)
+    assert len(r.requests) == 10 and r.workload.dataset == "sharegpt"
+    assert any("2 client process(es)" in n for n in r.notes)
+    assert r.latency.arrival_lateness_ms.count == 10 and r.latency.arrival_lateness_ms.min >= 0
+    # request i is conversation i (cycled): its reply's length, exactly, whichever process sent it
+    from offline_bench.config import WorkloadConfig
+    from offline_bench.serving import ProbeConfig, client_workload
+
+    cfg = ProbeConfig(server, "preset:tiny-llama", workload=WorkloadConfig(
+        prompts_file=r.workload.source, dataset="sharegpt", num_prompts=10, warmup=0))
+    _, timed = client_workload(cfg, "preset:tiny-llama")
+    assert [q.output_tokens for q in r.requests] == [t.output_len for t in timed]

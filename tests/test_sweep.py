@@ -175,3 +175,27 @@ def test_gpu_memory_utilization_moves_capacity(tmp_path):
     assert [r["status"] for r in rows] == ["ok", "ok"], [r["error"] for r in rows]
     caps = [r["kv_capacity_tokens"] for r in rows]
     assert 0 < caps[0] < caps[1], caps
+
+
+@pytest.mark.engine
+def test_sweep_over_request_rate_with_goodput(tmp_path):
+    """--request-rate is an axis like the engine's: each point follows its seeded schedule; the summary gains the
+    goodput columns and the rate plots."""
+    out = tmp_path / "rates"
+    p = run_cli("sweep", "--output-dir", str(out), *KV_ARGS, "--max-model-len", "512", "--request-rate", "20,inf",
+                "--num-prompts", "8", "--input-len", "16", "--output-len", "8", "--warmup", "0",
+                "--goodput", "e2e:600000", timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    rows = summary["rows"]
+    assert [r["key"] for r in rows] == ["rr-20.0", "rr-inf"] and [r["status"] for r in rows] == ["ok", "ok"]
+    assert all(r["good_requests_pct"] == 100.0 and r["goodput_requests_per_s"] > 0 for r in rows)
+    paced = json.loads((out / "points" / "rr-20.0.json").read_text())
+    at_once = json.loads((out / "points" / "rr-inf.json").read_text())
+    assert paced["workload"]["request_rate"] == 20.0 and paced["latency"]["arrival_lateness_ms"]["count"] == 8
+    assert at_once["workload"]["request_rate"] is None and at_once["latency"]["arrival_lateness_ms"] is None
+    header = (out / "summary.md").read_text().splitlines()[2]
+    assert header.startswith("| request_rate") and "goodput_requests_per_s" in header
+    assert (out / "plots" / "goodput_vs_rate.png").read_bytes()[:8] == PNG
+    bad = run_cli("sweep", "--output-dir", str(tmp_path / "x"), "--request-rate", "5,0")
+    assert bad.returncode == 2 and "--request-rate takes positive numbers" in bad.stderr
