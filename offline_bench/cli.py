@@ -11,13 +11,14 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from offline_bench import bench, gap, kvplan, report, scenarios, serving
+from offline_bench import bench, gap, htmlreport, kvplan, report, scenarios, serving
 from offline_bench import phases as phases_mod
 from offline_bench import predict as predict_mod
 from offline_bench import presets as presets_mod
@@ -36,9 +37,11 @@ from offline_bench.config import (
     parse_int_list,
 )
 from offline_bench.engine import Engine, check_max_model_len
+from offline_bench.environment import record_command
 from offline_bench.errors import BenchError
 from offline_bench.formats import check_format, formats_of, render
 from offline_bench.importers import import_file
+from offline_bench.reportinputs import Item
 from offline_bench.runner import preflight
 from offline_bench.schema import RunResult, check_writable
 from offline_bench.workloads import check_workload
@@ -107,6 +110,7 @@ Goodput = Annotated[Optional[list[str]], Opt(help="SLOs in ms, NAME:MS with NAME
 Output = Annotated[Optional[str], Opt("--output", "-o", help="Write the result JSON here (atomically).")]
 Verbose = Annotated[bool, Opt("--verbose", "-v", help="Show the engine's log.")]
 PlotOut = Annotated[Optional[str], Opt("--plot", help="Also write a PNG here.")]
+Html = Annotated[Optional[str], Opt("--html", help="Also write a self-contained HTML report here (as `report`).")]
 ApiKey = Annotated[Optional[str], Opt("--api-key", help="Bearer key (default: $OPENAI_API_KEY). Never stored.",
                                       show_default=False)]
 Timeout = Annotated[float, Opt(help="Seconds to wait for a response.")]
@@ -216,6 +220,7 @@ def run(
     compilation_config: CompilationConfig = None, safe_allreduce: SafeAllreduce = False, output: Output = None,
     fmt: Fmt("run") = "table", verbose: Verbose = False,
     save_log: Annotated[Optional[str], Opt(help="Also write the engine's raw log to this file.")] = None,
+    html: Html = None,
 ) -> None:
     """Benchmark the engine on one workload.
 
@@ -239,9 +244,12 @@ def run(
                     goodput_slo_ms=parse_goodput(goodput))
     check_writable(output, "--output")
     check_writable(save_log, "--save-log")
+    check_writable(html, "--html")
     preflight(cfg)  # every check that needs no engine, before the engine's start
     results = bench.run_levels(cfg, levels, output=output, save_log=save_log, progress=_rich_progress)
     _print_results("run", fmt, results)  # once the engine has stopped: its log capture owns the terminal
+    _html(html, [Item("run", path or f"run {i + 1}", r, Path(path).stem if path else f"run {i + 1}")
+                 for i, (r, path) in enumerate(results)])
 
 
 ENGINE_FLAGS = ("model", "tokenizer", "gpu_memory_utilization", "kv_cache_memory_bytes", "max_model_len",
@@ -285,7 +293,7 @@ def sweep(
                                                                "prediction from it, and the error.")] = None,
     predict_only: Annotated[bool, Opt(help="Predict every point from --calibrate; start no engine.")] = False,
     data_parallel_size: Dp = 1, distributed_executor_backend: Backend = None, ray_address: RayAddress = None,
-    compilation_config: CompilationConfig = None, safe_allreduce: SafeAllreduce = False,
+    compilation_config: CompilationConfig = None, safe_allreduce: SafeAllreduce = False, html: Html = None,
 ) -> None:
     """Run a grid of engine settings (each point in a fresh process), resumable, with summary, plots, analysis.
 
@@ -297,8 +305,11 @@ def sweep(
     What rate holds an SLO: offline-bench sweep --output-dir rates --dataset sharegpt prompts/sharegpt-mini.json
     --num-prompts 200 --request-rate 2,5,10,20 --goodput ttft:500 --goodput tpot:50
     """
+    check_writable(html, "--html")
     if report:
-        typer.echo(sweep_mod.render_markdown(sweep_mod.write_summary(report)))
+        summary = sweep_mod.write_summary(report)
+        typer.echo(sweep_mod.render_markdown(summary))
+        _html(html, [Item("sweep", report, summary, Path(report).name)])
         return
     if not output_dir:
         raise BenchError("give --output-dir DIR (or --report DIR to re-render a finished sweep)")
@@ -323,6 +334,7 @@ def sweep(
     spec.calibrate, spec.predict_only = calibrate, predict_only
     summary = sweep_mod.run_with_progress(spec, output_dir, resume=resume, retry_failed=retry_failed)
     typer.echo(sweep_mod.render_markdown(summary))
+    _html(html, [Item("sweep", output_dir, summary, Path(output_dir).name)])
     typer.echo(f"summary, points and plots in {output_dir}", err=True)
 
 
@@ -443,7 +455,7 @@ def serve_preset(
 def compare(
     results: Annotated[list[str], typer.Argument(help="Result JSON files (run, serve-probe, import).")],
     baseline: Annotated[Optional[str], Opt(help="The run ratios are taken against (default: the first).")] = None,
-    fmt: Fmt("compare") = "table", plot: PlotOut = None,
+    fmt: Fmt("compare") = "table", plot: PlotOut = None, html: Html = None,
 ) -> None:
     """Put runs side by side (metrics x runs, plus ratios to the baseline) and warn about every difference.
 
@@ -451,6 +463,7 @@ def compare(
     """
     check_format("compare", fmt)
     check_writable(plot, "--plot")
+    check_writable(html, "--html")
     if baseline and baseline not in results:
         raise BenchError(f"--baseline {baseline} is not one of the compared files")
     runs = [Labeled(label_for(p, r), r) for p, r in ((p, RunResult.load(p)) for p in results)]
@@ -459,6 +472,7 @@ def compare(
     if plot:
         compare_plot(order(runs), plot)
         typer.echo(f"plot written to {plot}", err=True)
+    _html(html, [Item("run", p, r.result, Path(p).stem) for p, r in zip(results, runs)])
 
 
 @app.command("import")
@@ -496,7 +510,7 @@ def explain_gap_cmd(
                                                       "(seeded gamma gaps; default: all at once).")] = None,
     burstiness: Burstiness = 1.0,
     output: Annotated[Optional[str], Opt("--output", "-o", help="Write the ladder (JSON) here.")] = None,
-    fmt: Fmt("gap") = "table", verbose: Verbose = False,
+    fmt: Fmt("gap") = "table", verbose: Verbose = False, html: Html = None,
 ) -> None:
     """Measure the server, then offline runs that switch one condition at a time toward it; attribute the gap.
 
@@ -508,6 +522,7 @@ def explain_gap_cmd(
     """
     check_format("gap", fmt)
     check_writable(output, "--output")
+    check_writable(html, "--html")
     levels = [(c or 1, n) for c, n, _ in bench.concurrency_levels(concurrency, num_prompts)]
     wl = workload_config(**_pick(locals(), WORKLOAD_FLAGS), num_prompts=levels[0][1], request_rate=request_rate)
     ecfg = engine_config(**_pick(locals(), ENGINE_FLAGS))
@@ -529,6 +544,9 @@ def explain_gap_cmd(
     if output:
         gap.save_ladder(output, reps, runs)
         typer.echo(f"ladder written to {output}", err=True)
+    _html(html, [Item("gap", output or "explain-gap", (reps, runs), "explain-gap")]
+          + [Item("run", f"{c}-{i}", r, f"c{c} step {i + 1}") for c, steps in runs.items()
+             for i, (_, r) in enumerate(steps)])
 
 
 Calibrate = Annotated[Optional[str], Opt("--calibrate", help="A `run` / sweep-point JSON or a raw vLLM start-up "
@@ -649,7 +667,7 @@ def phases(
     output: Annotated[Optional[str], Opt("--output", "-o", help="Result JSON (mode: phases).")] = None,
     plot: PlotOut = None, fmt: Fmt("phases") = "table", verbose: Verbose = False,
     distributed_executor_backend: Backend = None, ray_address: RayAddress = None,
-    compilation_config: CompilationConfig = None, safe_allreduce: SafeAllreduce = False,
+    compilation_config: CompilationConfig = None, safe_allreduce: SafeAllreduce = False, html: Html = None,
 ) -> None:
     """Prefill-only and decode-only runs per batch size and prompt length, with % of the hardware ceiling.
 
@@ -664,6 +682,7 @@ def phases(
     ecfg = engine_config(**flags)
     check_writable(output, "--output")
     check_writable(plot, "--plot")
+    check_writable(html, "--html")
     spec = None if measure_gpu else roofline_mod.resolve_gpu(gpu, False, required=False)
     with Engine(ecfg, echo_log=verbose) as engine:
         if measure_gpu:  # on the GPU the engine holds, after its start
@@ -676,6 +695,32 @@ def phases(
     if plot:
         phases_mod.plot(result, plot)
         typer.echo(f"plot written to {plot}", err=True)
+    _html(html, [Item("phases", output or "phases", result, Path(output).stem if output else "phases")])
+
+
+def _html(path: str | None, items: list[Item]) -> None:
+    if path:
+        htmlreport.write_items(items, path)
+        typer.echo(f"HTML report written to {path}", err=True)
+
+
+@app.command("report")
+def report_cmd(
+    inputs: Annotated[list[str], typer.Argument(help="Result files (run, serve-probe, import, phases, explain-gap, "
+                                                     "startup JSON or vLLM logs, plan JSON) and directories of them "
+                                                     "(a sweep's --output-dir is one sweep).")],
+    output: Annotated[str, Opt("--output", "-o", help="The HTML file to write (one self-contained page).")],
+    title: Annotated[Optional[str], Opt(help="Page title.")] = None,
+) -> None:
+    """One self-contained HTML page of every result given, grouped by kind: open it in a browser, send it, attach
+    it to an issue (no network needed to view it).
+
+    Example: offline-bench report docs/results/h100-run docs/results/h100-sweep docs/results/h100-phases
+    --output report.html
+    """
+    check_writable(output, "--output")
+    path = htmlreport.write_report(inputs, output, title)
+    typer.echo(f"HTML report written to {path} ({path.stat().st_size / 2**20:.2f} MiB)", err=True)
 
 
 @app.command()
@@ -706,6 +751,7 @@ def run_app(args: list[str] | None = None) -> int:
     message), 130 on Ctrl-C."""
     click_exc = _click_exceptions()
     aborts = (KeyboardInterrupt, typer.Abort, getattr(click_exc, "Abort", typer.Abort))
+    record_command(sys.argv[1:] if args is None else list(args))
     try:
         rv = app(args=args, prog_name="offline-bench", standalone_mode=False)
     except BenchError as e:

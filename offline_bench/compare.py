@@ -110,7 +110,7 @@ def table(runs: list[Labeled], baseline: Labeled) -> tuple[list[str], list[list[
     return headers, rows
 
 
-def _cell(v: Any, ratio: bool = False) -> str:
+def cell(v: Any, ratio: bool = False) -> str:
     if v is None:
         return "unknown"
     if ratio:
@@ -136,7 +136,7 @@ def render(runs: list[Labeled], baseline: Labeled, fmt: str = "table") -> str:
         w.writerows([["" if v is None else v for v in row] for row in rows])
         return buf.getvalue() + "".join(f"# warning: {x}\n" for x in warnings)
 
-    body = [[row[0], *(_cell(v) for v in row[1:n + 1]), *(_cell(v, True) for v in row[n + 1:])] for row in rows]
+    body = [[row[0], *(cell(v) for v in row[1:n + 1]), *(cell(v, True) for v in row[n + 1:])] for row in rows]
     text = tabulate(body, headers=headers, tablefmt="github" if fmt == "md" else "simple", disable_numparse=True)
     text += f"\n\nbaseline: {baseline.label}\n"
     if warnings:

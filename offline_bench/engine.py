@@ -312,7 +312,7 @@ class Engine:
         """
         before = self.probe.read()
         itl_before = self.itl_histogram()
-        sampler = _StepSampler(self.probe, timeline_interval_s, before.get("kv_usage"))
+        sampler = _StepSampler(self.probe, timeline_interval_s, before)
         index_of: dict[str, int] = {}
         recorder = StepRecorder(self.llm.llm_engine, lambda rid: prompt_lens[index_of[rid]]
                                 if prompt_lens is not None and rid in index_of else None)
@@ -481,20 +481,27 @@ def _first_queued(outputs: dict[int, Any]) -> float | None:
 class _StepSampler:
     """After every engine step: the peak KV use, and a timeline point every `interval_s`."""
 
-    def __init__(self, probe: MetricsProbe, interval_s: float, peak: float | None) -> None:
-        self.probe, self.interval_s, self.peak = probe, interval_s, peak
-        self.timeline: list[dict[str, float]] = []
+    def __init__(self, probe: MetricsProbe, interval_s: float, before: dict[str, float]) -> None:
+        self.probe, self.interval_s, self.peak = probe, interval_s, before.get("kv_usage")
+        self.preempted_before = before.get("preemptions")
+        self.timeline: list[dict[str, float | None]] = []
         self._next = 0.0
+        self._preempted = 0.0
 
     def sample(self, t: float) -> None:
         sample = self.probe.read()
         kv = sample.get("kv_usage")
         if kv is not None:
             self.peak = kv if self.peak is None else max(self.peak, kv)
-        if t >= self._next:
+        preempted = (sample["preemptions"] - self.preempted_before if "preemptions" in sample
+                     and self.preempted_before is not None else None)
+        # a point every interval, and one at every new preemption (so a timeline can mark when they happened)
+        if t >= self._next or (preempted or 0.0) > self._preempted:
             self.timeline.append({"t_s": round(t, 4), "running": sample.get("running", 0.0),
-                                  "waiting": sample.get("waiting", 0.0), "kv_usage_pct": kv or 0.0})
+                                  "waiting": sample.get("waiting", 0.0), "kv_usage_pct": kv or 0.0,
+                                  "preemptions": preempted})
             self._next = t + self.interval_s
+            self._preempted = preempted or 0.0
 
 
 class _InterruptLatch:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -33,6 +34,37 @@ class Environment(BaseModel):
     gpu_name: str | None
     gpu_count: int | None
     gpu_memory_gib: float | None
+    command: list[str] | None = None  # the offline-bench command line that made the result (keys masked)
+
+
+COMMAND_ENV = "OFFLINE_BENCH_COMMAND"  # set by the CLI, so child processes (sweep points, replicas) record it too
+SECRET_FLAGS = ("--api-key",)
+
+
+def mask_command(argv: list[str]) -> list[str]:
+    """argv with the value of every secret flag (and anything shaped like an OpenAI key) replaced by <key>."""
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        if i and argv[i - 1] in SECRET_FLAGS or arg.startswith("sk-"):
+            out.append("<key>")
+        elif any(arg.startswith(f + "=") for f in SECRET_FLAGS):
+            out.append(arg.split("=", 1)[0] + "=<key>")
+        else:
+            out.append(arg)
+    return out
+
+
+def record_command(argv: list[str]) -> None:
+    """Remember this process's offline-bench command line for every result it (or a child) captures."""
+    os.environ.setdefault(COMMAND_ENV, json.dumps(["offline-bench", *mask_command(argv)]))
+
+
+def current_command() -> list[str] | None:
+    try:
+        value = json.loads(os.environ.get(COMMAND_ENV, "null"))
+    except ValueError:
+        return None
+    return value if isinstance(value, list) else None
 
 
 def _dist_version(*names: str) -> tuple[str | None, str | None]:
@@ -119,7 +151,8 @@ def capture_environment() -> Environment:
         hostname=socket.gethostname(), cpu=_cpu_name(), cpu_count=os.cpu_count(), vllm_version=vllm_version,
         vllm_distribution=dist, torch_version=torch_version, cuda_version=cuda_version,
         driver_version=every[0][2] if every else None, device="cuda" if every else "cpu",
-        gpu_name=gpus[0][0] if gpus else None, gpu_count=len(gpus), gpu_memory_gib=gpus[0][1] if gpus else None)
+        gpu_name=gpus[0][0] if gpus else None, gpu_count=len(gpus), gpu_memory_gib=gpus[0][1] if gpus else None,
+        command=current_command())
 
 
 def has_cuda() -> bool:

@@ -93,6 +93,7 @@ class TimelinePoint(BaseModel):
     running: float
     waiting: float
     kv_usage_pct: float
+    preemptions: float | None = None  # cumulative since the pass began (None: not recorded)
 
 
 class RequestRecord(BaseModel):

@@ -88,8 +88,11 @@ class MetricsSampler:
                 await self.read(client)  # one more after the stop: the counters' final values
 
     def timeline(self, t0: float) -> list[TimelinePoint]:
+        base = self.samples[0][1].get("preemptions") if self.samples else None
         return [TimelinePoint(t_s=round(t - t0, 4), repeat=0, running=v.get("running", 0.0),
-                              waiting=v.get("waiting", 0.0), kv_usage_pct=v.get("kv_usage", 0.0))
+                              waiting=v.get("waiting", 0.0), kv_usage_pct=v.get("kv_usage", 0.0),
+                              preemptions=v["preemptions"] - base if base is not None and "preemptions" in v
+                              else None)
                 for t, v in self.samples if t >= t0]
 
     def fill_kv_cache(self, kv: KVCache) -> None:

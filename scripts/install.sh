@@ -9,6 +9,18 @@ PY=${PYTHON:-python3}
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then KIND=gpu; else KIND=cpu; fi
 EXTRAS=$KIND
 for e in "$@"; do EXTRAS="$EXTRAS,$e"; done
+if [[ ",$EXTRAS," == *,test,* ]] && ! command -v chromium >/dev/null 2>&1; then
+  # the HTML report's tests open reports in a real browser: Debian's chromium package (no browser download)
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+  if command -v apt-get >/dev/null 2>&1 && { [ -z "$SUDO" ] || sudo -n true 2>/dev/null; }; then
+    echo "== installing chromium (apt) for the HTML report's browser tests"
+    $SUDO apt-get update -qq >/dev/null 2>&1 || true
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+      || echo "== could not install chromium: the browser tests will be skipped (they say why)"
+  else
+    echo "== no apt-get (or no root): install chromium yourself, or the browser tests will be skipped"
+  fi
+fi
 echo "== installing offline-bench[$EXTRAS] into .venv"
 if ! .venv/bin/pip install -q -e ".[$EXTRAS]"; then
   if [ "$KIND" = cpu ]; then

@@ -114,13 +114,16 @@ def test_run_several_request_rates_in_one_engine(tmp_path):
     out = tmp_path / "rate.json"
     p = run_cli("run", "--max-model-len", "512", *KV_ARGS, "--dataset", "sharegpt", "prompts/sharegpt-mini.json",
                 "--request-rate", "20,inf", "--concurrency", "16", "--num-prompts", "12", "--warmup", "1",
-                "--ignore-eos", "--goodput", "ttft:600000", "--output", str(out))
+                "--ignore-eos", "--goodput", "ttft:600000", "--output", str(out), "--html", str(tmp_path / "r.html"))
     assert p.returncode == 0, p.stderr[-2000:]
     paced, at_once = (json.loads((tmp_path / f"rate-r{r}.json").read_text()) for r in ("20", "inf"))
+    page = (tmp_path / "r.html").read_text()  # --html: the report of both levels (opened in a browser elsewhere)
+    assert page.count('class="item"') == 2 and "rate-r20" in page and "rate-rinf" in page
     assert paced["workload"]["request_rate"] == 20.0 and at_once["workload"]["request_rate"] is None
     assert paced["workload"]["concurrency"] == at_once["workload"]["concurrency"] == 16
     assert paced["latency"]["arrival_lateness_ms"]["count"] == 12 and at_once["latency"]["arrival_lateness_ms"] is None
     assert paced["startup"] == at_once["startup"]  # one engine
+    assert paced["environment"]["command"][:3] == ["offline-bench", "run", "--max-model-len"]  # what reruns it
     assert paced["throughput"]["good_requests_pct"] == 100.0
     # the same ShareGPT requests at both rates (reply lengths from the engine's tokenizer)
     assert [q["output_tokens"] for q in paced["requests"]] == [q["output_tokens"] for q in at_once["requests"]]

@@ -44,7 +44,8 @@ def test_sampler_fills_timeline_and_counter_deltas():
                  (10.6, {"running": 1, "waiting": 0, "kv_usage": 10.0, "preemptions": 5, "prefix_queries": 400,
                          "prefix_hits": 110})]
     tl = s.timeline(t0=10.0)
-    assert [(p.t_s, p.running, p.waiting, p.kv_usage_pct) for p in tl] == [(0.3, 4, 6, 80.0), (0.6, 1, 0, 10.0)]
+    assert [(p.t_s, p.running, p.waiting, p.kv_usage_pct, p.preemptions) for p in tl] == [
+        (0.3, 4, 6, 80.0, 3), (0.6, 1, 0, 10.0, 3)]
     kv = KVCache(**dict.fromkeys(KVCache.model_fields))
     s.fill_kv_cache(kv)
     assert (kv.peak_usage_pct, kv.preemptions, kv.prefix_cache_queries, kv.prefix_cache_hits) == (80.0, 3, 300, 100)

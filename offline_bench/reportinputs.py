@@ -1,0 +1,121 @@
+"""What `report` reads: any mix of result files and directories, each recognised by its content and grouped by
+kind (run results of every mode, sweeps, phases, explain-gap ladders, start-up logs and facts, plan tables)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from offline_bench.errors import BenchError
+from offline_bench.gap import GapReport
+from offline_bench.kvplan import PlanRow
+from offline_bench.phases import PhasesResult
+from offline_bench.schema import RunResult
+from offline_bench.startup import parse_startup
+from offline_bench.sweepreport import SweepSummary, analyze, load_rows
+
+KINDS = ("run", "sweep", "phases", "gap", "startup", "plan")
+SHOWN_SUFFIXES = (".json", ".json.gz", ".log")  # in a directory; other files (md, png, csv) are its own renderings
+SWEEP_FILES = ("sweep.json", "summary.json")  # a sweep directory's own files (its points/ are read through them)
+
+
+@dataclass
+class Item:
+    kind: str  # one of KINDS, or "skipped"
+    path: str
+    data: Any  # RunResult, SweepSummary, PhasesResult, (reports, runs), startup facts, plan rows, or a reason
+    label: str
+
+    @property
+    def anchor(self) -> str:
+        return "".join(c if c.isalnum() else "-" for c in self.path).strip("-").lower()
+
+
+def _read_json(path: Path) -> Any:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"not readable JSON ({type(e).__name__})") from None
+
+
+def _label(path: Path) -> str:
+    name = path.name.removesuffix(".gz").removesuffix(".json")
+    return f"{path.parent.name}/{name}" if path.parent.name else name
+
+
+def classify(path: Path, data: Any) -> tuple[str, Any]:
+    """(kind, parsed data) for one JSON document; ("skipped", reason) when it is none of ours."""
+    try:
+        if isinstance(data, dict) and data.get("mode") == "phases":
+            return "phases", PhasesResult.model_validate(data)
+        if isinstance(data, dict) and "throughput" in data and "schema_version" in data:
+            return "run", RunResult.model_validate(data)
+        if isinstance(data, dict) and {"reports", "runs"} <= data.keys():
+            reports = [GapReport.model_validate(r) for r in data["reports"]]
+            runs = {c: [(s["step"], RunResult.model_validate(s["result"])) for s in steps]
+                    for c, steps in data["runs"].items()}
+            return "gap", (reports, runs)
+        if isinstance(data, dict) and {"spec", "rows"} <= data.keys():
+            return "sweep", SweepSummary.model_validate(data)
+        if isinstance(data, list) and data and isinstance(data[0], dict) and "kv_cache_tokens" in data[0]:
+            return "plan", [PlanRow.model_validate(r) for r in data]
+        if isinstance(data, dict) and "vllm_version" in data and ("weights_gib" in data or "kv_cache_tokens" in data):
+            return "startup", data
+    except ValidationError as e:
+        return "skipped", f"looks like an offline-bench file but {e.error_count()} fields do not match"
+    return "skipped", "not an offline-bench result (run, sweep, phases, explain-gap, startup, plan)"
+
+
+def _sweep(directory: Path) -> Item:
+    spec, rows = load_rows(directory)  # reads only: `sweep --report` is what rewrites a sweep's files
+    return Item("sweep", str(directory), SweepSummary(spec=spec, rows=rows, analysis=analyze(spec, rows)),
+                directory.name)
+
+
+def _file(path: Path) -> Item:
+    if path.name.endswith(".log"):
+        facts = parse_startup(path.read_text(encoding="utf-8", errors="replace"))
+        if facts.get("vllm_version") or facts.get("kv_cache_tokens"):
+            return Item("startup", str(path), facts, _label(path))
+        return Item("skipped", str(path), "a log without vLLM start-up lines", _label(path))
+    try:
+        kind, parsed = classify(path, _read_json(path))
+    except ValueError as e:
+        kind, parsed = "skipped", str(e)
+    return Item(kind, str(path), parsed, _label(path))
+
+
+def load_items(paths: list[str]) -> list[Item]:
+    """Every input, directories walked (a sweep directory is one item), in the order given."""
+    items: list[Item] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise BenchError(f"'{raw}' does not exist: give result files (JSON) or directories of them")
+        if path.is_dir() and (path / "sweep.json").is_file():
+            try:
+                items.append(_sweep(path))
+            except (ValidationError, ValueError) as e:
+                items.append(Item("skipped", str(path), f"sweep.json unreadable ({type(e).__name__})", path.name))
+            beside = [str(p) for p in sorted(path.iterdir()) if p.is_file() and p.name.endswith(SHOWN_SUFFIXES)
+                      and p.name not in SWEEP_FILES]  # e.g. a phases run kept with the sweep
+            items.extend(load_items(beside) if beside else [])
+        elif path.is_dir():
+            inner = [str(p) for p in sorted(path.iterdir()) if p.is_dir() or p.name.endswith(SHOWN_SUFFIXES)]
+            items.extend(load_items(inner))
+        else:
+            items.append(_file(path))
+    if not any(i.kind != "skipped" for i in items):
+        raise BenchError(f"nothing to report in {', '.join(paths)}: give run, serve-probe, sweep, phases, "
+                         "explain-gap or startup outputs")
+    return items
+
+
+__all__ = ["KINDS", "Item", "classify", "load_items"]
