@@ -193,6 +193,22 @@ def environment(r: RunResult) -> str:
             + kv_table([(k, esc(v)) for k, v in (r.engine_args or {}).items()]) + "</details>")
 
 
+def parallel(r: RunResult, src: str) -> str:
+    """Several GPUs: the layout, per-GPU rates, and each data-parallel replica's own figures."""
+    par = r.parallel or {}
+    keys = ("world_size", "tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size", "gpus_used",
+            "output_tokens_per_s_per_gpu", "total_tokens_per_s_per_gpu", "kv_capacity_tokens_total",
+            "executor_backend")
+    out = kv_table([(k, num(par[k], src, f"parallel.{k}") if isinstance(par[k], (int, float)) else esc(par[k]))
+                    for k in keys if k in par])
+    reps = par.get("replicas") or []
+    if reps:
+        cols = [c for c in reps[0] if c != "replica"]
+        out += table(["replica", *cols], [[esc(x["replica"]), *(num(x.get(c), spec=",.1f") for c in cols)]
+                                          for x in reps], numeric=tuple(range(1, len(cols) + 1)))
+    return out
+
+
 def run_section(r: RunResult, anchor: str, label: str) -> str:
     parts = [("Summary", "Headline numbers of the timed passes; the device, vLLM version and the engine arguments "
                          "given.", summary(r, anchor)),
@@ -206,6 +222,9 @@ def run_section(r: RunResult, anchor: str, label: str) -> str:
                                      "used, and the device memory split.", kv_cache(r, anchor)),
              ("Environment and command", "What the result was measured on, and the command that reruns it.",
               environment(r))]
+    if r.parallel:
+        parts.insert(1, ("Parallel layout", "How the run was spread over GPUs; per-GPU rates divide by the GPUs "
+                                            "used; data-parallel replicas each ran their share.", parallel(r, anchor)))
     body = "".join(section(f"{anchor}-{i}", title, how, content, level=4) for i, (title, how, content)
                    in enumerate(parts))
     notes = "".join(f"<li>{esc(n)}</li>" for n in r.notes)

@@ -185,3 +185,13 @@ def test_timeline_marks_preemptions_and_commands_rerun():
     assert cmd[cmd.index("--num-prompts") + 1] == "1000" and cmd[cmd.index("--input-len") + 1] == "512"
     assert mask_command(["serve-probe", "--api-key", "sk-abc", "--x", "sk-def", "--api-key=k"]) == [
         "serve-probe", "--api-key", "<key>", "--x", "<key>", "--api-key=<key>"]
+
+
+def test_parallel_results_show_their_layout(tmp_path):
+    out = tmp_path / "p.html"
+    assert run_cli("report", str(ROOT / "docs/results/2gpu-parallel"), "--output", str(out)).returncode == 0
+    page = out.read_text()
+    dp = json.loads((ROOT / "docs/results/2gpu-parallel/h200-dp2.json").read_text())
+    assert page.count("<h4>Parallel layout</h4>") == 4  # every multi-GPU result, the single-GPU one too (world 1)
+    value = dp["parallel"]["output_tokens_per_s_per_gpu"]
+    assert f'data-key="parallel.output_tokens_per_s_per_gpu" data-value="{value!r}"' in page
