@@ -221,6 +221,9 @@ def run(
     fmt: Fmt("run") = "table", verbose: Verbose = False,
     save_log: Annotated[Optional[str], Opt(help="Also write the engine's raw log to this file.")] = None,
     html: Html = None,
+    step_timeline: Annotated[bool, Opt("--step-timeline/--no-step-timeline", help="Read the engine's gauges after "
+                                       "every step (timeline, peak KV use, step records for predict); about 0.08 ms "
+                                       "a step.")] = True,
 ) -> None:
     """Benchmark the engine on one workload.
 
@@ -241,7 +244,7 @@ def run(
     wl = workload_config(**_pick(locals(), WORKLOAD_FLAGS), num_prompts=levels[0].num_prompts,
                          request_rate=levels[0].request_rate)
     cfg = RunConfig(engine=ecfg, workload=wl, concurrency=levels[0].concurrency, verbose=verbose,
-                    goodput_slo_ms=parse_goodput(goodput))
+                    goodput_slo_ms=parse_goodput(goodput), step_timeline=step_timeline)
     check_writable(output, "--output")
     check_writable(save_log, "--save-log")
     check_writable(html, "--html")
@@ -292,6 +295,9 @@ def sweep(
     calibrate: Annotated[Optional[str], Opt("--calibrate", help="A `run` result: every point also gets its "
                                                                "prediction from it, and the error.")] = None,
     predict_only: Annotated[bool, Opt(help="Predict every point from --calibrate; start no engine.")] = False,
+    fresh_process_per_point: Annotated[bool, Opt(help="Every point in a process of its own (default: one worker "
+                                                      "process runs the points, replaced after a failure).")]
+    = False,
     data_parallel_size: Dp = 1, distributed_executor_backend: Backend = None, ray_address: RayAddress = None,
     compilation_config: CompilationConfig = None, safe_allreduce: SafeAllreduce = False, html: Html = None,
 ) -> None:
@@ -331,7 +337,7 @@ def sweep(
                     goodput_slo_ms=parse_goodput(goodput))
     spec = sweep_mod.build_spec(cfg, lists, timeout_per_point_s=timeout_per_point,
                                 target_concurrency=target_concurrency, knee_tolerance=knee_tolerance)
-    spec.calibrate, spec.predict_only = calibrate, predict_only
+    spec.calibrate, spec.predict_only, spec.fresh_process = calibrate, predict_only, fresh_process_per_point
     summary = sweep_mod.run_with_progress(spec, output_dir, resume=resume, retry_failed=retry_failed)
     typer.echo(sweep_mod.render_markdown(summary))
     _html(html, [Item("sweep", output_dir, summary, Path(output_dir).name)])

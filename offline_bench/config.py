@@ -153,6 +153,7 @@ class RunConfig(BaseModel):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
     timeline_interval_ms: float = 50.0
+    step_timeline: bool = True  # read the engine's gauges after every step (timeline, peak KV, step records)
     concurrency: int | None = None  # reserved for in-process concurrency (serving comparison)
     verbose: bool = False  # echo the engine's log
     goodput_slo_ms: dict[str, float] | None = None  # {"ttft": 500, "tpot": 50, "e2e": 20000}: see parse_goodput

@@ -183,6 +183,7 @@ class Engine:
         try:
             from vllm import LLM  # vLLM is heavy to import (torch, CUDA): only where an engine is used
 
+            self.import_s = time.perf_counter() - t0  # ~0 once a process has imported vLLM (a sweep worker)
             if ITERATION_DETAILS_ARG not in self.kwargs and iteration_details_supported():
                 self.kwargs[ITERATION_DETAILS_ARG] = True  # per-step scheduler counts for `predict`
                 quiet_iteration_log()
@@ -221,6 +222,7 @@ class Engine:
     def startup_facts(self) -> dict[str, Any]:
         facts = parse_startup(self.log_text())
         facts["init_s"] = round(self.init_s, 3)  # LLM() constructor wall time, as the user waits for it
+        facts["import_vllm_s"] = round(getattr(self, "import_s", 0.0), 3)  # part of init_s
         return facts
 
     def resolved_args(self) -> dict[str, Any]:
@@ -304,12 +306,15 @@ class Engine:
                   timeline_interval_s: float = 0.05, concurrency: int | None = None,
                   on_finish: Callable[[int], None] | None = None, keep_text: bool = False,
                   prompt_lens: Sequence[int] | None = None,
-                  arrivals: Sequence[float] | None = None) -> BatchOutcome:
+                  arrivals: Sequence[float] | None = None, sample_steps: bool = True) -> BatchOutcome:
         """Submit the requests (all at once, or keeping `concurrency` in flight) and step the engine to the end.
 
-        This is the loop LLM.generate runs, with a cheap metrics read per step added. With `prompt_lens` every
-        engine step is recorded too (BatchOutcome.steps).
+        This is the loop LLM.generate runs, with a cheap metrics read per step added (sample_steps=False: none, so
+        no timeline and no peak KV use). With `prompt_lens` (and sample_steps) every engine step is recorded too
+        (BatchOutcome.steps).
         """
+        if not sample_steps:
+            prompt_lens = None
         before = self.probe.read()
         itl_before = self.itl_histogram()
         sampler = _StepSampler(self.probe, timeline_interval_s, before)
@@ -320,7 +325,8 @@ class Engine:
         with recorder if prompt_lens is not None else contextlib.nullcontext():
             outputs, finish_wall, wall, lateness = drive(
                 self.llm.llm_engine, [r.engine_prompt() for r in requests], params, tag, concurrency,
-                on_step=sampler.sample, on_finish=on_finish, index_of=index_of, arrivals=arrivals)
+                on_step=sampler.sample if sample_steps else None, on_finish=on_finish, index_of=index_of,
+                arrivals=arrivals)
         window = (t0_wall, time.time())
         after = self.probe.read()
         itl_after = self.itl_histogram()
@@ -333,7 +339,8 @@ class Engine:
                      if m is not None and getattr(m, "first_token_ts", 0)]
         delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in ("preemptions", "prefix_queries", "prefix_hits")}
         return BatchOutcome(
-            wall_s=wall, records=records, timeline=sampler.timeline, peak_kv_pct=sampler.peak, counters_delta=delta,
+            wall_s=wall, records=records, timeline=sampler.timeline, counters_delta=delta,
+            peak_kv_pct=sampler.peak if sample_steps else None,
             prefill_window_s=union_length([(s, f) for s, f, _ in engine_ts]) if engine_ts else None,
             decode_window_s=union_length([(f, e) for _, f, e in engine_ts]) if engine_ts else None,
             texts=[outputs[i].outputs[0].text for i in range(n)] if keep_text else [], engine_ts=engine_ts,

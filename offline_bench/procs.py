@@ -34,8 +34,8 @@ def die_with_parent() -> None:
 
 def spawn(cmd: list[str], env: dict[str, str] | None = None, **popen: Any) -> subprocess.Popen:
     """Start `cmd` as the leader of a new process group, guarded by a watchdog; pipes for stdin/out/err."""
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, start_new_session=True, preexec_fn=die_with_parent, **popen)
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **popen}
+    proc = subprocess.Popen(cmd, text=True, env=env, start_new_session=True, preexec_fn=die_with_parent, **pipes)
     proc.watchdog = subprocess.Popen(  # type: ignore[attr-defined]
         [sys.executable, "-m", "offline_bench.procs", "--guard", str(os.getpid()), str(proc.pid)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -126,9 +127,11 @@ def _run(cfg: RunConfig, engine: Engine, progress: ProgressFactory, shard: tuple
     def params(reqs: list[Request]) -> list[Any]:
         return [engine.sampling_params(r, wl.temperature, wl.top_p, ignore_eos, wl.detokenize) for r in reqs]
 
+    t_warm = time.perf_counter()
     if warm:
         with progress("warm-up", len(warm)) as tick:
             engine.run_batch(warm, params(warm), "warmup", on_finish=tick)
+    warmup_s = time.perf_counter() - t_warm
     # the same seeded schedule every repeat (and for serve-probe): arrivals are part of the workload
     arrivals = arrival_offsets(len(timed), wl.request_rate, wl.burstiness, wl.seed)
     passes: list[BatchOutcome] = []
@@ -138,8 +141,10 @@ def _run(cfg: RunConfig, engine: Engine, progress: ProgressFactory, shard: tuple
         with progress(desc, len(timed)) as tick:
             passes.append(engine.run_batch(timed, params(timed), f"r{rep}", cfg.timeline_interval_ms / 1000.0,
                                            concurrency=cfg.concurrency, on_finish=tick,
-                                           prompt_lens=timed_lens if rep == 0 else None, arrivals=arrivals))
+                                           prompt_lens=timed_lens if rep == 0 else None, arrivals=arrivals,
+                                           sample_steps=cfg.step_timeline))
     result = assemble(cfg, engine, passes, resolved, ignore_eos)
+    result.startup["warmup_s"] = round(warmup_s, 3)
     if shard is not None:
         result.parallel = {**(result.parallel or {}), "replica": shard[0],
                            "windows_wall_s": [list(p.window_wall or (0.0, 0.0)) for p in passes]}
@@ -264,6 +269,9 @@ def assemble(cfg: RunConfig, engine: Engine, passes: list[BatchOutcome], resolve
         notes.append(missed)
     if resolved.get("enable_prefix_caching"):
         notes.append("Prefix caching was on (vLLM's default); pass --no-enable-prefix-caching to measure without.")
+    if not cfg.step_timeline:
+        notes.append("--no-step-timeline: no gauge read after each step, so no timeline, no peak KV use and no step "
+                     "records (predict cannot calibrate on this run).")
     return RunResult(
         **results.stamp(), model=engine.cfg.model, environment=env,
         roofline=_roofline(engine, env, first, timeline, t_sum, resolved.get("tensor_parallel_size") or 1),

@@ -10,6 +10,7 @@ Layout of DIR:
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -24,9 +25,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from offline_bench import predict as predict_mod
 from offline_bench.bench import parse_rates, run_one
 from offline_bench.config import EngineConfig, RunConfig, parse_bytes
+from offline_bench.engine import Engine
 from offline_bench.errors import BenchError
 from offline_bench.plots import sweep_plots
 from offline_bench.procs import child_error, fail_child, kill_group, spawn
+from offline_bench.runner import preflight, run_benchmark
 from offline_bench.schema import write_atomic
 from offline_bench.sweepreport import (
     SWEEPABLE,
@@ -127,6 +130,17 @@ def _raise_interrupt(_signum: int, _frame: object) -> None:
 
 def _run_points(spec: SweepSpec, points: list[dict[str, Any]], points_dir: Path, out: Path, resume: bool,
                 retry_failed: bool, on_point: Callable[[int, int, str, str], None] | None) -> None:
+    worker = None if spec.predict_only or spec.fresh_process else _Worker(points_dir / ".worker.log")
+    try:
+        _each_point(spec, points, points_dir, out, resume, retry_failed, on_point, worker)
+    finally:  # also on Ctrl-C or SIGTERM: the worker and its engine go with the sweep
+        if worker is not None:
+            worker.close()
+
+
+def _each_point(spec: SweepSpec, points: list[dict[str, Any]], points_dir: Path, out: Path, resume: bool,
+                retry_failed: bool, on_point: Callable[[int, int, str, str], None] | None,
+                worker: _Worker | None) -> None:
     for n, settings in enumerate(points, 1):
         key = point_key(settings)
         path = points_dir / f"{key}.json"
@@ -140,7 +154,7 @@ def _run_points(spec: SweepSpec, points: list[dict[str, Any]], points_dir: Path,
         if spec.predict_only:
             _predict_point(spec, settings, path)
         else:
-            _run_point(spec, settings, path)
+            _run_point(spec, settings, path, worker)
         write_summary(out)
         if on_point:
             on_point(n, len(points), key, "failed" if _is_failure(path) else "ok")
@@ -153,23 +167,89 @@ def _is_failure(path: Path) -> bool:
         return True
 
 
-def _run_point(spec: SweepSpec, settings: dict[str, Any], path: Path) -> None:
-    """One point in a fresh process (GPU memory returned, no state shared); failures are recorded."""
+SENT_AT_ENV = "OFFLINE_BENCH_POINT_SENT_AT"  # when the parent handed a fresh child its point (time.time())
+WORKER_POLL_S = 0.2
+
+
+def _record_failure(path: Path, settings: dict[str, Any], error: str, t0: float) -> None:
+    write_atomic(path, json.dumps({"status": "failed", "settings": settings, "error": error,
+                                   "elapsed_s": round(time.time() - t0, 2)}, indent=2))
+
+
+def _add_point_time(path: Path, t0: float) -> None:
+    """The parent's wall time for the whole point (hand-over to the result on disk) into the breakdown."""
+    data = json.loads(path.read_text())
+    data.setdefault("startup", {}).setdefault("breakdown", {})["point_s"] = round(time.time() - t0, 3)
+    write_atomic(path, json.dumps(data, indent=2))
+
+
+def _run_point(spec: SweepSpec, settings: dict[str, Any], path: Path, worker: _Worker | None) -> None:
+    """One point in a long-lived worker (vLLM imported once; a fresh worker after any failure) or, with
+    --fresh-process-per-point, in a process of its own; failures are recorded."""
     cfg = point_config(spec, settings)
     t0 = time.time()
-    proc = spawn([sys.executable, "-m", "offline_bench.sweep", "--point", str(path)])
-    error = None
+    error = worker.run(cfg, path, spec.timeout_per_point_s) if worker else _run_fresh(cfg, path, spec)
+    if error is not None:
+        _record_failure(path, settings, error, t0)
+    else:
+        _add_point_time(path, t0)
+
+
+def _run_fresh(cfg: RunConfig, path: Path, spec: SweepSpec) -> str | None:
+    proc = spawn([sys.executable, "-m", "offline_bench.sweep", "--point", str(path)],
+                 env={**os.environ, SENT_AT_ENV: repr(time.time())})
     try:
         _, err = proc.communicate(cfg.model_dump_json(), timeout=spec.timeout_per_point_s)
         if proc.returncode != 0 or not path.exists():
-            error = child_error(err, proc.returncode)
+            return child_error(err, proc.returncode)
     except subprocess.TimeoutExpired:
-        error = f"timed out after {spec.timeout_per_point_s:g} s (--timeout-per-point)"
+        return f"timed out after {spec.timeout_per_point_s:g} s (--timeout-per-point)"
     finally:  # also on Ctrl-C; and engine processes a crashed point left behind go with its group
         kill_group(proc)
-    if error is not None:
-        write_atomic(path, json.dumps({"status": "failed", "settings": settings, "error": error,
-                                       "elapsed_s": round(time.time() - t0, 2)}, indent=2))
+    return None
+
+
+class _Worker:
+    """A long-lived child running points one after another: Python, vLLM and this package imported once. It gets
+    a point as one JSON line on stdin and answers with the result file, or `<point>.error` and its exit; a
+    failed, crashed or hung point's worker is killed with its engine processes, and the next point gets a fresh
+    one, so nothing a failure left behind reaches another point."""
+
+    def __init__(self, log: Path) -> None:
+        self.log, self.proc = log, None
+
+    def run(self, cfg: RunConfig, path: Path, timeout: float | None) -> str | None:
+        if self.proc is None or self.proc.poll() is not None:
+            with open(self.log, "w") as log:  # the worker's own output: read back only when it dies
+                self.proc = spawn([sys.executable, "-m", "offline_bench.sweep", "--worker"], stdout=log,
+                                  stderr=subprocess.STDOUT)
+        error_file = path.with_name(path.name + ".error")
+        error_file.unlink(missing_ok=True)
+        self.proc.stdin.write(json.dumps({"config": cfg.model_dump(mode="json"), "path": str(path),
+                                          "sent_at": time.time()}) + "\n")
+        self.proc.stdin.flush()
+        deadline = None if timeout is None else time.time() + timeout
+        while True:
+            if path.exists():
+                return None
+            if error_file.exists() and self.proc.poll() is not None:
+                message = error_file.read_text().strip()
+                error_file.unlink()
+                self.close()
+                return message
+            if self.proc.poll() is not None:  # died without a word: its output says why
+                status = self.proc.returncode
+                self.close()
+                return child_error(self.log.read_text(errors="replace")[-2000:], status)
+            if deadline is not None and time.time() > deadline:
+                self.close()
+                return f"timed out after {timeout:g} s (--timeout-per-point)"
+            time.sleep(WORKER_POLL_S)
+
+    def close(self) -> None:
+        if self.proc is not None:
+            kill_group(self.proc)
+            self.proc = None
 
 
 def _predict_point(spec: SweepSpec, settings: dict[str, Any], path: Path) -> None:
@@ -185,14 +265,45 @@ def _predict_point(spec: SweepSpec, settings: dict[str, Any], path: Path) -> Non
     result.save(path)
 
 
+def run_point_here(cfg: RunConfig, path: str, sent_at: float | None) -> None:
+    """Run one point in this process and write its result with the time breakdown of the point."""
+    handed_s = None if sent_at is None else max(0.0, time.time() - sent_at)
+    if cfg.engine.data_parallel_size > 1:
+        result, close_s = run_one(cfg), None
+    else:
+        preflight(cfg)
+        engine = Engine(cfg.engine, echo_log=cfg.verbose)
+        try:
+            result = run_benchmark(cfg, engine=engine)
+        finally:
+            t = time.perf_counter()
+            engine.close()
+            close_s = time.perf_counter() - t
+    result.startup["breakdown"] = {"handover_s": None if handed_s is None else round(handed_s, 3),
+                                   "close_s": None if close_s is None else round(close_s, 3)}
+    result.save(path)
+
+
 def _point_main(path: str) -> None:
-    """Child side: read a RunConfig on stdin, run it, write the result atomically."""
+    """Child side (--fresh-process-per-point): read a RunConfig on stdin, run it, write the result atomically."""
     cfg = RunConfig.model_validate_json(sys.stdin.read())
+    sent = os.environ.get(SENT_AT_ENV)
     try:
-        result = run_one(cfg)
+        run_point_here(cfg, path, float(sent) if sent else None)
     except BenchError as e:
         fail_child(str(e))
-    result.save(path)
+
+
+def _worker_main() -> None:
+    """Worker side: one point per stdin line; a failure is written to `<point>.error` and ends the worker."""
+    for line in sys.stdin:
+        job = json.loads(line)
+        try:
+            run_point_here(RunConfig.model_validate(job["config"]), job["path"], job["sent_at"])
+        except Exception as e:  # noqa: BLE001 - any failure is the point's, and ends this worker
+            message = str(e) if isinstance(e, BenchError) else f"{type(e).__name__}: {e}"
+            write_atomic(job["path"] + ".error", message + "\n")
+            sys.exit(2)
 
 
 def run_with_progress(spec: SweepSpec, out_dir: str, resume: bool = True, retry_failed: bool = False) -> SweepSummary:
@@ -224,6 +335,8 @@ def write_summary(out_dir: str | Path, plots: bool = True) -> SweepSummary:
 if __name__ == "__main__":  # the per-point child process
     if len(sys.argv) == 3 and sys.argv[1] == "--point":
         _point_main(sys.argv[2])
+    elif sys.argv[1:] == ["--worker"]:
+        _worker_main()
     else:
         print("usage: python -m offline_bench.sweep --point OUT.json  (RunConfig JSON on stdin)", file=sys.stderr)
         sys.exit(2)

@@ -48,6 +48,8 @@ class SweepSpec(BaseModel):
     knee_tolerance: float = 0.05
     calibrate: str | None = None  # a run to predict every point from (default: the first measured point)
     predict_only: bool = False  # predict every point from `calibrate`, start no engine
+    fresh_process: bool = False  # every point in a process of its own (default: one worker for all, renewed
+    # after a failure)
 
     def points(self) -> list[dict[str, Any]]:
         keys = list(self.grid)
@@ -77,6 +79,8 @@ class PointRow(BaseModel):
     goodput_requests_per_s: float | None = None  # with --goodput SLOs
     good_requests_pct: float | None = None
     init_s: float | None = None
+    point_s: float | None = None  # the whole point as the sweep waited for it (startup_breakdown splits it)
+    startup_breakdown: dict[str, float | None] = Field(default_factory=dict)
     elapsed_s: float | None = None
     resolved: dict[str, Any] = Field(default_factory=dict)  # what the engine ran with (e.g. the default mml)
     mode: str = "offline"  # "predicted" in a --predict-only sweep
@@ -137,8 +141,34 @@ def load_rows(out_dir: str | Path) -> tuple[SweepSpec, list[PointRow]]:
             peak_kv_usage_pct=r.kv_cache.peak_usage_pct, preemptions=r.kv_cache.preemptions,
             goodput_requests_per_s=r.throughput.goodput_requests_per_s,
             good_requests_pct=r.throughput.good_requests_pct, init_s=r.startup.get("init_s"),
+            point_s=(r.startup.get("breakdown") or {}).get("point_s"), startup_breakdown=breakdown(r),
             resolved=r.engine_args.get("resolved", {}), mode=r.mode)))
     return spec, rows
+
+
+BREAKDOWN = ("handover_s", "import_vllm_s", "engine_init_s", "weights_load_s", "torch_compile_s", "cuda_graph_s",
+             "warmup_s", "timed_s", "close_s", "other_s", "point_s")
+
+
+def breakdown(r: RunResult) -> dict[str, float | None]:
+    """Where a point's time went: handing it to a process (a fresh one: spawn and imports), importing vLLM, the
+    engine's start (of which, from its log: weight loading, torch.compile, CUDA graphs), warm-up, the timed passes,
+    closing the engine, and the rest (workload, result, writing); `point_s` is the sweep's own clock."""
+    st = r.startup
+    bd = st.get("breakdown") or {}
+    if not bd:
+        return {}
+    timed = sum(x.duration_s or 0.0 for x in r.throughput.repeats)
+    imp = st.get("import_vllm_s") or 0.0
+    out = {"handover_s": bd.get("handover_s"), "import_vllm_s": st.get("import_vllm_s"),
+           "engine_init_s": None if st.get("init_s") is None else round(st["init_s"] - imp, 3),
+           "weights_load_s": st.get("weights_load_s"), "torch_compile_s": st.get("torch_compile_s"),
+           "cuda_graph_s": st.get("cuda_graph_s"), "warmup_s": st.get("warmup_s"), "timed_s": round(timed, 3),
+           "close_s": bd.get("close_s"), "point_s": bd.get("point_s")}
+    if out["point_s"] is not None:
+        known = [out[k] for k in ("handover_s", "import_vllm_s", "engine_init_s", "warmup_s", "timed_s", "close_s")]
+        out["other_s"] = round(out["point_s"] - sum(v or 0.0 for v in known), 3)
+    return out
 
 
 _CALIBRATED: dict[str, Calibrated] = {}
@@ -198,6 +228,11 @@ def resolved(row: PointRow, spec: SweepSpec, field: str) -> Any:
 KV_RULE_TOLERANCE = 0.02  # block rounding keeps concurrency x length within 2% of the capacity
 
 
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(sum(known) / len(known), 3) if known else None
+
+
 def analyze(spec: SweepSpec, rows: list[PointRow]) -> dict[str, Any]:
     """Three readings of the grid: the KV rule, the throughput knee over gmu, and the gmu a target needs."""
     ok = [r for r in rows if r.status == "ok"]
@@ -207,6 +242,9 @@ def analyze(spec: SweepSpec, rows: list[PointRow]) -> dict[str, Any]:
                            "throughput_knee": _knees(spec, ok)}
     if spec.target_concurrency:
         out["target_concurrency"] = _targets(spec, ok, spec.target_concurrency)
+    timed = [r.startup_breakdown for r in ok if r.startup_breakdown.get("point_s") is not None]
+    if timed:
+        out["startup_breakdown"] = {k: _mean([b.get(k) for b in timed]) for k in BREAKDOWN} | {"points": len(timed)}
     errors = {c: [abs(getattr(r, c)) for r in ok if getattr(r, c) is not None]
               for c in ("kv_error_pct", "output_tokens_per_s_error_pct", "ttft_ms_p50_error_pct")}
     if any(errors.values()):
@@ -324,7 +362,7 @@ def _solve_linear(pts: list[tuple[float, float]], target: float, upper: float | 
 
 COLUMNS = ["status", "kv_capacity_tokens", "kv_capacity_gib", "max_concurrency", "output_tokens_per_s",
            "total_tokens_per_s", "ttft_ms_p50", "ttft_ms_p99", "tpot_ms_p50", "peak_kv_usage_pct", "preemptions",
-           "init_s"]
+           "init_s", "point_s"]
 GOODPUT_COLUMNS = ["goodput_requests_per_s", "good_requests_pct"]  # shown when the sweep has --goodput SLOs
 PREDICTED_COLUMNS = ["predicted_kv_tokens", "kv_error_pct", "predicted_output_tokens_per_s",
                      "output_tokens_per_s_error_pct", "predicted_ttft_ms_p50", "ttft_ms_p50_error_pct"]
@@ -335,7 +373,7 @@ def table_rows(spec: SweepSpec, rows: list[PointRow]) -> tuple[list[str], list[l
     extra = GOODPUT_COLUMNS + PREDICTED_COLUMNS
     cols = COLUMNS + [c for c in extra if any(getattr(r, c) is not None for r in rows)]
     if spec.predict_only:
-        cols = [c for c in cols if c != "init_s"]
+        cols = [c for c in cols if c not in ("init_s", "point_s")]
     headers = swept + cols + ["error"]
     body = []
     for r in rows:
@@ -370,6 +408,15 @@ def render_markdown(summary: SweepSummary) -> str:
         lines.append(f"- Knee: {k['text']}.")
     for t in a.get("target_concurrency", []):
         lines.append(f"- Target concurrency: {t['text']}.")
+    if a.get("startup_breakdown"):
+        b = {k: "unknown" if v is None else f"{v:.1f}" if k != "points" else str(v)
+             for k, v in a["startup_breakdown"].items()}
+        lines.append(f"- Time per point (mean of {b['points']}): {b['point_s']} s = hand-over {b['handover_s']} + "
+                     f"import vLLM {b['import_vllm_s']} + engine start {b['engine_init_s']} (weights "
+                     f"{b['weights_load_s']}, torch.compile {b['torch_compile_s']}, CUDA graphs {b['cuda_graph_s']}) "
+                     f"+ warm-up {b['warmup_s']} + timed {b['timed_s']} + engine close {b['close_s']} + other "
+                     f"{b['other_s']} (engine-log parts: unknown where the engine does not log them, e.g. the CPU "
+                     "build).")
     if a.get("prediction"):
         p = a["prediction"]
         worst = ", ".join(f"{k.removeprefix('largest_').removesuffix('_error_pct')} {v:.2f}%"

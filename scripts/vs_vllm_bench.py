@@ -4,10 +4,11 @@ tokens), lengths, sampling and engine flags, each pass in a fresh process, alter
     python scripts/vs_vllm_bench.py --model preset:tiny-llama --num-prompts 32 --input-len 64 --output-len 32 \\
         --pairs 5 --engine "--max-model-len 512 --kv-cache-memory-bytes 67108864 --enforce-eager" --out vs.json
 
-The prompts: a `custom` JSONL dataset (what `vllm bench` calls custom: {"prompt", "output_tokens"}) that both tools
-read, of ASCII text that the presets' byte-level tokenizers turn into exactly --input-len tokens (checked; other
-tokenizers are measured and the counts reported). EOS is ignored on both sides (vllm bench always does), sampling
-is temperature 1 / top_p 1 on both, detokenization on for both, no warm-up on either (vllm bench has none).
+The prompts: a ShareGPT-format file both tools read (`vllm bench throughput` 0.32 takes no `custom` dataset), of
+ASCII text that the presets' byte-level tokenizers turn into exactly --input-len prompt tokens, each with a reply
+of exactly --output-len tokens (so both derive the same output length; checked). EOS is ignored on both sides
+(vllm bench always does), sampling is temperature 1 / top_p 1 on both, detokenization on for both, no warm-up on
+either (vllm bench has none).
 
 Where the timed windows differ: `vllm bench throughput` times `LLM.generate` (adding every request, stepping,
 collecting outputs); offline-bench times from submitting the first request to the last final output in its own
@@ -34,28 +35,38 @@ from offline_bench.schema import write_atomic
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
+def _text(rng: random.Random, n: int) -> str:
+    """n ASCII characters of words, a letter at both ends: n tokens with a byte-level tokenizer without merges."""
+    words, length = [], 0
+    while length - 1 < n:  # the joined text is one space shorter than the sum
+        w = "".join(rng.choice(LETTERS) for _ in range(rng.randint(2, 8)))
+        words.append(w)
+        length += len(w) + 1
+    text = " ".join(words)[:n]
+    return text[:-1] + rng.choice(LETTERS) if text.endswith(" ") else text
+
+
 def dataset(path: Path, n: int, input_len: int, output_len: int, seed: int, tokenizer_path: str) -> list[int]:
-    """Write the custom JSONL; returns each prompt's token count with the model's tokenizer."""
+    """Write a ShareGPT-format file both tools read (the first human turn is the prompt, the first gpt turn's token
+    count the output length); returns each prompt's token count with the model's tokenizer."""
     from transformers import AutoTokenizer  # heavy: only to count the prompts' tokens
 
     tok = AutoTokenizer.from_pretrained(tokenizer_path)
     rng = random.Random(seed)
-    lines, counts = [], []
+    convs, counts = [], []
     for _ in range(n):
-        words, length = [], 0
-        while length < input_len:
-            w = "".join(rng.choice(LETTERS) for _ in range(rng.randint(2, 8)))
-            words.append(w)
-            length += len(w) + 1
-        text = " ".join(words)[:input_len]  # one byte, one token with a byte-level tokenizer without merges
-        counts.append(len(tok(text).input_ids))
-        lines.append(json.dumps({"prompt": text, "output_tokens": output_len}))
-    path.write_text("\n".join(lines) + "\n")
+        prompt, reply = _text(rng, input_len), _text(rng, output_len)
+        counts.append(len(tok(prompt).input_ids))
+        if len(tok(reply).input_ids) != output_len:
+            raise SystemExit(f"this tokenizer does not give {output_len} tokens for {output_len} ASCII characters: "
+                             "use a preset model (byte-level tokenizer)")
+        convs.append({"conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": reply}]})
+    path.write_text(json.dumps(convs))
     return counts
 
 
 def run_tool(a: argparse.Namespace, data: Path, out: Path) -> dict:
-    cmd = [sys.executable, "-m", "offline_bench", "run", "--model", a.model, "--dataset", "custom", str(data),
+    cmd = [sys.executable, "-m", "offline_bench", "run", "--model", a.model, "--dataset", "sharegpt", str(data),
            "--num-prompts", str(a.num_prompts), "--ignore-eos", "--warmup", "0", "--temperature", "1",
            "--top-p", "1", "--format", "json", "--output", str(out), *shlex.split(a.engine), *shlex.split(a.tool_args)]
     t0 = time.time()
@@ -71,8 +82,8 @@ def run_tool(a: argparse.Namespace, data: Path, out: Path) -> dict:
 
 def run_vllm(a: argparse.Namespace, data: Path, model_path: str, out: Path) -> dict:
     cmd = [sys.executable, "-m", "vllm.entrypoints.cli.main", "bench", "throughput", "--model", model_path,
-           "--dataset-name", "custom", "--dataset-path", str(data), "--num-prompts", str(a.num_prompts),
-           "--skip-chat-template", "--disable-shuffle", "--seed", "0", "--output-json", str(out),
+           "--dataset-name", "sharegpt", "--dataset-path", str(data), "--num-prompts", str(a.num_prompts),
+           "--seed", "0", "--output-json", str(out),  # the same requests, in its own seeded order
            *shlex.split(a.engine)]
     if a.model.startswith("preset:"):
         cmd += ["--load-format", "dummy"]
@@ -103,7 +114,7 @@ def main() -> None:
     a = ap.parse_args()
     model = resolve_model(a.model)
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "prompts.jsonl"
+        data = Path(tmp) / "prompts.json"
         counts = dataset(data, a.num_prompts, a.input_len, a.output_len, a.seed, model.path)
         passes = []
         for i in range(a.pairs):

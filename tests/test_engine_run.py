@@ -217,3 +217,14 @@ def test_prefix_caching_off_finds_nothing(tmp_path):
     r = RunResult.load(out)
     assert r.engine_args["resolved"]["enable_prefix_caching"] is False
     assert r.kv_cache.prompt_cache_hit_rate == 0
+
+
+@pytest.mark.engine
+def test_no_step_timeline_skips_the_per_step_reads(engine):
+    """--no-step-timeline: the same measurement without the gauge read after each step (no timeline, no peak KV,
+    no step records), and the result says so."""
+    r = run_benchmark(_cfg(num_prompts=8, input_len=32, output_len=8, warmup=0).model_copy(
+        update={"step_timeline": False}), engine=engine)
+    assert r.timeline == [] and r.steps is None and r.kv_cache.peak_usage_pct is None
+    assert r.throughput.output_tokens_per_s > 0 and r.workload.total_output_tokens == 64
+    assert any(n.startswith("--no-step-timeline") for n in r.notes)

@@ -199,3 +199,34 @@ def test_sweep_over_request_rate_with_goodput(tmp_path):
     assert (out / "plots" / "goodput_vs_rate.png").read_bytes()[:8] == PNG
     bad = run_cli("sweep", "--output-dir", str(tmp_path / "x"), "--request-rate", "5,0")
     assert bad.returncode == 2 and "--request-rate takes positive numbers" in bad.stderr
+
+
+@pytest.mark.engine
+def test_one_worker_runs_successive_points_and_a_failure_gets_a_fresh_one(tmp_path):
+    """Points run in one long-lived worker (vLLM imported once); a failed point ends its worker and the next point
+    gets a fresh one; every point records where its time went. --fresh-process-per-point gives the same figures."""
+    out = tmp_path / "sw"
+    common = [*KV_ARGS, "--num-prompts", "4", "--input-len", "16", "--output-len", "4", "--warmup", "1"]
+    p = run_cli("sweep", "--output-dir", str(out), "--max-model-len", "256,4096,512,384", *common, timeout=900)
+    assert p.returncode == 0, p.stderr[-2000:]
+    s = json.loads((out / "summary.json").read_text())
+    rows = {r["key"]: r for r in s["rows"]}
+    assert rows["mml-4096"]["status"] == "failed" and "above the model's limit" in rows["mml-4096"]["error"]
+    first, after_failure, reused = (rows[f"mml-{m}"]["startup_breakdown"] for m in (256, 512, 384))
+    for b in (first, after_failure, reused):
+        assert set(b) == {"handover_s", "import_vllm_s", "engine_init_s", "weights_load_s", "torch_compile_s",
+                          "cuda_graph_s", "warmup_s", "timed_s", "close_s", "other_s", "point_s"}
+        assert b["point_s"] > b["engine_init_s"] > 0 and b["timed_s"] > 0 and b["close_s"] >= 0
+    # a fresh worker imports vLLM as the engine starts; the worker's second engine finds it imported
+    assert first["import_vllm_s"] > 1.0 and after_failure["import_vllm_s"] > 1.0
+    assert reused["import_vllm_s"] < 0.5 and reused["handover_s"] < 1.0
+    assert s["analysis"]["startup_breakdown"]["points"] == 3
+    assert "Time per point (mean of 3)" in (out / "summary.md").read_text()
+    assert not list((out / "points").glob("*.error"))
+    fresh = tmp_path / "fresh"
+    p = run_cli("sweep", "--output-dir", str(fresh), "--max-model-len", "256", *common, "--fresh-process-per-point",
+                timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    row = json.loads((fresh / "summary.json").read_text())["rows"][0]
+    assert row["kv_capacity_tokens"] == rows["mml-256"]["kv_capacity_tokens"]
+    assert row["startup_breakdown"]["handover_s"] > reused["handover_s"]  # a process to start and import into
