@@ -144,7 +144,7 @@ def _run(cfg: RunConfig, engine: Engine, progress: ProgressFactory, shard: tuple
                                            prompt_lens=timed_lens if rep == 0 else None, arrivals=arrivals,
                                            sample_steps=cfg.step_timeline))
     result = assemble(cfg, engine, passes, resolved, ignore_eos)
-    result.startup["warmup_s"] = round(warmup_s, 3)
+    result.workload.warmup_s = round(warmup_s, 3)
     if shard is not None:
         result.parallel = {**(result.parallel or {}), "replica": shard[0],
                            "windows_wall_s": [list(p.window_wall or (0.0, 0.0)) for p in passes]}

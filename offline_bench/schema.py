@@ -147,6 +147,7 @@ class Workload(BaseModel):
     top_p: float | None
     detokenize: bool | None
     warmup_requests: int
+    warmup_s: float | None = None  # how long the untimed warm-up took (startup holds only the engine's start)
     repeats: int
     concurrency: int | None = None
     prefix_len: int | None = None  # synthetic shared prefixes (see WorkloadConfig)

@@ -163,7 +163,7 @@ def breakdown(r: RunResult) -> dict[str, float | None]:
     out = {"handover_s": bd.get("handover_s"), "import_vllm_s": st.get("import_vllm_s"),
            "engine_init_s": None if st.get("init_s") is None else round(st["init_s"] - imp, 3),
            "weights_load_s": st.get("weights_load_s"), "torch_compile_s": st.get("torch_compile_s"),
-           "cuda_graph_s": st.get("cuda_graph_s"), "warmup_s": st.get("warmup_s"), "timed_s": round(timed, 3),
+           "cuda_graph_s": st.get("cuda_graph_s"), "warmup_s": r.workload.warmup_s, "timed_s": round(timed, 3),
            "close_s": bd.get("close_s"), "point_s": bd.get("point_s")}
     if out["point_s"] is not None:
         known = [out[k] for k in ("handover_s", "import_vllm_s", "engine_init_s", "warmup_s", "timed_s", "close_s")]
