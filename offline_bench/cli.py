@@ -301,7 +301,7 @@ def sweep(
     data_parallel_size: Dp = 1, distributed_executor_backend: Backend = None, ray_address: RayAddress = None,
     compilation_config: CompilationConfig = None, safe_allreduce: SafeAllreduce = False, html: Html = None,
 ) -> None:
-    """Run a grid of engine settings (each point in a fresh process), resumable, with summary, plots, analysis.
+    """Run a grid of engine settings (a fresh engine per point, one worker process): resumable, with summary, plots.
 
     Example: offline-bench sweep --output-dir sw --gpu-memory-utilization 0.5,0.7,0.9 --max-model-len 2048,8192
 

@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,15 +123,23 @@ class MetricsProbe:
         return out
 
     def read(self) -> dict[str, float]:
-        values: dict[str, list[float]] = {}
-        for name, value in self._families():
-            for key, names in PROBE_NAMES.items():
-                if name in names:
-                    values.setdefault(key, []).append(value)
-        out = {k: sum(v) for k, v in values.items()}
-        if "kv_usage" in values:  # a fraction per engine: average, as a percentage
-            out["kv_usage"] = 100.0 * sum(values["kv_usage"]) / len(values["kv_usage"])
-        return out
+        return probe_values(self._families())
+
+
+def probe_values(samples: Iterable[tuple[str, float]]) -> dict[str, float]:
+    """(metric name, value) samples -> {"running", "waiting", "kv_usage" (%), "preemptions", "prefix_queries",
+    "prefix_hits"}, summed over label sets (one per engine; KV use, a fraction per engine, averaged). Counter
+    names may carry Prometheus' `_total` suffix."""
+    values: dict[str, list[float]] = {}
+    for name, value in samples:
+        base = name.removesuffix("_total")
+        for key, names in PROBE_NAMES.items():
+            if name in names or base in names:
+                values.setdefault(key, []).append(value)
+    out = {k: sum(v) for k, v in values.items()}
+    if "kv_usage" in values:
+        out["kv_usage"] = 100.0 * sum(values["kv_usage"]) / len(values["kv_usage"])
+    return out
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Any
 
 from offline_bench import __version__, charts
 from offline_bench.htmlparts import CSS, esc, fmt, kv_table, missing, num, section, table
-from offline_bench.htmlruns import comparison, run_section
+from offline_bench.htmlruns import budget_parts, comparison, run_section
 from offline_bench.reportinputs import Item, load_items
 from offline_bench.schema import write_atomic
 from offline_bench.sweepreport import SweepSummary, group_series, table_rows
@@ -96,12 +96,8 @@ def _gap(data: tuple[list[Any], dict[str, Any]], anchor: str) -> str:
 def _startup(facts: dict[str, Any], anchor: str) -> str:
     pairs = [(k, num(v, anchor, k, ",.2f") if isinstance(v, (int, float)) and not isinstance(v, bool) else esc(v))
              for k, v in facts.items()]
-    parts = [(n, facts[k]) for n, k in (("weights", "weights_gib"), ("activations (peak)", "peak_activation_gib"),
-                                        ("CUDA graphs", "cuda_graph_gib"), ("non-torch", "non_torch_gib"),
-                                        ("KV cache", "kv_cache_gib")) if facts.get(k)]
     total = facts.get("gpu_total_gib")
-    if parts and total and total > sum(v for _, v in parts):
-        parts.append(("left free", round(total - sum(v for _, v in parts), 2)))
+    parts = budget_parts(facts, total)
     return kv_table(pairs) + (charts.budget_bar(parts, total, "Device memory budget at start-up") if parts else "")
 
 

@@ -120,15 +120,22 @@ def timeline(r: RunResult) -> str:
         [p.model_dump() for p in pts], marks, "Running and waiting requests and KV cache use over the first pass")
 
 
-def _budget(r: RunResult) -> tuple[list[tuple[str, float]], float | None]:
-    m = r.memory
-    parts = [(n, v) for n, v in (("weights", m.weights_gib), ("activations (peak)", m.peak_activation_gib),
-                                 ("CUDA graphs", m.cuda_graph_gib), ("non-torch", m.non_torch_gib),
-                                 ("KV cache", m.kv_cache_gib)) if v]
-    total = r.startup.get("gpu_total_gib") or r.environment.gpu_memory_gib
+BUDGET_PARTS = (("weights", "weights_gib"), ("activations (peak)", "peak_activation_gib"),
+                ("CUDA graphs", "cuda_graph_gib"), ("non-torch", "non_torch_gib"), ("KV cache", "kv_cache_gib"))
+
+
+def budget_parts(values: dict[str, Any], total: float | None) -> list[tuple[str, float]]:
+    """The device memory budget's parts (named as in a result's `memory` and the start-up facts) and, under the
+    device's total, what is left free."""
+    parts = [(name, values[key]) for name, key in BUDGET_PARTS if values.get(key)]
     if parts and total and total > sum(v for _, v in parts):
         parts.append(("left free", round(total - sum(v for _, v in parts), 2)))
-    return parts, total
+    return parts
+
+
+def _budget(r: RunResult) -> tuple[list[tuple[str, float]], float | None]:
+    total = r.startup.get("gpu_total_gib") or r.environment.gpu_memory_gib
+    return budget_parts(r.memory.model_dump(), total), total
 
 
 def kv_cache(r: RunResult, src: str) -> str:

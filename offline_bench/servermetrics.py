@@ -7,12 +7,13 @@ import asyncio
 import contextlib
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from offline_bench.engine import PROBE_NAMES
+from offline_bench.engine import probe_values
 from offline_bench.schema import KVCache, TimelinePoint
 
 SAMPLE_INTERVAL_S = 0.25  # the issue's rate; a slower server is sampled as fast as it answers
@@ -26,29 +27,21 @@ METRICS_NOTE = ("Server state (timeline, peak KV use, preemptions, prefix-cache 
 
 
 def parse_metrics(text: str) -> dict[str, float]:
-    """Prometheus text -> {"running", "waiting", "kv_usage" (%), "preemptions", "prefix_queries", "prefix_hits"}
-    summed over label sets (one per engine; KV use averaged), as engine.MetricsProbe reads them in-process."""
-    values: dict[str, list[float]] = {}
+    """Prometheus text -> the values engine.MetricsProbe reads in-process (engine.probe_values)."""
+    return probe_values(_samples(text))
+
+
+def _samples(text: str) -> Iterator[tuple[str, float]]:
     for line in text.splitlines():
         if not line or line.startswith("#"):
             continue
         m = _LINE.match(line)
-        if not m:
+        if not m or m.group(1).endswith("_created"):  # `_created`: a counter's creation time, not a count
             continue
-        name = m.group(1)
-        if name.endswith("_created"):  # counters' creation time, not a count
+        try:
+            yield m.group(1), float(m.group(3))
+        except ValueError:
             continue
-        base = name.removesuffix("_total")
-        for key, names in PROBE_NAMES.items():
-            if name in names or base in names:
-                try:
-                    values.setdefault(key, []).append(float(m.group(3)))
-                except ValueError:
-                    pass
-    out = {k: sum(v) for k, v in values.items()}
-    if "kv_usage" in values:  # a fraction per engine: average, as a percentage
-        out["kv_usage"] = 100.0 * sum(values["kv_usage"]) / len(values["kv_usage"])
-    return out
 
 
 @dataclass

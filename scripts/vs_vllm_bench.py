@@ -100,6 +100,19 @@ def run_vllm(a: argparse.Namespace, data: Path, model_path: str, out: Path) -> d
             "process_s": round(time.time() - t0, 1)}
 
 
+def summarize(a: argparse.Namespace, passes: list[dict], counts: list[int]) -> dict:
+    tool = {p["pair"]: p["output_tokens_per_s"] for p in passes if p["tool"] == "offline-bench"}
+    bench = {p["pair"]: p["output_tokens_per_s"] for p in passes if p["tool"] == "vllm bench"}
+    pairs = sorted(set(tool) & set(bench))  # a pair cut short by a time limit has one side only
+    ratios = [tool[i] / bench[i] for i in pairs]
+    if not ratios:
+        raise SystemExit("no finished pair: nothing to summarize")
+    return {"model": a.model, "num_prompts": a.num_prompts, "input_len": a.input_len, "output_len": a.output_len,
+            "engine": a.engine, "prompt_tokens_each": sorted(set(counts)), "passes": passes, "pairs": pairs,
+            "pair_ratios": ratios, "median_ratio": statistics.median(ratios),
+            "ratio_spread": [min(ratios), max(ratios)]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="preset:tiny-llama")
@@ -107,33 +120,43 @@ def main() -> None:
     ap.add_argument("--input-len", type=int, default=64)
     ap.add_argument("--output-len", type=int, default=32)
     ap.add_argument("--pairs", type=int, default=5)
+    ap.add_argument("--start-pair", type=int, default=0, help="number of the first pair (to go on in a later call)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--engine", default="", help="engine flags given to both tools, as one string")
     ap.add_argument("--tool-args", default="", help="further flags for offline-bench only")
+    ap.add_argument("--passes-out", help="append each finished pass to this JSON-lines file as it ends")
+    ap.add_argument("--summarize", nargs="+", metavar="JSONL",
+                    help="run nothing: summarize the passes of these JSON-lines files into --out")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     model = resolve_model(a.model)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "prompts.json"
         counts = dataset(data, a.num_prompts, a.input_len, a.output_len, a.seed, model.path)
-        passes = []
-        for i in range(a.pairs):
-            order = ["tool", "vllm"] if i % 2 == 0 else ["vllm", "tool"]  # A B B A: drift hits both
-            for kind in order:
-                res = (run_tool(a, data, Path(tmp) / f"t{i}.json") if kind == "tool"
-                       else run_vllm(a, data, model.path, Path(tmp) / f"v{i}.json"))
-                passes.append({"pair": i, **res})
-                print(json.dumps(passes[-1]), flush=True)
-    tool = [p["output_tokens_per_s"] for p in passes if p["tool"] == "offline-bench"]
-    bench = [p["output_tokens_per_s"] for p in passes if p["tool"] == "vllm bench"]
-    ratios = [t / b for t, b in zip(tool, bench)]
-    summary = {"model": a.model, "num_prompts": a.num_prompts, "input_len": a.input_len, "output_len": a.output_len,
-               "engine": a.engine, "prompt_tokens_each": sorted(set(counts)), "passes": passes,
-               "pair_ratios": ratios, "median_ratio": statistics.median(ratios),
-               "ratio_spread": [min(ratios), max(ratios)]}
+        if a.summarize:
+            passes = [json.loads(line) for f in a.summarize for line in Path(f).read_text().splitlines() if line]
+        else:
+            passes = run_pairs(a, data, model.path, Path(tmp))
+    summary = summarize(a, passes, counts)
     write_atomic(a.out, json.dumps(summary, indent=2))
     print(f"offline-bench / vllm bench output tokens/s: median {summary['median_ratio']:.3f} "
-          f"(pairs {', '.join(f'{r:.3f}' for r in ratios)})", flush=True)
+          f"(pairs {', '.join(f'{r:.3f}' for r in summary['pair_ratios'])})", flush=True)
+
+
+def run_pairs(a: argparse.Namespace, data: Path, model_path: str, tmp: Path) -> list[dict]:
+    passes = []
+    for i in range(a.start_pair, a.start_pair + a.pairs):
+        order = ["tool", "vllm"] if i % 2 == 0 else ["vllm", "tool"]  # A B B A: drift hits both
+        for kind in order:
+            res = (run_tool(a, data, tmp / f"t{i}.json") if kind == "tool"
+                   else run_vllm(a, data, model_path, tmp / f"v{i}.json"))
+            passes.append({"pair": i, **res})
+            line = json.dumps(passes[-1])
+            print(line, flush=True)
+            if a.passes_out:
+                with open(a.passes_out, "a") as f:
+                    f.write(line + "\n")
+    return passes
 
 
 if __name__ == "__main__":
