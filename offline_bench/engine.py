@@ -21,7 +21,14 @@ from offline_bench.environment import has_cuda, installed_vllm_version, vllm_sup
 from offline_bench.errors import BenchError
 from offline_bench.logcapture import LogCapture
 from offline_bench.modelinfo import ModelInfo
-from offline_bench.parallel import check_parallel, connect_ray, engine_env_and_kwargs
+from offline_bench.parallel import (
+    check_parallel,
+    connect_ray,
+    disconnect_ray,
+    engine_env_and_kwargs,
+    ray_facts,
+    ray_groups,
+)
 from offline_bench.presets import ResolvedModel, resolve_model
 from offline_bench.results import ms
 from offline_bench.schema import RequestRecord, StepTrace
@@ -172,8 +179,12 @@ class Engine:
         check_max_model_len(cfg, self.info, self.model.config)
         check_engine_args(cfg.engine_args)
         check_parallel(cfg, self.info)
+        self.ray: dict[str, Any] | None = None  # parallel.ray: what the Ray placement used
+        ray_address, ray_before = None, None
         if cfg.distributed_executor_backend == "ray":
-            connect_ray(cfg.ray_address)
+            ray_address = connect_ray(cfg.ray_address)  # an unreachable cluster fails here, in one line
+            ray_before = ray_groups()
+            disconnect_ray()
         self.on_gpu = has_cuda()
         self.kwargs = llm_kwargs(cfg, self.model, self.on_gpu)
         self.env, extra = engine_env_and_kwargs(cfg, self.on_gpu)
@@ -213,6 +224,8 @@ class Engine:
         self.init_s = time.perf_counter() - t0
         self.probe = MetricsProbe(self.llm)
         self.tokenizer = self.llm.get_tokenizer()
+        if ray_before is not None:
+            self.ray = ray_facts(ray_address, ray_before)
         hf_config = self.llm.llm_engine.vllm_config.model_config.hf_config
         if self.info is None:
             try:

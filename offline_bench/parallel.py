@@ -52,6 +52,56 @@ def connect_ray(address: str | None) -> str:
     return address or "local"
 
 
+def ray_groups() -> set[str]:
+    """The ids of the Ray cluster's placement groups now (taken before an engine starts, to tell its own apart);
+    empty when this process is not connected (vLLM will start a local cluster of its own)."""
+    import ray  # optional dependency (offline-bench[ray])
+
+    return set(ray.util.placement_group_table()) if ray.is_initialized() else set()
+
+
+def disconnect_ray() -> None:
+    """Leave the cluster before the engine starts: vLLM's engine core connects by itself ($RAY_ADDRESS), and a
+    process forked from a connected Ray driver would inherit a connection that no longer works."""
+    import ray  # optional dependency (offline-bench[ray])
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def ray_facts(address: str, groups_before: set[str]) -> dict[str, Any]:
+    """What Ray gave the engine: the cluster's address and alive nodes, and the placement group(s) vLLM created
+    for its workers (those not in `groups_before`) -- on how many nodes, with which resources on each node (by
+    the node's IP). Connects for the reading (and leaves again) unless this process already is connected."""
+    import ray  # optional dependency (offline-bench[ray])
+
+    joined = not ray.is_initialized()
+    try:
+        if joined:
+            ray.init(address="auto" if address == "local" else address, log_to_driver=False)
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        groups = ray.util.placement_group_table()
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        return {"address": address, "error": str(e).splitlines()[0][:200]}
+    finally:
+        if joined and ray.is_initialized():
+            ray.shutdown()
+    ip_of = {n["NodeID"]: n.get("NodeManagerAddress") or n["NodeID"] for n in nodes}
+    placed: dict[str, dict[str, float]] = {}
+    for pg_id, pg in groups.items():
+        if pg_id in groups_before or pg.get("state") != "CREATED":
+            continue
+        for index, bundle in pg.get("bundles", {}).items():
+            node = placed.setdefault(ip_of.get(pg.get("bundles_to_node_id", {}).get(index), "unknown"), {})
+            for resource, amount in bundle.items():
+                node[resource] = node.get(resource, 0.0) + amount
+    return {"address": address, "nodes": len(nodes),
+            "node_resources": {ip_of[n["NodeID"]]: {k: v for k, v in n.get("Resources", {}).items()
+                                                   if k in ("CPU", "GPU")} for n in nodes},
+            "placement_nodes": len(placed), "placement": placed,
+            "gpus_per_node": {node: res.get("GPU", 0.0) for node, res in placed.items()}}
+
+
 def engine_env_and_kwargs(cfg: EngineConfig, on_gpu: bool) -> tuple[dict[str, str], dict[str, Any]]:
     """Environment variables and extra vllm.LLM arguments the parallel settings need."""
     env: dict[str, str] = {}
@@ -64,6 +114,8 @@ def engine_env_and_kwargs(cfg: EngineConfig, on_gpu: bool) -> tuple[dict[str, st
         kwargs["compilation_config"] = comp
     if cfg.distributed_executor_backend:
         kwargs["distributed_executor_backend"] = cfg.distributed_executor_backend
+    if cfg.distributed_executor_backend == "ray" and cfg.ray_address:
+        env["RAY_ADDRESS"] = cfg.ray_address  # where vLLM's engine core joins the cluster (ray.init reads it)
     world = cfg.tensor_parallel_size * cfg.pipeline_parallel_size
     if not on_gpu and world > 1 and "VLLM_CPU_OMP_THREADS_BIND" not in os.environ:
         # the CPU build refuses several workers on one NUMA node unless each gets its own cores

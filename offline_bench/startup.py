@@ -122,6 +122,9 @@ _ERRORS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"CUDA out of memory|OutOfMemoryError"),
      "out of memory while starting the engine ({detail}): lower --gpu-memory-utilization, --max-num-seqs or "
      "--max-num-batched-tokens, or use a smaller model"),
+    (re.compile(r"does not support ray"),
+     "this vLLM build has no Ray executor ({detail}): use --distributed-executor-backend mp (the default) here; "
+     "Ray runs vLLM's workers on GPUs only"),
     (re.compile(r"max_model_len.*(greater than|exceeds|larger than)|greater than the derived max_model_len", re.I),
      "--max-model-len is above the model's limit ({detail}): lower --max-model-len"),
 ]
