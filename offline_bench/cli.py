@@ -37,7 +37,7 @@ from offline_bench.config import (
     parse_int_list,
 )
 from offline_bench.engine import Engine, check_max_model_len
-from offline_bench.environment import record_command
+from offline_bench.environment import has_cuda, record_command
 from offline_bench.errors import BenchError
 from offline_bench.formats import check_format, formats_of, render
 from offline_bench.importers import import_file
@@ -689,6 +689,9 @@ def phases(
     check_writable(output, "--output")
     check_writable(plot, "--plot")
     check_writable(html, "--html")
+    if measure_gpu and not has_cuda():  # now, not after the engine's start
+        raise BenchError("--measure-gpu needs a CUDA GPU visible to this process: leave it out here, or give --gpu "
+                         "NAME for datasheet ceilings")
     spec = None if measure_gpu else roofline_mod.resolve_gpu(gpu, False, required=False)
     with Engine(ecfg, echo_log=verbose) as engine:
         if measure_gpu:  # on the GPU the engine holds, after its start

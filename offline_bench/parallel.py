@@ -71,8 +71,8 @@ def disconnect_ray() -> None:
 
 def ray_facts(address: str, groups_before: set[str]) -> dict[str, Any]:
     """What Ray gave the engine: the cluster's address and alive nodes, and the placement group(s) vLLM created
-    for its workers (those not in `groups_before`) -- on how many nodes, with which resources on each node (by
-    the node's IP). Connects for the reading (and leaves again) unless this process already is connected."""
+    for its workers (those not in `groups_before`) -- on how many nodes, with which resources on each node (named
+    `IP/node-id prefix`). Connects for the reading (and leaves again) unless this process already is connected."""
     import ray  # optional dependency (offline-bench[ray])
 
     joined = not ray.is_initialized()
@@ -86,7 +86,8 @@ def ray_facts(address: str, groups_before: set[str]) -> dict[str, Any]:
     finally:
         if joined and ray.is_initialized():
             ray.shutdown()
-    ip_of = {n["NodeID"]: n.get("NodeManagerAddress") or n["NodeID"] for n in nodes}
+    # several Ray nodes may share a host (one per GPU): name each by its IP and the start of its node id
+    ip_of = {n["NodeID"]: f"{n.get('NodeManagerAddress') or '?'}/{n['NodeID'][:8]}" for n in nodes}
     placed: dict[str, dict[str, float]] = {}
     for pg_id, pg in groups.items():
         if pg_id in groups_before or pg.get("state") != "CREATED":

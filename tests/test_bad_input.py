@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from offline_bench.compare import Labeled, mismatches
+from offline_bench.environment import has_cuda
 from offline_bench.schema import RunResult
 from tests.conftest import KV_ARGS, ROOT, run_cli, wait_for_engine, wait_gone
 
@@ -162,6 +163,14 @@ def test_unwritable_destination_before_the_engine_starts(readonly_dir, args, fla
 ])
 def test_bad_input_one_line(args, message):
     assert one_error_line(run_cli(*args, timeout=60)).startswith(message)
+
+
+@pytest.mark.skipif(has_cuda(), reason="a GPU is visible here: --measure-gpu would measure it")
+def test_measure_gpu_without_a_gpu_fails_before_the_engine_starts():
+    # the line of the check before the engine (the measurement itself would say it only after a start)
+    line = one_error_line(run_cli("phases", "--measure-gpu", "--batch-sizes", "1", timeout=60))
+    assert line == ("error: --measure-gpu needs a CUDA GPU visible to this process: leave it out here, or give "
+                    "--gpu NAME for datasheet ceilings")
 
 
 @pytest.mark.parametrize("run,message", [

@@ -1,5 +1,5 @@
-"""Ray for real: a local Ray head on loopback (started here, stopped by its PID), `run` with vLLM's Ray executor
-against it, and what `parallel.ray` records of a placement, read back from that cluster."""
+"""Ray for real: a two-node Ray cluster on loopback (started here, stopped by PID), `run` with vLLM's Ray executor
+against it, and what `parallel.ray` records of a placement spread over both nodes, read back from the cluster."""
 
 from __future__ import annotations
 
@@ -28,35 +28,54 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _ray_node(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([str(RAY), "start", "--block", "--node-ip-address", "127.0.0.1", "--num-cpus", "1",
+                             "--num-gpus", "0", "--disable-usage-stats", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """By PID: the process group of `ray start --block` (its GCS, raylet and workers)."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _wait_for_nodes(address: str, n: int, procs: list[subprocess.Popen]) -> None:
+    deadline = time.time() + 180
+    while True:
+        p = subprocess.run([str(RAY), "status", "--address", address], capture_output=True, text=True)
+        if p.returncode == 0 and p.stdout.count(" node_") >= n:
+            return
+        assert all(proc.poll() is None for proc in procs), "a Ray node exited at start"
+        assert time.time() < deadline, f"{n} Ray nodes did not come up in 180 s: {p.stdout[-500:]}{p.stderr[-500:]}"
+        time.sleep(1)
+
+
 @pytest.fixture(scope="module")
 def ray_head():
-    """`ray start --head --block` on a free loopback port with 2 CPUs; yields its address; stopped by PID (the
-    process group: the head's GCS, raylet and workers go with it)."""
+    """A Ray cluster of two nodes on this host, as issue 18 places one per GPU: a head (`ray start --head --block`
+    on a free loopback port) and a second node joining it, one CPU each; yields the head's address; both are
+    stopped by PID."""
     # Ray 2.5x turns token auth on for a head that finds ~/.ray/auth_token (which any local `ray.init()` writes);
     # this loopback test cluster and every client of it (the tests, offline-bench, vLLM's engine core) run without
     saved_mode = os.environ.get("RAY_AUTH_MODE")
     os.environ["RAY_AUTH_MODE"] = "disabled"
     port = _free_port()
-    tmp = tempfile.mkdtemp(prefix="rb", dir="/tmp")  # short: Ray's socket paths must stay under ~107 characters
-    head = subprocess.Popen([str(RAY), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
-                             "--port", str(port), "--num-cpus", "2", "--num-gpus", "0", "--include-dashboard=false",
-                             "--disable-usage-stats", "--temp-dir", tmp], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.STDOUT, start_new_session=True)
     address = f"127.0.0.1:{port}"
+    tmp = tempfile.mkdtemp(prefix="rb", dir="/tmp")  # short: Ray's socket paths must stay under ~107 characters
+    procs = [_ray_node("--head", "--port", str(port), "--include-dashboard=false", "--temp-dir", tmp)]
     try:
-        deadline = time.time() + 120
-        while subprocess.run([str(RAY), "status", "--address", address], capture_output=True).returncode != 0:
-            assert head.poll() is None, "the Ray head exited at start"
-            assert time.time() < deadline, "the Ray head did not come up in 120 s"
-            time.sleep(1)
+        _wait_for_nodes(address, 1, procs)
+        procs.append(_ray_node("--address", address))
+        _wait_for_nodes(address, 2, procs)
         yield address
     finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait()
+        for proc in reversed(procs):
+            _stop(proc)
         shutil.rmtree(tmp, ignore_errors=True)
         if saved_mode is None:
             os.environ.pop("RAY_AUTH_MODE", None)
@@ -64,24 +83,26 @@ def ray_head():
             os.environ["RAY_AUTH_MODE"] = saved_mode
 
 
-def test_ray_facts_read_a_placement_group_from_the_cluster(ray_head):
+def test_ray_facts_read_a_placement_spread_over_two_nodes(ray_head):
     from offline_bench.parallel import connect_ray, ray_facts, ray_groups
 
     assert connect_ray(ray_head) == ray_head
     try:
         before = ray_groups()
-        pg = ray.util.placement_group([{"CPU": 1}, {"CPU": 1}], strategy="PACK")  # as vLLM places its workers
+        # one bundle per node, as vLLM's placement of 2 GPU workers over two single-GPU nodes
+        pg = ray.util.placement_group([{"CPU": 1}, {"CPU": 1}], strategy="STRICT_SPREAD")
         ray.get(pg.ready(), timeout=60)
         facts = ray_facts(ray_head, before)
         # groups that existed before the engine started are not the engine's
         earlier = ray_facts(ray_head, before | ray_groups())
     finally:
         ray.shutdown()
-    assert facts["address"] == ray_head and facts["nodes"] == 1
-    [(node, resources)] = facts["node_resources"].items()  # keyed by the node's IP (Ray picks the interface)
-    assert resources == {"CPU": 2.0}
-    assert facts["placement_nodes"] == 1 and facts["placement"] == {node: {"CPU": 2.0}}
-    assert facts["gpus_per_node"] == {node: 0.0}
+    assert facts["address"] == ray_head and facts["nodes"] == 2
+    assert list(facts["node_resources"].values()) == [{"CPU": 1.0}, {"CPU": 1.0}]
+    assert facts["placement_nodes"] == 2
+    assert sorted(facts["placement"]) == sorted(facts["node_resources"])  # node names: IP/node-id prefix
+    assert list(facts["placement"].values()) == [{"CPU": 1.0}, {"CPU": 1.0}]
+    assert facts["gpus_per_node"] == {node: 0.0 for node in facts["placement"]}
     assert earlier["placement"] == {} and earlier["placement_nodes"] == 0
 
 
@@ -106,4 +127,4 @@ def test_run_with_the_ray_executor_on_a_ray_cluster(ray_head, tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     par = json.loads(out.read_text())["parallel"]
     assert par["executor_backend"] == "ray"
-    assert par["ray"]["address"] == ray_head and par["ray"]["nodes"] == 1 and par["ray"]["placement_nodes"] == 1
+    assert par["ray"]["address"] == ray_head and par["ray"]["nodes"] == 2 and par["ray"]["placement_nodes"] >= 1

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Issue 18 on one 2-GPU host: two Ray nodes -- a head holding GPU 0 and a second node holding GPU 1, so a 2-GPU
+# placement really spans two Ray nodes -- then TP=2 and PP=2 of the 8B preset on the Ray backend, and both on mp.
+# Every run uses --safe-allreduce; a step whose result exists is skipped (a call cut by a time limit resumes).
+# usage: scripts/ray_2node.sh OUTDIR [tp2-ray] [pp2-ray] [tp2-mp] [pp2-mp]        (default: all four, in order)
+# settings (env): PRESET=llama-3.1-8b N=1000 IN=512 OLEN=256 GMU=0.9 MML=4096 WARMUP=8 PORT=6390
+#   RAY=ray (the `ray` command; e.g. /root/raylib/bin/ray where Ray was unpacked with pip --target)
+#   KV= (the KV cache in bytes instead of GMU)   Stops with `ray stop --force`: every Ray process of the host goes.
+#   CPU check (the Ray steps fail there in one line: the CPU build has no Ray executor): PRESET=tiny-llama N=8
+#     IN=32 OLEN=8 MML=512 KV=67108864 scripts/ray_2node.sh /tmp/r2 tp2-ray tp2-mp
+set -euo pipefail
+OUT=${1:?usage: $0 OUTDIR [tp2-ray] [pp2-ray] [tp2-mp] [pp2-mp]}; shift
+STEPS=("$@"); [[ ${#STEPS[@]} -gt 0 ]] || STEPS=(tp2-ray pp2-ray tp2-mp pp2-mp)
+PRESET=${PRESET:-llama-3.1-8b}; N=${N:-1000}; IN=${IN:-512}; OLEN=${OLEN:-256}; GMU=${GMU:-0.9}; MML=${MML:-4096}
+WARMUP=${WARMUP:-8}; PORT=${PORT:-6390}; RAY=${RAY:-ray}; PY=${PYTHON:-python3}
+SIZE=(--gpu-memory-utilization "$GMU"); [ -z "${KV:-}" ] || SIZE=(--kv-cache-memory-bytes "$KV")
+ADDRESS=127.0.0.1:$PORT
+export RAY_AUTH_MODE=${RAY_AUTH_MODE:-disabled}  # a cluster of this host only, on loopback
+mkdir -p "$OUT"
+RAYTMP=$(mktemp -d /tmp/rayXXXX)  # short: Ray's socket paths must stay under ~107 characters
+trap '$RAY stop --force >/dev/null 2>&1 || true; rm -rf "$RAYTMP"' EXIT
+CUDA_VISIBLE_DEVICES=0 $RAY start --head --node-ip-address 127.0.0.1 --port "$PORT" --num-gpus 1 \
+  --include-dashboard=false --disable-usage-stats --temp-dir "$RAYTMP" >"$OUT/ray-head.log" 2>&1
+CUDA_VISIBLE_DEVICES=1 $RAY start --address "$ADDRESS" --node-ip-address 127.0.0.1 --num-gpus 1 \
+  --disable-usage-stats >"$OUT/ray-node2.log" 2>&1
+sleep 5
+$RAY status --address "$ADDRESS" >"$OUT/ray-status.txt" 2>&1
+for s in "${STEPS[@]}"; do
+  case $s in
+    tp2-ray) ARGS=(--tensor-parallel-size 2 --distributed-executor-backend ray --ray-address "$ADDRESS") ;;
+    pp2-ray) ARGS=(--pipeline-parallel-size 2 --distributed-executor-backend ray --ray-address "$ADDRESS") ;;
+    tp2-mp) ARGS=(--tensor-parallel-size 2 --distributed-executor-backend mp) ;;
+    pp2-mp) ARGS=(--pipeline-parallel-size 2 --distributed-executor-backend mp) ;;
+    *) echo "unknown step '$s': use tp2-ray, pp2-ray, tp2-mp or pp2-mp"; exit 2 ;;
+  esac
+  [ -f "$OUT/$s.json" ] && { echo "$s: done before"; continue; }
+  t0=$(date +%s)
+  $PY -m offline_bench run --model "preset:$PRESET" "${ARGS[@]}" --safe-allreduce "${SIZE[@]}" \
+    --max-model-len "$MML" --num-prompts "$N" --input-len "$IN" --output-len "$OLEN" --warmup "$WARMUP" \
+    --save-log "$OUT/$s-engine.log" --output "$OUT/$s.json" --format md >"$OUT/$s.md" 2>"$OUT/$s.err" \
+    || echo "$s failed: $(tail -1 "$OUT/$s.err")"
+  echo "$s: $(( $(date +%s) - t0 )) s"
+done
