@@ -35,21 +35,24 @@ def check_parallel(cfg: EngineConfig, info: ModelInfo | None) -> None:
 
 
 def connect_ray(address: str | None) -> str:
-    """Join an existing Ray cluster (--ray-address or $RAY_ADDRESS) or start a local one."""
+    """Join an existing Ray cluster (--ray-address or $RAY_ADDRESS), so an unreachable one fails in one line; with
+    neither, 'local': vLLM's engine core starts a cluster of its own (starting one here would only be torn down)."""
     try:
         import ray  # optional dependency (offline-bench[ray])
     except ImportError:
         raise BenchError("Ray is not installed: pip install 'offline-bench[ray]' (the same Ray version on every "
                          "host)") from None
     address = address or os.environ.get("RAY_ADDRESS")
+    if not address:
+        return "local"
     if ray.is_initialized():
-        return address or "local"
+        return address
     try:
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise BenchError(f"cannot reach the Ray cluster at {address}: {str(e).splitlines()[0][:200]} (start it "
                          "with `ray start --head` and pass --ray-address HOST:6379)") from None
-    return address or "local"
+    return address
 
 
 def ray_groups() -> set[str]:

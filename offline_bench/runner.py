@@ -245,7 +245,7 @@ def _parallel(engine: Engine, resolved: dict[str, Any], env: Any, t_sum: Through
             "kv_capacity_tokens_per_replica": [kv.capacity_tokens], "kv_capacity_tokens_total": kv.capacity_tokens,
             "executor_backend": engine.cfg.distributed_executor_backend or "mp (vLLM default)",
             "safe_allreduce": engine.cfg.safe_allreduce, "env": engine.env,
-            **({"ray": engine.ray} if getattr(engine, "ray", None) is not None else {})}
+            **({"ray": engine.ray} if engine.ray is not None else {})}
 
 
 def assemble(cfg: RunConfig, engine: Engine, passes: list[BatchOutcome], resolved: dict[str, Any],
