@@ -118,8 +118,13 @@ def engine_env_and_kwargs(cfg: EngineConfig, on_gpu: bool) -> tuple[dict[str, st
         kwargs["compilation_config"] = comp
     if cfg.distributed_executor_backend:
         kwargs["distributed_executor_backend"] = cfg.distributed_executor_backend
-    if cfg.distributed_executor_backend == "ray" and cfg.ray_address:
-        env["RAY_ADDRESS"] = cfg.ray_address  # where vLLM's engine core joins the cluster (ray.init reads it)
+    if cfg.distributed_executor_backend == "ray":
+        if cfg.ray_address:
+            env["RAY_ADDRESS"] = cfg.ray_address  # where vLLM's engine core joins the cluster (ray.init reads it)
+        if "VLLM_WORKER_MULTIPROC_METHOD" not in os.environ:
+            # this process joins Ray around the engine start (connect_ray, ray_facts): an engine core forked from
+            # it hangs in its own ray.init (vLLM forks on GPUs; seen with 0.26 on two H200s), a spawned one joins
+            env["VLLM_WORKER_MULTIPROC_METHOD"] = "spawn"
     world = cfg.tensor_parallel_size * cfg.pipeline_parallel_size
     if not on_gpu and world > 1 and "VLLM_CPU_OMP_THREADS_BIND" not in os.environ:
         # the CPU build refuses several workers on one NUMA node unless each gets its own cores

@@ -3,7 +3,7 @@
 # placement really spans two Ray nodes -- then TP=2 and PP=2 of the 8B preset on the Ray backend, and both on mp.
 # Every run uses --safe-allreduce; a step whose result exists is skipped (a call cut by a time limit resumes).
 # usage: scripts/ray_2node.sh OUTDIR [tp2-ray] [pp2-ray] [tp2-mp] [pp2-mp]        (default: all four, in order)
-# settings (env): PRESET=llama-3.1-8b N=1000 IN=512 OLEN=256 GMU=0.9 MML=4096 WARMUP=8 PORT=6390
+# settings (env): PRESET=llama-3.1-8b N=1000 IN=512 OLEN=256 GMU=0.9 MML=4096 WARMUP=8 PORT=6390 NODE2_IP=127.0.0.2
 #   RAY=ray (the `ray` command; e.g. /root/raylib/bin/ray where Ray was unpacked with pip --target)
 #   KV= (the KV cache in bytes instead of GMU)   Stops with `ray stop --force`: every Ray process of the host goes.
 #   CPU check (the Ray steps fail there in one line: the CPU build has no Ray executor): PRESET=tiny-llama N=8
@@ -16,12 +16,17 @@ WARMUP=${WARMUP:-8}; PORT=${PORT:-6390}; RAY=${RAY:-ray}; PY=${PYTHON:-python3}
 SIZE=(--gpu-memory-utilization "$GMU"); [ -z "${KV:-}" ] || SIZE=(--kv-cache-memory-bytes "$KV")
 ADDRESS=127.0.0.1:$PORT
 export RAY_AUTH_MODE=${RAY_AUTH_MODE:-disabled}  # a cluster of this host only, on loopback
+# Ray workers inherit the raylets' environment first: keep FlashInfer's multicast all-reduce off there too
+export VLLM_FLASHINFER_ALLREDUCE_BACKEND=${VLLM_FLASHINFER_ALLREDUCE_BACKEND:-trtllm}
+$RAY stop --force >/dev/null 2>&1 || true  # a cluster left by an interrupted earlier call holds the port
 mkdir -p "$OUT"
 RAYTMP=$(mktemp -d /tmp/rayXXXX)  # short: Ray's socket paths must stay under ~107 characters
-trap '$RAY stop --force >/dev/null 2>&1 || true; rm -rf "$RAYTMP"' EXIT
+# keep Ray's own logs (workers' stderr is there) before the temp dir goes
+trap '$RAY stop --force >/dev/null 2>&1 || true; tar czf "$OUT/ray-logs.tgz" -C "$RAYTMP" . 2>/dev/null; rm -rf "$RAYTMP"' EXIT
 CUDA_VISIBLE_DEVICES=0 $RAY start --head --node-ip-address 127.0.0.1 --port "$PORT" --num-gpus 1 \
   --include-dashboard=false --disable-usage-stats --temp-dir "$RAYTMP" >"$OUT/ray-head.log" 2>&1
-CUDA_VISIBLE_DEVICES=1 $RAY start --address "$ADDRESS" --node-ip-address 127.0.0.1 --num-gpus 1 \
+# the second node gets its own loopback IP: vLLM's Ray executor tells nodes apart by IP as well as by node id
+CUDA_VISIBLE_DEVICES=1 $RAY start --address "$ADDRESS" --node-ip-address "${NODE2_IP:-127.0.0.2}" --num-gpus 1 \
   --disable-usage-stats >"$OUT/ray-node2.log" 2>&1
 sleep 5
 $RAY status --address "$ADDRESS" >"$OUT/ray-status.txt" 2>&1
@@ -35,7 +40,7 @@ for s in "${STEPS[@]}"; do
   esac
   [ -f "$OUT/$s.json" ] && { echo "$s: done before"; continue; }
   t0=$(date +%s)
-  $PY -m offline_bench run --model "preset:$PRESET" "${ARGS[@]}" --safe-allreduce "${SIZE[@]}" \
+  timeout "${STEP_TIMEOUT:-900}" $PY -m offline_bench run ${VERBOSE:+--verbose} --model "preset:$PRESET" "${ARGS[@]}" --safe-allreduce "${SIZE[@]}" \
     --max-model-len "$MML" --num-prompts "$N" --input-len "$IN" --output-len "$OLEN" --warmup "$WARMUP" \
     --save-log "$OUT/$s-engine.log" --output "$OUT/$s.json" --format md >"$OUT/$s.md" 2>"$OUT/$s.err" \
     || echo "$s failed: $(tail -1 "$OUT/$s.err")"

@@ -106,6 +106,43 @@ def test_ray_facts_read_a_placement_spread_over_two_nodes(ray_head):
     assert earlier["placement"] == {} and earlier["placement_nodes"] == 0
 
 
+def _join_ray(result) -> None:
+    """In a child process as vLLM starts its engine core: join the cluster named by $RAY_ADDRESS."""
+    ray.init(log_to_driver=False)
+    result.put(len(ray.nodes()))
+    ray.shutdown()
+
+
+def test_the_engine_core_can_join_after_the_front_end_left(ray_head, monkeypatch):
+    """The front end joins Ray before the engine start (connect_ray) and leaves it; a process forked from it then
+    hangs in ray.init (vLLM forks its engine core on GPUs: seen with vLLM 0.26 on two H200s). So with the Ray
+    backend the engine gets VLLM_WORKER_MULTIPROC_METHOD=spawn, and a child started that way joins."""
+    import multiprocessing
+
+    from offline_bench.config import EngineConfig
+    from offline_bench.parallel import connect_ray, disconnect_ray, engine_env_and_kwargs
+
+    monkeypatch.delenv("VLLM_WORKER_MULTIPROC_METHOD", raising=False)
+    env, _ = engine_env_and_kwargs(EngineConfig(tensor_parallel_size=2, distributed_executor_backend="ray",
+                                                ray_address=ray_head), on_gpu=True)
+    assert env["VLLM_WORKER_MULTIPROC_METHOD"] == "spawn" and env["RAY_ADDRESS"] == ray_head
+    assert connect_ray(ray_head) == ray_head
+    disconnect_ray()
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    ctx = multiprocessing.get_context(env["VLLM_WORKER_MULTIPROC_METHOD"])
+    result = ctx.Queue()
+    child = ctx.Process(target=_join_ray, args=(result,))
+    child.start()
+    child.join(180)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0 and result.get(timeout=5) == 2
+    monkeypatch.setenv("VLLM_WORKER_MULTIPROC_METHOD", "fork")  # the user's own choice is kept
+    env, _ = engine_env_and_kwargs(EngineConfig(distributed_executor_backend="ray"), on_gpu=True)
+    assert "VLLM_WORKER_MULTIPROC_METHOD" not in env
+
+
 @pytest.mark.engine
 def test_run_with_the_ray_executor_on_a_ray_cluster(ray_head, tmp_path):
     out = tmp_path / "ray.json"
