@@ -23,6 +23,7 @@ from offline_bench import phases as phases_mod
 from offline_bench import predict as predict_mod
 from offline_bench import presets as presets_mod
 from offline_bench import roofline as roofline_mod
+from offline_bench import scaling as scaling_mod
 from offline_bench import startup as startup_mod
 from offline_bench import sweep as sweep_mod
 from offline_bench.compare import Labeled, label_for, order
@@ -41,7 +42,7 @@ from offline_bench.environment import has_cuda, record_command
 from offline_bench.errors import BenchError
 from offline_bench.formats import check_format, formats_of, render
 from offline_bench.importers import import_file
-from offline_bench.reportinputs import Item
+from offline_bench.reportinputs import Item, load_items
 from offline_bench.runner import preflight
 from offline_bench.schema import RunResult, check_writable
 from offline_bench.workloads import check_workload
@@ -479,6 +480,25 @@ def compare(
         compare_plot(order(runs), plot)
         typer.echo(f"plot written to {plot}", err=True)
     _html(html, [Item("run", p, r.result, Path(p).stem) for p, r in zip(results, runs)])
+
+
+@app.command()
+def scaling(
+    results: Annotated[list[str], typer.Argument(help="Offline run results and phases results (JSON).")],
+    baseline: Annotated[Optional[str], Opt(help="The run efficiencies are taken against (default: the run on "
+                                                "the fewest GPUs).")] = None,
+    batch_sizes: Annotated[str, Opt(help="Decode batch sizes to show from phases results.")] = "1",
+    fmt: Fmt("scaling") = "table",
+) -> None:
+    """What more GPUs bought: runs of one workload on different layouts (TP x PP x DP) with output tokens/s per
+    GPU and scaling efficiency against a baseline, and phases' decode step against the TP group's floor (the gap,
+    charged to the all-reduces as an upper bound).
+
+    Example: offline-bench scaling tp1.json tp2.json dp2.json phases-tp2.json phases-tp4.json --format md
+    """
+    check_format("scaling", fmt)
+    sizes = tuple(parse_int_list(batch_sizes, "--batch-sizes"))
+    typer.echo(render("scaling", fmt, scaling_mod.scaling_report(load_items(results), baseline, sizes)))
 
 
 @app.command("import")

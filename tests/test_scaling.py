@@ -1,0 +1,88 @@
+"""`scaling` over results measured on GPUs (docs/results): per-GPU efficiency against the baseline run, and the
+batch-1 decode step of a TP group against its memory-bound floor."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from offline_bench.errors import BenchError
+from offline_bench.reportinputs import load_items
+from offline_bench.scaling import layout, scaling_report
+from offline_bench.schema import RunResult
+from tests.conftest import ROOT, run_cli
+
+PAR = ROOT / "docs" / "results" / "2gpu-parallel"
+TP1, TP2, DP2, H100 = (str(PAR / f) for f in ("h200-tp1.json", "h200-tp2.json", "h200-dp2.json", "h100-tp1.json"))
+PHASES = str(ROOT / "docs" / "results" / "70b-tp" / "phases-70b-tp2.json")
+
+
+def test_layout_names():
+    assert layout(1, 1, 1) == "1 GPU"
+    assert layout(2, 1, 1) == "TP=2"
+    assert layout(2, 1, 2) == "DP=2 x TP=2"
+    assert layout(1, 2, 1, "ray") == "PP=2 (ray)"
+
+
+def test_runs_against_the_run_on_the_fewest_gpus():
+    report = scaling_report(load_items([TP2, DP2, TP1]))
+    assert report.baseline == "2gpu-parallel/h200-tp1"  # the 1-GPU run, though given last
+    rows = {r.result.split("/")[1]: r for r in report.runs}
+    out = {name: RunResult.load(path).throughput.output_tokens_per_s
+           for name, path in (("h200-tp1", TP1), ("h200-tp2", TP2), ("h200-dp2", DP2))}
+    assert [rows[n].gpus for n in ("h200-tp1", "h200-tp2", "h200-dp2")] == [1, 2, 2]
+    assert rows["h200-tp2"].layout == "TP=2" and rows["h200-dp2"].layout == "DP=2"
+    for name in ("h200-tp2", "h200-dp2"):
+        assert rows[name].speedup == pytest.approx(out[name] / out["h200-tp1"])
+        assert rows[name].efficiency_pct == pytest.approx(100 * out[name] / 2 / out["h200-tp1"])
+    assert rows["h200-tp1"].efficiency_pct == pytest.approx(100)
+    # TP=2 holds one KV pool; DP=2 two, counted together
+    dp = json.loads(open(DP2).read())["parallel"]
+    assert rows["h200-dp2"].kv_capacity_tokens_total == sum(dp["kv_capacity_tokens_per_replica"])
+    assert report.warnings == []  # one workload, one card: nothing differs but the layout
+
+
+def test_a_run_on_another_card_is_flagged():
+    report = scaling_report(load_items([TP1, H100]), baseline=TP1)
+    assert [w for w in report.warnings if "GPU differs" in w] == [
+        "2gpu-parallel/h100-tp1 vs 2gpu-parallel/h200-tp1: GPU differs: NVIDIA H100 80GB HBM3 vs NVIDIA H200"]
+
+
+def test_decode_step_against_the_tp_groups_floor():
+    data = json.loads(open(PHASES).read())
+    row = next(r for r in data["rows"] if r["phase"] == "decode" and r["batch_size"] == 1)
+    (d,) = scaling_report(load_items([PHASES])).decode
+    floor = 1000 / row["ceiling_tokens_per_s"]
+    assert d.layout == "TP=2" and d.gpus == 2 and d.step_ms == pytest.approx(row["latency_ms"])
+    assert d.floor_ms == pytest.approx(floor)
+    assert d.gap_ms == pytest.approx(row["latency_ms"] - floor) and d.gap_ms > 0
+    assert d.allreduces_per_step == 2 * 80  # the 70B preset: 80 layers, two all-reduces each
+    assert d.gap_per_allreduce_us == pytest.approx(1000 * d.gap_ms / 160)
+    assert [x.batch_size for x in scaling_report(load_items([PHASES]), batch_sizes=(1, 128)).decode] == [1, 128]
+
+
+def test_scaling_cli(tmp_path):
+    p = run_cli("scaling", TP1, TP2, PHASES, "--format", "md")
+    assert p.returncode == 0, p.stderr
+    assert "| 2gpu-parallel/h200-tp2 | TP=2" in p.stdout and "gap per all-reduce us" in p.stdout
+    p = run_cli("scaling", TP1, TP2, "--format", "json")
+    assert [r["layout"] for r in json.loads(p.stdout)["runs"]] == ["1 GPU", "TP=2"]
+    serving = str(ROOT / "docs" / "results" / "h100-offline-vs-serving" / "serving-c64.json")
+    for args, line in (
+        ([TP1, serving], f"error: '{serving}' is not an offline `run` or `phases` result (a serving result): "
+                         "scaling compares offline runs (throughput) and phases results (decode step)"),
+        ([TP1, "--baseline", TP2], f"error: --baseline {TP2} is not one of the offline runs given"),
+        ([str(tmp_path / "none.json")], f"error: '{tmp_path / 'none.json'}' does not exist: give result files "
+                                         "(JSON) or directories of them"),
+    ):
+        p = run_cli("scaling", *args)
+        assert p.returncode != 0 and p.stderr.strip().splitlines() == [line], p.stderr
+
+
+def test_a_sweep_is_refused_in_one_line():
+    sweep = str(ROOT / "docs" / "results" / "70b-tp")
+    with pytest.raises(BenchError) as e:
+        scaling_report(load_items([sweep]))
+    assert str(e.value) == (f"'{sweep}' is not an offline `run` or `phases` result (a sweep result): scaling "
+                            "compares offline runs (throughput) and phases results (decode step)")
