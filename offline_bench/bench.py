@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import NamedTuple
 
 from offline_bench.config import RunConfig
@@ -13,7 +12,7 @@ from offline_bench.dataparallel import run_data_parallel
 from offline_bench.engine import Engine
 from offline_bench.errors import BenchError
 from offline_bench.runner import ProgressFactory, run_benchmark
-from offline_bench.schema import RunResult, write_atomic
+from offline_bench.schema import RunResult
 
 
 class Level(NamedTuple):
@@ -122,11 +121,9 @@ def run_levels(cfg: RunConfig, levels: list[Level], output: str | None = None, s
         for level in levels:  # replicas in their own processes
             keep_level(out, run_data_parallel(level_config(cfg, level)), output, level, levels)
         return out
-    with Engine(cfg.engine, echo_log=cfg.verbose) as engine:
+    with Engine(cfg.engine, echo_log=cfg.verbose, save_log=save_log) as engine:  # the log, however it ends
         factory = progress(engine.console) if progress else None
         for level in levels:
             result = run_benchmark(level_config(cfg, level), engine=engine, progress=factory)
             keep_level(out, result, output, level, levels)
-        if save_log:
-            write_atomic(Path(save_log), engine.log_text())
     return out

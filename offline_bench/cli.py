@@ -9,6 +9,7 @@ import contextlib
 import importlib
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -220,7 +221,8 @@ def run(
     data_parallel_size: Dp = 1, distributed_executor_backend: Backend = None, ray_address: RayAddress = None,
     compilation_config: CompilationConfig = None, safe_allreduce: SafeAllreduce = False, output: Output = None,
     fmt: Fmt("run") = "table", verbose: Verbose = False,
-    save_log: Annotated[Optional[str], Opt(help="Also write the engine's raw log to this file.")] = None,
+    save_log: Annotated[Optional[str], Opt(help="Also write the engine's raw log to this file (also when the "
+                                                "engine fails to start or the run is interrupted).")] = None,
     html: Html = None,
     step_timeline: Annotated[bool, Opt("--step-timeline/--no-step-timeline", help="Read the engine's gauges after "
                                        "every step (timeline, peak KV use, step records for predict); about 0.08 ms "
@@ -798,7 +800,13 @@ def run_app(args: list[str] | None = None) -> int:
     return rv if isinstance(rv, int) else 0
 
 
+def _terminated(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    # SIGTERM (`timeout`, a scheduler's limit) unwinds like Ctrl-C: the engine is shut down, --save-log written
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         sys.exit(run_app())
     except KeyboardInterrupt:  # Ctrl-C outside the command itself (while importing, say)

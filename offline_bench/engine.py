@@ -31,7 +31,7 @@ from offline_bench.parallel import (
 )
 from offline_bench.presets import ResolvedModel, resolve_model
 from offline_bench.results import ms
-from offline_bench.schema import RequestRecord, StepTrace
+from offline_bench.schema import RequestRecord, StepTrace, write_atomic
 from offline_bench.startup import explain_engine_failure, parse_startup
 from offline_bench.stats import union_length
 from offline_bench.steps import ITERATION_DETAILS_ARG, StepRecorder, iteration_details_supported, quiet_iteration_log
@@ -171,9 +171,10 @@ class BatchOutcome:
 class Engine:
     """A started vLLM engine (with its captured log) that several benchmark passes can share."""
 
-    def __init__(self, cfg: EngineConfig, echo_log: bool = False) -> None:
+    def __init__(self, cfg: EngineConfig, echo_log: bool = False, save_log: str | None = None) -> None:
         cfg.validate_values()
         self.cfg = cfg
+        self.save_log = save_log  # written when the engine closes, fails to start or is interrupted
         self.model = resolve_model(cfg.model)
         self.info = self.model.info
         check_max_model_len(cfg, self.info, self.model.config)
@@ -216,6 +217,7 @@ class Engine:
                 self.capture.drain(FAILED_START_DRAIN_S)
             text = self.capture.text()
             self.capture.stop()
+            self._write_log(text)
             self._restore_env()
             self._closed = True
             if not isinstance(e, Exception):
@@ -387,7 +389,12 @@ class Engine:
             self._shutdown_core()
         finally:
             self.capture.stop()
+            self._write_log(self.capture.text())
             self._restore_env()
+
+    def _write_log(self, text: str) -> None:
+        if self.save_log:
+            write_atomic(self.save_log, text)
 
     def _restore_env(self) -> None:
         for key, value in self._env_before.items():
@@ -533,26 +540,30 @@ class _StepSampler:
 
 
 class _InterruptLatch:
-    """Remembers a Ctrl-C during the engine's start: code on that path (bare `except:` in imported libraries)
-    can swallow the KeyboardInterrupt, and a start takes minutes on a GPU."""
+    """Remembers a Ctrl-C (or a SIGTERM the CLI turns into one) during the engine's start: code on that path
+    (bare `except:` in imported libraries) can swallow the KeyboardInterrupt, and a start takes minutes on a GPU."""
 
     def __init__(self) -> None:
         self.seen = False
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
 
     def _handler(self, signum: int, frame: Any) -> None:
         self.seen = True
         raise KeyboardInterrupt
 
     def __enter__(self) -> _InterruptLatch:
-        if threading.current_thread() is threading.main_thread() and \
-                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            self._previous = signal.signal(signal.SIGINT, self._handler)
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            current = signal.getsignal(sig)
+            # SIGINT as Python sets it; SIGTERM only where the program made it raise (the CLI does)
+            if current is signal.default_int_handler or (sig == signal.SIGTERM and callable(current)):
+                self._previous[sig] = signal.signal(sig, self._handler)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
 
 
 def _record(i: int, out: Any, finish_wall: float) -> RequestRecord:

@@ -47,20 +47,25 @@ def _as_from_a_terminal() -> None:
 
 
 @pytest.mark.engine
-def test_ctrl_c_exits_130_and_leaves_no_engine(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupt_exits_130_keeps_the_log_and_leaves_no_engine(tmp_path, sig):
+    """Ctrl-C, or SIGTERM as `timeout` and schedulers send it: the engine is shut down and --save-log holds the
+    log so far (a hung start can be read afterwards)."""
+    log = tmp_path / "engine.log"
     proc = subprocess.Popen([sys.executable, "-m", "offline_bench", "run", *KV_ARGS, "--max-model-len", "512",
                              "--num-prompts", "2000", "--input-len", "64", "--output-len", "64",
-                             "--output", str(tmp_path / "r.json")],
+                             "--output", str(tmp_path / "r.json"), "--save-log", str(log)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_as_from_a_terminal)
     engine = wait_for_engine(proc.pid)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
     assert err.strip().splitlines()[-1] == ("interrupted (results already written are kept; a sweep resumes "
                                             "where it stopped)")
     assert "Traceback" not in err
     assert wait_gone(engine) == [], "engine processes outlived the interrupted run"
+    assert "INFO" in log.read_text()  # vLLM's own lines, up to the interrupt
 
 
 # ---------------------------------------------------------------- bad input: one `error:` line, status 2
