@@ -105,7 +105,9 @@ def table(runs: list[Labeled], baseline: Labeled) -> tuple[list[str], list[list[
     for name, get in METRICS:
         values = [get(r.result) for r in runs]
         base = get(baseline.result)
-        ratios = [(v / base if v is not None and base else None) for r, v in zip(runs, values) if r is not baseline]
+        # 0 against 0 (no preemptions on either side, say) is no change, not an unknown ratio
+        ratios = [(1.0 if v == base == 0 else v / base if v is not None and base else None)
+                  for r, v in zip(runs, values) if r is not baseline]
         rows.append([name, *values, *ratios])
     return headers, rows
 

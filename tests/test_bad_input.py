@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from offline_bench.compare import Labeled, mismatches
+from offline_bench.compare import table as compare_table
 from offline_bench.environment import has_cuda
 from offline_bench.schema import RunResult
 from tests.conftest import KV_ARGS, ROOT, run_cli, wait_for_engine, wait_gone
@@ -190,6 +191,14 @@ def test_import_hand_figures_checked(tmp_path, run, message):
     line = one_error_line(run_cli("import", str(f), "--output-dir", str(tmp_path / "out"), timeout=60))
     assert message in line
     assert not (tmp_path / "out").exists()
+
+
+def test_compare_ratio_of_zero_to_zero_is_no_change():
+    tp1, tp2 = (RunResult.load(RESULTS / "2gpu-parallel" / f"h200-{n}.json") for n in ("tp1", "tp2"))
+    assert tp1.kv_cache.preemptions == tp2.kv_cache.preemptions == 0
+    a, b = Labeled("tp1", tp1), Labeled("tp2", tp2)
+    _, rows = compare_table([a, b], a)
+    assert next(r for r in rows if r[0] == "preemptions")[1:] == [0, 0, 1.0]  # printed 1.000x, not "unknown"
 
 
 def test_compare_names_each_side_in_order():
