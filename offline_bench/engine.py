@@ -181,11 +181,7 @@ class Engine:
         check_engine_args(cfg.engine_args)
         check_parallel(cfg, self.info)
         self.ray: dict[str, Any] | None = None  # parallel.ray: what the Ray placement used
-        ray_address, ray_before = None, None
-        if cfg.distributed_executor_backend == "ray":
-            ray_address = connect_ray(cfg.ray_address)  # an unreachable cluster fails here, in one line
-            ray_before = ray_groups()
-            disconnect_ray()
+        ray_address, ray_before = _ray_before_start(cfg)
         self.on_gpu = has_cuda()
         self.kwargs = llm_kwargs(cfg, self.model, self.on_gpu)
         self.env, extra = engine_env_and_kwargs(cfg, self.on_gpu)
@@ -537,6 +533,17 @@ class _StepSampler:
                                   "preemptions": preempted})
             self._next = t + self.interval_s
             self._preempted = preempted or 0.0
+
+
+def _ray_before_start(cfg: EngineConfig) -> tuple[str | None, set[str] | None]:
+    """With the Ray backend: the cluster's address (an unreachable one fails here, in one line) and its placement
+    groups before the start (to tell the engine's own apart); this process leaves the cluster again."""
+    if cfg.distributed_executor_backend != "ray":
+        return None, None
+    address = connect_ray(cfg.ray_address)
+    before = ray_groups()
+    disconnect_ray()
+    return address, before
 
 
 class _InterruptLatch:
