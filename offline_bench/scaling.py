@@ -131,8 +131,8 @@ def scaling_report(items: list[Item], baseline: str | None = None, batch_sizes: 
     others = [i for i in items if i not in runs and i not in phases]
     if others:
         bad = others[0]
-        what = {"skipped": "", "run": f" (a {getattr(bad.data, 'mode', '')} result)"}.get(bad.kind, f" (a {bad.kind} "
-                                                                                              "result)")
+        kind = bad.data.mode if bad.kind == "run" else bad.kind  # a serving run, a sweep, ...
+        what = "" if bad.kind == "skipped" else f" (a {kind} result)"
         raise BenchError(f"'{bad.path}' is not an offline `run` or `phases` result{what}: scaling compares offline "
                          "runs (throughput) and phases results (decode step)")
     base = None

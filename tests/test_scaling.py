@@ -4,6 +4,7 @@ batch-1 decode step of a TP group against its memory-bound floor."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -38,7 +39,7 @@ def test_runs_against_the_run_on_the_fewest_gpus():
         assert rows[name].efficiency_pct == pytest.approx(100 * out[name] / 2 / out["h200-tp1"])
     assert rows["h200-tp1"].efficiency_pct == pytest.approx(100)
     # TP=2 holds one KV pool; DP=2 two, counted together
-    dp = json.loads(open(DP2).read())["parallel"]
+    dp = json.loads(Path(DP2).read_text())["parallel"]
     assert rows["h200-dp2"].kv_capacity_tokens_total == sum(dp["kv_capacity_tokens_per_replica"])
     assert report.warnings == []  # one workload, one card: nothing differs but the layout
 
@@ -50,7 +51,7 @@ def test_a_run_on_another_card_is_flagged():
 
 
 def test_decode_step_against_the_tp_groups_floor():
-    data = json.loads(open(PHASES).read())
+    data = json.loads(Path(PHASES).read_text())
     row = next(r for r in data["rows"] if r["phase"] == "decode" and r["batch_size"] == 1)
     (d,) = scaling_report(load_items([PHASES])).decode
     floor = 1000 / row["ceiling_tokens_per_s"]
