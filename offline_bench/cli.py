@@ -43,6 +43,7 @@ from offline_bench.environment import has_cuda, record_command
 from offline_bench.errors import BenchError
 from offline_bench.formats import check_format, formats_of, render
 from offline_bench.importers import import_file
+from offline_bench.procs import raise_interrupt
 from offline_bench.reportinputs import Item, load_items
 from offline_bench.runner import preflight
 from offline_bench.schema import RunResult, check_writable
@@ -800,13 +801,9 @@ def run_app(args: list[str] | None = None) -> int:
     return rv if isinstance(rv, int) else 0
 
 
-def _terminated(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main() -> None:
     # SIGTERM (`timeout`, a scheduler's limit) unwinds like Ctrl-C: the engine is shut down, --save-log written
-    signal.signal(signal.SIGTERM, _terminated)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     try:
         sys.exit(run_app())
     except KeyboardInterrupt:  # Ctrl-C outside the command itself (while importing, say)

@@ -64,8 +64,8 @@ def ray_groups() -> set[str]:
 
 
 def disconnect_ray() -> None:
-    """Leave the cluster before the engine starts: vLLM's engine core connects by itself ($RAY_ADDRESS), and a
-    process forked from a connected Ray driver would inherit a connection that no longer works."""
+    """Leave the cluster before the engine starts: vLLM's engine core connects by itself ($RAY_ADDRESS). It is
+    spawned, not forked (engine_env_and_kwargs): a fork of a process that has used Ray hangs in ray.init."""
     import ray  # optional dependency (offline-bench[ray])
 
     if ray.is_initialized():

@@ -23,6 +23,11 @@ CHILD_ERROR_STATUS = 2
 _POLL_S = 0.2
 
 
+def raise_interrupt(_signum: int, _frame: object) -> None:
+    """A SIGTERM handler: `timeout` or a scheduler's limit unwinds like Ctrl-C, so engines are shut down."""
+    raise KeyboardInterrupt
+
+
 def die_with_parent() -> None:
     """preexec_fn (Linux): SIGKILL this process when the process that spawned it dies."""
     try:

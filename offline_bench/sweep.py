@@ -28,7 +28,7 @@ from offline_bench.config import EngineConfig, RunConfig, parse_bytes
 from offline_bench.engine import Engine
 from offline_bench.errors import BenchError
 from offline_bench.plots import sweep_plots
-from offline_bench.procs import child_error, fail_child, kill_group, spawn
+from offline_bench.procs import child_error, fail_child, kill_group, raise_interrupt, spawn
 from offline_bench.runner import preflight, run_benchmark
 from offline_bench.schema import write_atomic
 from offline_bench.sweepreport import (
@@ -116,16 +116,12 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, resume: bool = True, retry_f
     points = spec.points()
     # SIGTERM (a scheduler's time limit, `timeout`) unwinds like Ctrl-C so the running point's engine is killed
     previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     try:
         _run_points(spec, points, points_dir, out, resume, retry_failed, on_point)
     finally:
         signal.signal(signal.SIGTERM, previous)
     return write_summary(out)
-
-
-def _raise_interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _run_points(spec: SweepSpec, points: list[dict[str, Any]], points_dir: Path, out: Path, resume: bool,
