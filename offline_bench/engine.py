@@ -23,6 +23,7 @@ from offline_bench.logcapture import LogCapture
 from offline_bench.modelinfo import ModelInfo
 from offline_bench.parallel import (
     check_parallel,
+    check_ray_layout,
     connect_ray,
     disconnect_ray,
     engine_env_and_kwargs,
@@ -536,13 +537,17 @@ class _StepSampler:
 
 
 def _ray_before_start(cfg: EngineConfig) -> tuple[str | None, set[str] | None]:
-    """With the Ray backend: the cluster's address (an unreachable one fails here, in one line) and its placement
-    groups before the start (to tell the engine's own apart); this process leaves the cluster again."""
+    """With the Ray backend: the cluster's address (an unreachable one, or a TP layout vLLM cannot start there, fails
+    here in one line) and its placement groups before the start (to tell the engine's own apart); this process
+    leaves the cluster again."""
     if cfg.distributed_executor_backend != "ray":
         return None, None
     address = connect_ray(cfg.ray_address)
-    before = ray_groups()
-    disconnect_ray()
+    try:
+        check_ray_layout(cfg)
+        before = ray_groups()
+    finally:
+        disconnect_ray()
     return address, before
 
 

@@ -4,6 +4,7 @@ extra vllm.LLM arguments multi-GPU runs need, and joining a Ray cluster. Data pa
 from __future__ import annotations
 
 import os
+from collections import Counter
 from typing import Any
 
 from offline_bench.config import SAFE_ALLREDUCE_ENV, SAFE_ALLREDUCE_PASS, EngineConfig
@@ -53,6 +54,34 @@ def connect_ray(address: str | None) -> str:
         raise BenchError(f"cannot reach the Ray cluster at {address}: {str(e).splitlines()[0][:200]} (start it "
                          "with `ray start --head` and pass --ray-address HOST:6379)") from None
     return address
+
+
+def one_host_tp_group(nodes: list[dict[str, Any]], tp: int) -> tuple[str, int] | None:
+    """(host, Ray nodes with GPUs on it) when a TP group of `tp` must span Ray nodes (none has `tp` GPUs) and some
+    host runs several of them. vLLM tells nodes apart by shared memory, so it takes such a TP group for one node,
+    and its custom all-reduce then asks each worker for GPUs it cannot see (seen with vLLM 0.26 on 4 x H100:
+    "IndexError: device_id 1 is out of range for assigned_physical_gpu_ids")."""
+    gpu_nodes = [n for n in nodes if n.get("Alive") and n.get("Resources", {}).get("GPU", 0) > 0]
+    if tp < 2 or not gpu_nodes or max(n["Resources"]["GPU"] for n in gpu_nodes) >= tp:
+        return None
+    hosts = Counter(str(n.get("NodeManagerHostname") or n.get("NodeManagerAddress")) for n in gpu_nodes)
+    host, count = hosts.most_common(1)[0]
+    return (host, count) if count > 1 else None
+
+
+def check_ray_layout(cfg: EngineConfig) -> None:
+    """One line naming the fix, before a start that would fail minutes later (one_host_tp_group); needs this process
+    connected to the cluster (connect_ray)."""
+    import ray  # optional dependency (offline-bench[ray])
+
+    tp = cfg.tensor_parallel_size
+    if not ray.is_initialized() or cfg.engine_args.get("disable_custom_all_reduce"):
+        return
+    shared = one_host_tp_group(ray.nodes(), tp)
+    if shared:
+        raise BenchError(f"--tensor-parallel-size {tp} spans {shared[1]} Ray nodes of one host ({shared[0]}), each "
+                         f"with fewer than {tp} GPUs: vLLM takes them for one node and its custom all-reduce fails; "
+                         "pass --engine-arg disable_custom_all_reduce=true (as vLLM does across hosts)")
 
 
 def ray_groups() -> set[str]:

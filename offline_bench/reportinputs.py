@@ -45,9 +45,23 @@ def _read_json(path: Path) -> Any:
         raise ValueError(f"not readable JSON ({type(e).__name__})") from None
 
 
-def _label(path: Path) -> str:
-    name = path.name.removesuffix(".gz").removesuffix(".json")
-    return f"{path.parent.name}/{name}" if path.parent.name else name
+def _label(path: Path, depth: int = 2) -> str:
+    """The file's name without .json and its `depth - 1` parent folders."""
+    parts = [*path.parent.parts[-(depth - 1):], path.name.removesuffix(".gz").removesuffix(".json")]
+    return "/".join(part for part in parts if part not in ("", "/"))
+
+
+def _unique_labels(items: list[Item]) -> None:
+    """Labels that name several inputs (points/gmu-0.9_mml-8192 of two sweeps) take more parent folders."""
+    for depth in range(3, 8):
+        seen: dict[str, int] = {}
+        for item in items:
+            seen[item.label] = seen.get(item.label, 0) + 1
+        clashing = [i for i in items if seen[i.label] > 1]
+        if not clashing:
+            return
+        for item in clashing:
+            item.label = _label(Path(item.path), depth)
 
 
 def classify(path: Path, data: Any) -> tuple[str, Any]:
@@ -115,6 +129,7 @@ def load_items(paths: list[str]) -> list[Item]:
     if not any(i.kind != "skipped" for i in items):
         raise BenchError(f"nothing to report in {', '.join(paths)}: give run, serve-probe, sweep, phases, "
                          "explain-gap or startup outputs")
+    _unique_labels(items)
     return items
 
 

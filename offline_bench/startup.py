@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import sys
@@ -127,7 +128,23 @@ _ERRORS: list[tuple[re.Pattern[str], str]] = [
      "Ray runs vLLM's workers on GPUs only"),
     (re.compile(r"max_model_len.*(greater than|exceeds|larger than)|greater than the derived max_model_len", re.I),
      "--max-model-len is above the model's limit ({detail}): lower --max-model-len"),
+    # vLLM tells nodes apart by shared memory: Ray nodes of one host look like one node to its custom all-reduce
+    (re.compile(r"out of range for assigned_physical_gpu_ids"),
+     "vLLM's custom all-reduce looked for GPUs its worker cannot see ({detail}): with a TP group over Ray nodes of "
+     "one host pass --engine-arg disable_custom_all_reduce=true"),
 ]
+_EXCEPTION_LINE = re.compile(r"\b\w*(Error|Exception)\b: ")
+
+
+def _start_failure_root(lines: list[str]) -> str | None:
+    """The last exception line of the engine core's own report ('EngineCore failed to start.' and the lines of that
+    log record after it): errors logged later (an executor's clean-up failing in turn) are consequences."""
+    for i in range(len(lines) - 1, -1, -1):
+        head, found, _ = lines[i].partition("EngineCore failed to start")
+        if found:
+            block = list(itertools.takewhile(lambda line, head=head: line.startswith(head), lines[i + 1:]))
+            return next((line for line in reversed(block) if _EXCEPTION_LINE.search(line)), None)
+    return None
 
 
 def explain_engine_failure(log_text: str, exc: BaseException) -> str:
@@ -139,7 +156,8 @@ def explain_engine_failure(log_text: str, exc: BaseException) -> str:
             if pattern.search(text):
                 detail = re.sub(r"^.*?(\w*Error): ", r"\1: ", text)[:300]
                 return template.format(detail=detail)
-    root = next((line for line in reversed(lines) if re.search(r"\b\w*(Error|Exception)\b: ", line)), None)
+    root = _start_failure_root(lines) or next((line for line in reversed(lines) if _EXCEPTION_LINE.search(line)),
+                                              None)
     detail = re.sub(r"^.*?(\w*(?:Error|Exception)): ", r"\1: ", root) if root else f"{type(exc).__name__}: {exc}"
     return f"the engine failed to start: {detail[:400]} (run with --verbose for the engine's full log)"
 

@@ -1,7 +1,7 @@
 """Regenerate the HTML reports of docs/results (one per GPU result set, from the saved JSON: no GPU needed) and the
 screenshots of each report kind in docs/ (headless Chromium through playwright, as the browser tests use it).
 
-usage: python scripts/report_docs.py [--no-screenshots]
+usage: python scripts/report_docs.py [--no-screenshots] [RESULT_SET ...]   (e.g. 70b-tp4: only that one's report)
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from offline_bench.errors import BenchError
 from offline_bench.htmlreport import write_report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,10 +25,15 @@ SHOTS = [
 ]
 
 
-def reports() -> list[Path]:
+def reports(names: list[str]) -> list[Path]:
+    """One report per result set named (default: every folder of docs/results with something to report)."""
     out = []
-    for d in sorted(p for p in RESULTS.iterdir() if p.is_dir()):
-        path = write_report([str(d)], RESULTS / f"{d.name}.html", f"offline-bench results: {d.name}")
+    for d in sorted(p for p in RESULTS.iterdir() if p.is_dir() and (not names or p.name in names)):
+        try:
+            path = write_report([str(d)], RESULTS / f"{d.name}.html", f"offline-bench results: {d.name}")
+        except BenchError as e:  # e.g. vs-vllm-bench: comparisons of its own, no report inputs
+            print(f"{d.relative_to(ROOT)}: skipped ({str(e)[:80]}...)")
+            continue
         print(f"{path.relative_to(ROOT)}: {path.stat().st_size / 2**20:.2f} MiB")
         out.append(path)
     return out
@@ -51,7 +57,7 @@ def screenshots(tmp: Path) -> None:
 
 
 if __name__ == "__main__":
-    reports()
+    reports([a for a in sys.argv[1:] if not a.startswith("--")])
     if "--no-screenshots" not in sys.argv:
         tmp = ROOT / ".report-tmp"
         tmp.mkdir(exist_ok=True)

@@ -30,7 +30,7 @@ def _free_port() -> int:
 
 def _ray_node(*args: str) -> subprocess.Popen:
     return subprocess.Popen([str(RAY), "start", "--block", "--node-ip-address", "127.0.0.1", "--num-cpus", "1",
-                             "--num-gpus", "0", "--disable-usage-stats", *args], stdout=subprocess.DEVNULL,
+                             "--num-gpus", "1", "--disable-usage-stats", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -58,8 +58,8 @@ def _wait_for_nodes(address: str, n: int, procs: list[subprocess.Popen]) -> None
 @pytest.fixture(scope="module")
 def ray_head():
     """A Ray cluster of two nodes on this host, as issue 18 places one per GPU: a head (`ray start --head --block`
-    on a free loopback port) and a second node joining it, one CPU each; yields the head's address; both are
-    stopped by PID."""
+    on a free loopback port) and a second node joining it, one CPU and one (declared) GPU each; yields the head's
+    address; both are stopped by PID."""
     # Ray 2.5x turns token auth on for a head that finds ~/.ray/auth_token (which any local `ray.init()` writes);
     # this loopback test cluster and every client of it (the tests, offline-bench, vLLM's engine core) run without
     saved_mode = os.environ.get("RAY_AUTH_MODE")
@@ -98,7 +98,7 @@ def test_ray_facts_read_a_placement_spread_over_two_nodes(ray_head):
     finally:
         ray.shutdown()
     assert facts["address"] == ray_head and facts["nodes"] == 2
-    assert list(facts["node_resources"].values()) == [{"CPU": 1.0}, {"CPU": 1.0}]
+    assert list(facts["node_resources"].values()) == [{"CPU": 1.0, "GPU": 1.0}, {"CPU": 1.0, "GPU": 1.0}]
     assert facts["placement_nodes"] == 2
     assert sorted(facts["placement"]) == sorted(facts["node_resources"])  # node names: IP/node-id prefix
     assert list(facts["placement"].values()) == [{"CPU": 1.0}, {"CPU": 1.0}]
@@ -143,12 +143,44 @@ def test_the_engine_core_can_join_after_the_front_end_left(ray_head, monkeypatch
     assert "VLLM_WORKER_MULTIPROC_METHOD" not in env
 
 
+def test_one_host_tp_group_needs_gpu_nodes_that_share_a_host_and_none_holding_the_group():
+    from offline_bench.parallel import one_host_tp_group
+
+    def node(host: str, gpus: float, alive: bool = True) -> dict:
+        return {"Alive": alive, "NodeManagerHostname": host, "Resources": {"CPU": 8.0, "GPU": gpus}}
+
+    assert one_host_tp_group([node("a", 1), node("a", 1)], 2) == ("a", 2)
+    assert one_host_tp_group([node("a", 1), node("a", 1), node("b", 1)], 2) == ("a", 2)
+    assert one_host_tp_group([node("a", 1), node("b", 1)], 2) is None  # real hosts: vLLM tells them apart
+    assert one_host_tp_group([node("a", 2), node("a", 2)], 2) is None  # one node holds the group
+    assert one_host_tp_group([node("a", 1), node("a", 1)], 1) is None
+    assert one_host_tp_group([node("a", 1), node("a", 1, alive=False)], 2) is None
+    assert one_host_tp_group([node("a", 0), node("a", 0)], 2) is None  # CPU-only nodes: no custom all-reduce
+
+
+def test_a_tp_group_over_ray_nodes_of_one_host_is_refused_before_the_start(ray_head, tmp_path):
+    """On 4 x H100 vLLM 0.26 failed this start after ~90 s (its custom all-reduce took the two Ray nodes of one host
+    for one node); offline-bench says so before the start, naming the engine argument that avoids it."""
+    out = tmp_path / "ray.json"
+    p = run_cli("run", "--model", "preset:tiny-llama", "--num-prompts", "4", "--input-len", "32", "--output-len", "8",
+                "--max-model-len", str(MAX_MODEL_LEN), "--kv-cache-memory-bytes", str(KV_BYTES),
+                "--tensor-parallel-size", "2", "--distributed-executor-backend", "ray", "--ray-address", ray_head,
+                "--output", str(out))
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert [ln for ln in p.stderr.splitlines() if ln.startswith("error:")] == [
+        f"error: --tensor-parallel-size 2 spans 2 Ray nodes of one host ({socket.gethostname()}), each with fewer "
+        "than 2 GPUs: vLLM takes them for one node and its custom all-reduce fails; pass --engine-arg "
+        "disable_custom_all_reduce=true (as vLLM does across hosts)"]
+    assert "Initializing a V1 LLM engine" not in p.stderr and not out.exists()
+
+
 @pytest.mark.engine
 def test_run_with_the_ray_executor_on_a_ray_cluster(ray_head, tmp_path):
     out = tmp_path / "ray.json"
     p = run_cli("run", "--model", "preset:tiny-llama", "--num-prompts", "4", "--input-len", "32", "--output-len", "8",
                 "--max-model-len", str(MAX_MODEL_LEN), "--kv-cache-memory-bytes", str(KV_BYTES),
                 "--tensor-parallel-size", "2", "--distributed-executor-backend", "ray", "--ray-address", ray_head,
+                "--engine-arg", "disable_custom_all_reduce=true",  # two Ray nodes of one host (see the test above)
                 "--output", str(out), "--verbose")  # --verbose: the engine's log on stderr
     # vLLM's engine core joined this cluster ($RAY_ADDRESS, set by offline-bench), not a local one of its own
     assert f"Using address {ray_head} set in the environment variable RAY_ADDRESS" in p.stderr, p.stderr[-3000:]

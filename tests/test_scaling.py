@@ -87,3 +87,16 @@ def test_a_sweep_is_refused_in_one_line():
         scaling_report(load_items([sweep]))
     assert str(e.value) == (f"'{sweep}' is not an offline `run` or `phases` result (a sweep result): scaling "
                             "compares offline runs (throughput) and phases results (decode step)")
+
+
+def test_the_70b_sweep_points_at_tp2_and_tp4_keep_apart_and_warn_that_the_cards_differ():
+    """The same point of two sweeps (TP=2 on 2 x H200, TP=4 on 4 x H100) has the same file name: the labels take
+    one more folder; the per-GPU efficiency is the measured ratio, with the card difference said next to it."""
+    res = ROOT / "docs" / "results"
+    tp2, tp4 = (str(res / d / "points" / "gmu-0.9_mml-8192.json") for d in ("70b-tp", "70b-tp4"))
+    report = scaling_report(load_items([tp4, tp2]))
+    assert [r.result for r in report.runs] == ["70b-tp4/points/gmu-0.9_mml-8192", "70b-tp/points/gmu-0.9_mml-8192"]
+    assert report.baseline == "70b-tp/points/gmu-0.9_mml-8192"
+    out2, out4 = (RunResult.load(p).throughput.output_tokens_per_s for p in (tp2, tp4))
+    assert report.runs[0].efficiency_pct == pytest.approx(100 * (out4 / 4) / (out2 / 2))
+    assert any("GPU differs: NVIDIA H100 80GB HBM3 vs NVIDIA H200" in w for w in report.warnings), report.warnings

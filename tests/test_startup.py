@@ -1,5 +1,5 @@
 from offline_bench.startup import FACT_KEYS, explain_engine_failure, parse_startup
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, ROOT
 
 
 def test_h100_log_facts_exact():
@@ -42,3 +42,25 @@ def test_failure_explanations():
     assert msg.startswith("not enough memory for the KV cache") and "--gpu-memory-utilization" in msg
     other = explain_engine_failure("(EngineCore) ImportError: no module named foo\n", RuntimeError("boom"))
     assert "ImportError: no module named foo" in other and "\n" not in other
+
+
+def test_the_engine_cores_own_error_wins_over_the_clean_up_errors_logged_after_it():
+    log = ("(EngineCore pid=7) ERROR 11-28 00:28:08 [core.py:1330] EngineCore failed to start.\n"
+           "(EngineCore pid=7) ERROR 11-28 00:28:08 [core.py:1330] Traceback (most recent call last):\n"
+           "(EngineCore pid=7) ERROR 11-28 00:28:08 [core.py:1330]   File \"x.py\", line 1, in f\n"
+           "(EngineCore pid=7) ERROR 11-28 00:28:08 [core.py:1330] KeyError: 'the root cause'\n"
+           "(EngineCore pid=7) ERROR 11-28 00:28:09 [ray_executor_v2.py:566] Failed to kill actor rank=0\n"
+           "(EngineCore pid=7) ERROR 11-28 00:28:09 [ray_executor_v2.py:566] ActorHandleNotFoundError: later\n")
+    msg = explain_engine_failure(log, RuntimeError("Engine core initialization failed. See root cause above."))
+    assert msg == ("the engine failed to start: KeyError: 'the root cause' (run with --verbose for the engine's "
+                   "full log)")
+
+
+def test_a_tp_group_over_ray_nodes_of_one_host_is_explained_from_the_gpu_log():
+    """The engine log of the TP=2 Ray run over two single-GPU Ray nodes of one 4 x H100 host (docs/results): the
+    clean-up's ActorHandleNotFoundError came last and was shown; the cause is vLLM's custom all-reduce."""
+    log = (ROOT / "docs/results/ray-2node/h100-tp2-ray-engine.log").read_text()
+    msg = explain_engine_failure(log, RuntimeError("Engine core initialization failed. See root cause above."))
+    assert msg.startswith("vLLM's custom all-reduce looked for GPUs its worker cannot see (IndexError: device_id 1 "
+                          "is out of range for assigned_physical_gpu_ids"), msg
+    assert msg.endswith("pass --engine-arg disable_custom_all_reduce=true") and "ActorHandle" not in msg
