@@ -153,7 +153,19 @@ def _each_point(spec: SweepSpec, points: list[dict[str, Any]], points_dir: Path,
             _run_point(spec, settings, path, worker)
         write_summary(out)
         if on_point:
-            on_point(n, len(points), key, "failed" if _is_failure(path) else "ok")
+            on_point(n, len(points), key, _outcome(path))
+
+
+def _outcome(path: Path) -> str:
+    """'ok', or 'failed: ERROR' naming the engine log the point kept."""
+    if not _is_failure(path):
+        return "ok"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return "failed"
+    where = f" (engine log: points/{record['engine_log']})" if record.get("engine_log") else ""
+    return f"failed: {record.get('error', '')}{where}"
 
 
 def _is_failure(path: Path) -> bool:
@@ -167,9 +179,17 @@ SENT_AT_ENV = "OFFLINE_BENCH_POINT_SENT_AT"  # when the parent handed a fresh ch
 WORKER_POLL_S = 0.2
 
 
+def engine_log_path(path: str | Path) -> Path:
+    """Where a point's engine log is kept (points/KEY.log), however the point ends: what a failed start left in
+    the log (the step that ran out of memory, say) is there to read after the sweep."""
+    return Path(path).with_suffix(".log")
+
+
 def _record_failure(path: Path, settings: dict[str, Any], error: str, t0: float) -> None:
-    write_atomic(path, json.dumps({"status": "failed", "settings": settings, "error": error,
-                                   "elapsed_s": round(time.time() - t0, 2)}, indent=2))
+    record = {"status": "failed", "settings": settings, "error": error, "elapsed_s": round(time.time() - t0, 2)}
+    if engine_log_path(path).exists():
+        record["engine_log"] = engine_log_path(path).name
+    write_atomic(path, json.dumps(record, indent=2))
 
 
 def _add_point_time(path: Path, t0: float) -> None:
@@ -184,6 +204,7 @@ def _run_point(spec: SweepSpec, settings: dict[str, Any], path: Path, worker: _W
     --fresh-process-per-point, in a process of its own; failures are recorded."""
     cfg = point_config(spec, settings)
     t0 = time.time()
+    engine_log_path(path).unlink(missing_ok=True)  # a retried point's old log is not this run's
     error = worker.run(cfg, path, spec.timeout_per_point_s) if worker else _run_fresh(cfg, path, spec)
     if error is not None:
         _record_failure(path, settings, error, t0)
@@ -268,7 +289,7 @@ def run_point_here(cfg: RunConfig, path: str, sent_at: float | None) -> None:
         result, close_s = run_one(cfg), None
     else:
         preflight(cfg)
-        engine = Engine(cfg.engine, echo_log=cfg.verbose)
+        engine = Engine(cfg.engine, echo_log=cfg.verbose, save_log=str(engine_log_path(path)))
         try:
             result = run_benchmark(cfg, engine=engine)
         finally:
@@ -313,7 +334,7 @@ def run_with_progress(spec: SweepSpec, out_dir: str, resume: bool = True, retry_
                 bar.update(task, description=f"point {n}/{total} {key}")
             else:
                 bar.advance(task)
-                bar.console.print(f"{key}: {state}")
+                bar.console.print(f"{key}: {state}", markup=False, highlight=False, soft_wrap=True)
 
         return run_sweep(spec, out_dir, resume=resume, retry_failed=retry_failed, on_point=on_point)
 

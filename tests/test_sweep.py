@@ -223,6 +223,12 @@ def test_one_worker_runs_successive_points_and_a_failure_gets_a_fresh_one(tmp_pa
     assert s["analysis"]["startup_breakdown"]["points"] == 3
     assert "Time per point (mean of 3)" in (out / "summary.md").read_text()
     assert not list((out / "points").glob("*.error"))
+    # every started engine's log is kept beside its point; the refused point started none and says why on stderr
+    for m in (256, 512, 384):
+        assert "Initializing a V1 LLM engine" in (out / "points" / f"mml-{m}.log").read_text()
+    assert not (out / "points" / "mml-4096.log").exists()
+    assert "engine_log" not in json.loads((out / "points" / "mml-4096.json").read_text())
+    assert "mml-4096: failed: --max-model-len" in p.stderr, p.stderr[-2000:]
     fresh = tmp_path / "fresh"
     p = run_cli("sweep", "--output-dir", str(fresh), "--max-model-len", "256", *common, "--fresh-process-per-point",
                 timeout=600)
