@@ -20,6 +20,7 @@ from offline_bench.phases import PhasesResult
 from offline_bench.presets import resolve_model
 from offline_bench.reportinputs import Item
 from offline_bench.schema import RunResult
+from offline_bench.stepmodel import full_batch_decode_step
 
 
 class RunScaling(BaseModel):
@@ -34,6 +35,10 @@ class RunScaling(BaseModel):
     kv_capacity_tokens_total: int | None
     tpot_p50_ms: float | None
     preemptions: int | None
+    # pure-decode steps at the run's full batch (stepmodel.full_batch_decode_step); a DP run: one replica's engine
+    full_batch_step_ms: float | None = None
+    full_batch_requests: float | None = None
+    us_per_request: float | None = None  # step time per decoding request: what one engine core spends on each
 
 
 class DecodeScaling(BaseModel):
@@ -89,12 +94,15 @@ def run_rows(runs: list[Item], baseline: Item) -> tuple[list[RunScaling], list[s
         gpus, shape = _run_shape(r)
         out = r.throughput.output_tokens_per_s
         tpot = r.latency.tpot_ms
+        step = full_batch_decode_step(r.steps) if r.steps else None
         rows.append(RunScaling(
             result=item.label, layout=shape, gpus=gpus, gpu_name=r.environment.gpu_name, output_tokens_per_s=out,
             output_tokens_per_s_per_gpu=out / gpus, speedup=out / base.throughput.output_tokens_per_s,
             efficiency_pct=100 * out / gpus / base_per_gpu,
             kv_capacity_tokens_total=(r.parallel or {}).get("kv_capacity_tokens_total", r.kv_cache.capacity_tokens),
-            tpot_p50_ms=tpot.p50 if tpot else None, preemptions=r.kv_cache.preemptions))
+            tpot_p50_ms=tpot.p50 if tpot else None, preemptions=r.kv_cache.preemptions,
+            full_batch_step_ms=step[0] if step else None, full_batch_requests=step[1] if step else None,
+            us_per_request=1000 * step[0] / step[1] if step else None))
         if item is not baseline:
             warnings += [f"{item.label} vs {baseline.label}: {m}"
                          for m in mismatches(Labeled(baseline.label, base), Labeled(item.label, r))]
@@ -154,7 +162,7 @@ def _num(v: Any, digits: int = 1) -> str:
 
 
 RUN_HEADERS = ["result", "layout", "GPUs", "GPU", "output tok/s", "per GPU", "speedup", "efficiency per GPU",
-               "KV tokens (all)", "TPOT p50 ms", "preemptions"]
+               "KV tokens (all)", "TPOT p50 ms", "preemptions", "decode step ms", "at batch", "us per request"]
 DECODE_HEADERS = ["result", "layout", "GPUs", "GPU", "batch", "step ms", "floor ms", "% of ceiling", "gap ms",
                   "all-reduces / step", "gap per all-reduce us"]
 
@@ -162,7 +170,8 @@ DECODE_HEADERS = ["result", "layout", "GPUs", "GPU", "batch", "step ms", "floor 
 def _tables(r: ScalingReport) -> list[tuple[list[str], list[list[str]]]]:
     runs = [[x.result, x.layout, str(x.gpus), x.gpu_name or "", _num(x.output_tokens_per_s, 0),
              _num(x.output_tokens_per_s_per_gpu, 0), f"{x.speedup:.2f}x", f"{x.efficiency_pct:.1f}%",
-             _num(x.kv_capacity_tokens_total), _num(x.tpot_p50_ms), _num(x.preemptions)] for x in r.runs]
+             _num(x.kv_capacity_tokens_total), _num(x.tpot_p50_ms), _num(x.preemptions),
+             _num(x.full_batch_step_ms), _num(x.full_batch_requests, 0), _num(x.us_per_request)] for x in r.runs]
     decode = [[x.result, x.layout, str(x.gpus), x.gpu_name or "", str(x.batch_size), _num(x.step_ms, 2),
                _num(x.floor_ms, 2), _num(x.pct_of_ceiling), _num(x.gap_ms, 2), _num(x.allreduces_per_step),
                _num(x.gap_per_allreduce_us)] for x in r.decode]
@@ -183,7 +192,9 @@ def render(r: ScalingReport, fmt: str = "table") -> str:
     style = "github" if fmt == "md" else "simple"
     parts = [tabulate(rows, headers=headers, tablefmt=style, disable_numparse=True) for headers, rows in tables]
     if r.baseline:
-        parts.insert(1, f"speedup and efficiency against {r.baseline} (per-GPU output tokens/s)")
+        parts.insert(1, f"speedup and efficiency against {r.baseline} (per-GPU output tokens/s); decode step: the "
+                        "median of the pure-decode steps at the run's full batch (a DP run: one replica's engine), "
+                        "and that step's time per decoding request")
     if r.decode:
         parts.append("floor: the TP group's ceiling for the batch as a step time (weights and KV read at the "
                      "GPUs' bandwidth); gap = step - floor, charged to the all-reduces as an upper bound")

@@ -51,6 +51,24 @@ def durations_ms(steps: StepTrace) -> list[float]:
     return [1000.0 * (t[i] - (t[i - 1] if i else 0.0)) for i in range(len(t))]
 
 
+TOP_BATCH_SHARE = 0.7  # "the run's full batch": pure-decode steps with at least this share of the largest one
+
+
+def full_batch_decode_step(steps: StepTrace) -> tuple[float, float, int] | None:
+    """(median step ms, mean decoding requests, steps) over the pure-decode steps (no prompt tokens) of the run's
+    full batch -- at least TOP_BATCH_SHARE of its largest decode batch; None with fewer than MIN_STEPS of them.
+    Step times are timestamp gaps, so scheduling and output handling count, as they do in the wall time."""
+    durations = durations_ms(steps)
+    decode = [i for i in range(1, len(durations)) if steps.ctx_tokens[i] == 0 and steps.gen_reqs[i] > 0]
+    if not decode:
+        return None
+    top = TOP_BATCH_SHARE * max(steps.gen_reqs[i] for i in decode)
+    full = [i for i in decode if steps.gen_reqs[i] >= top]
+    if len(full) < MIN_STEPS:
+        return None
+    return median(durations[i] for i in full), sum(steps.gen_reqs[i] for i in full) / len(full), len(full)
+
+
 def _nnls(rows: list[list[float]], y: list[float]) -> list[float]:
     """Least squares with non-negative coefficients, for 2 unknowns: every active set, keep the best valid."""
     k = len(rows[0])

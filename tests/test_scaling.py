@@ -10,8 +10,9 @@ import pytest
 
 from offline_bench.errors import BenchError
 from offline_bench.reportinputs import load_items
-from offline_bench.scaling import layout, scaling_report
-from offline_bench.schema import RunResult
+from offline_bench.scaling import layout, render, scaling_report
+from offline_bench.schema import RunResult, StepTrace
+from offline_bench.stepmodel import full_batch_decode_step
 from tests.conftest import ROOT, run_cli
 
 PAR = ROOT / "docs" / "results" / "2gpu-parallel"
@@ -100,3 +101,42 @@ def test_the_70b_sweep_points_at_tp2_and_tp4_keep_apart_and_warn_that_the_cards_
     out2, out4 = (RunResult.load(p).throughput.output_tokens_per_s for p in (tp2, tp4))
     assert report.runs[0].efficiency_pct == pytest.approx(100 * (out4 / 4) / (out2 / 2))
     assert any("GPU differs: NVIDIA H100 80GB HBM3 vs NVIDIA H200" in w for w in report.warnings), report.warnings
+
+
+def _trace(steps: list[tuple[float, int, int]]) -> StepTrace:
+    """(gap ms, prompt tokens, decoding requests) per step -> a StepTrace."""
+    t, ts = 0.0, []
+    for gap, _, _ in steps:
+        t += gap / 1000
+        ts.append(t)
+    n = len(steps)
+    return StepTrace(source="iteration_details", t_s=ts, exec_ms=[None] * n, ctx_tokens=[s[1] for s in steps],
+                     ctx_reqs=[int(s[1] > 0) for s in steps], gen_reqs=[s[2] for s in steps], out_tokens=[0] * n,
+                     first_tokens=[0] * n, decode_ctx_tokens=[0] * n, running=[None] * n, waiting=[None] * n,
+                     kv_usage_pct=[None] * n)
+
+
+def test_full_batch_decode_step_takes_pure_decode_steps_near_the_largest_batch():
+    # a prefill, 10 decode steps of 100 requests (10-12 ms), one mixed step, then the batch draining to 40
+    steps = [(50.0, 512, 0)] + [(10.0 + i % 3, 0, 100) for i in range(10)] + [(30.0, 256, 100)]
+    steps += [(5.0, 0, 40)] * 5
+    assert full_batch_decode_step(_trace(steps)) == (11.0, 100.0, 10)
+    assert full_batch_decode_step(_trace(steps[:6])) is None  # fewer than 8 such steps: no figure
+    assert full_batch_decode_step(_trace([(50.0, 512, 0)] * 9)) is None  # no decode at all
+
+
+def test_scaling_shows_the_full_batch_decode_step_per_request_of_each_engine():
+    """The 8B on 4 x H100: a TP=4 engine at ~1000 requests steps about as long per request as a DP replica's at
+    ~500 -- the column that says why DP=2 x TP=2 gave more than TP=4 (docs/results/70b-tp.md)."""
+    res = ROOT / "docs" / "results"
+    dp, tp4 = (str(res / "70b-tp4" / f) for f in ("dp2tp2-8b.json", "tp4-8b.json"))
+    report = scaling_report(load_items([dp, tp4, TP2]))
+    rows = {r.result: r for r in report.runs}
+    for name, path in (("70b-tp4/dp2tp2-8b", dp), ("70b-tp4/tp4-8b", tp4)):
+        step = full_batch_decode_step(RunResult.load(path).steps)
+        assert (rows[name].full_batch_step_ms, rows[name].full_batch_requests) == step[:2]
+        assert rows[name].us_per_request == pytest.approx(1000 * step[0] / step[1])
+    assert rows["70b-tp4/tp4-8b"].full_batch_requests > 1.5 * rows["70b-tp4/dp2tp2-8b"].full_batch_requests
+    assert rows["2gpu-parallel/h200-tp2"].full_batch_step_ms is None  # recorded before steps were kept
+    header = [h.strip() for h in render(report, "md").splitlines()[0].split("|")]
+    assert header[-4:-1] == ["decode step ms", "at batch", "us per request"]
