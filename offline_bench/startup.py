@@ -121,8 +121,8 @@ _ERRORS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"is less than desired GPU memory utilization|Decrease GPU memory utilization"),
      "the GPU does not have that much free memory ({detail}): lower --gpu-memory-utilization or free the GPU"),
     (re.compile(r"CUDA out of memory|OutOfMemoryError"),
-     "out of memory while starting the engine ({detail}): lower --gpu-memory-utilization, --max-num-seqs or "
-     "--max-num-batched-tokens, or use a smaller model"),
+     "out of memory while starting the engine, {stage} ({detail}): lower --gpu-memory-utilization, --max-num-seqs "
+     "or --max-num-batched-tokens, or use a smaller model"),
     (re.compile(r"does not support ray"),
      "this vLLM build has no Ray executor ({detail}): use --distributed-executor-backend mp (the default) here; "
      "Ray runs vLLM's workers on GPUs only"),
@@ -147,6 +147,21 @@ def _start_failure_root(lines: list[str]) -> str | None:
     return None
 
 
+def start_stage(facts: dict[str, Any]) -> str:
+    """How far a start got, from its log's facts (vLLM's order: weights, memory profile with torch.compile, KV cache
+    sized and allocated, CUDA graphs, warm-up): where a start that failed stopped."""
+    if facts.get("cuda_graph_s") is not None or facts.get("cuda_graph_gib") is not None:
+        graphs = f" ({facts['cuda_graph_gib']:g} GiB)" if facts.get("cuda_graph_gib") is not None else ""
+        return f"after capturing CUDA graphs{graphs}, in the warm-up"
+    if facts.get("kv_cache_gib") is not None or facts.get("kv_cache_tokens") is not None:
+        size = f"{facts['kv_cache_gib']:g} GiB" if facts.get("kv_cache_gib") is not None else "its size logged"
+        return (f"after the KV cache was sized ({size} a GPU), while allocating it or capturing CUDA graphs: the "
+                "memory outside vLLM's budget did not hold them")
+    if facts.get("weights_gib") is not None:
+        return f"after loading the weights ({facts['weights_gib']:g} GiB a GPU), in the memory profile"
+    return "before the weights were loaded"
+
+
 def explain_engine_failure(log_text: str, exc: BaseException) -> str:
     """One line for a failed engine start: the root cause from the log if we know it, else the exception."""
     lines = [ANSI.sub("", line).strip() for line in log_text.splitlines()]
@@ -155,7 +170,8 @@ def explain_engine_failure(log_text: str, exc: BaseException) -> str:
         for text in candidates:
             if pattern.search(text):
                 detail = re.sub(r"^.*?(\w*Error): ", r"\1: ", text)[:300]
-                return template.format(detail=detail)
+                stage = start_stage(parse_startup(log_text)) if "{stage}" in template else ""
+                return template.format(detail=detail, stage=stage)
     root = _start_failure_root(lines) or next((line for line in reversed(lines) if _EXCEPTION_LINE.search(line)),
                                               None)
     detail = re.sub(r"^.*?(\w*(?:Error|Exception)): ", r"\1: ", root) if root else f"{type(exc).__name__}: {exc}"

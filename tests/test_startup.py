@@ -64,3 +64,28 @@ def test_a_tp_group_over_ray_nodes_of_one_host_is_explained_from_the_gpu_log():
     assert msg.startswith("vLLM's custom all-reduce looked for GPUs its worker cannot see (IndexError: device_id 1 "
                           "is out of range for assigned_physical_gpu_ids"), msg
     assert msg.endswith("pass --engine-arg disable_custom_all_reduce=true") and "ActorHandle" not in msg
+
+
+def test_an_out_of_memory_start_says_how_far_it_got():
+    """The H100 start-up log cut where each stage ends, then the OOM a start hit (the 70B TP=4 sweep at gmu 0.95 on
+    4 x H100 failed so, and its line could not say where)."""
+    lines = (FIXTURES / "h100-vllm0.26-llama8b-startup.log").read_text().splitlines()
+    oom = ("(EngineCore pid=643) ERROR torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 502.00 MiB. "
+           "GPU 0 has a total capacity of 79.18 GiB of which 490.12 MiB is free.")
+
+    def cut_after(text: str) -> str:
+        end = next(i for i, line in enumerate(lines) if text in line)
+        return explain_engine_failure("\n".join([*lines[:end + 1], oom]), RuntimeError("Engine core failed"))
+
+    assert cut_after("Loading model from scratch").startswith(
+        "out of memory while starting the engine, before the weights were loaded (OutOfMemoryError: CUDA out of "
+        "memory. Tried to allocate 502.00 MiB.")
+    assert cut_after("Model loading took").startswith("out of memory while starting the engine, after loading the "
+                                                      "weights (15 GiB a GPU), in the memory profile (")
+    kv = cut_after("GPU KV cache size")
+    assert kv.startswith("out of memory while starting the engine, after the KV cache was sized (54.26 GiB a GPU), "
+                         "while allocating it or capturing CUDA graphs")
+    assert kv.endswith(": lower --gpu-memory-utilization, --max-num-seqs or --max-num-batched-tokens, or use a "
+                       "smaller model") and "\n" not in kv
+    assert cut_after("Graph capturing finished").startswith(
+        "out of memory while starting the engine, after capturing CUDA graphs (0.98 GiB), in the warm-up (")
