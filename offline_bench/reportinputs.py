@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,9 +55,7 @@ def _label(path: Path, depth: int = 2) -> str:
 def _unique_labels(items: list[Item]) -> None:
     """Labels that name several inputs (points/gmu-0.9_mml-8192 of two sweeps) take more parent folders."""
     for depth in range(3, 8):
-        seen: dict[str, int] = {}
-        for item in items:
-            seen[item.label] = seen.get(item.label, 0) + 1
+        seen = Counter(item.label for item in items)
         clashing = [i for i in items if seen[i.label] > 1]
         if not clashing:
             return

@@ -157,13 +157,13 @@ def _each_point(spec: SweepSpec, points: list[dict[str, Any]], points_dir: Path,
 
 
 def _outcome(path: Path) -> str:
-    """'ok', or 'failed: ERROR' naming the engine log the point kept."""
-    if not _is_failure(path):
-        return "ok"
+    """'ok', or 'failed: ERROR' naming the engine log the point kept (an unreadable point counts as failed)."""
     try:
         record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return "failed"
+    if record.get("status") != "failed":
+        return "ok"
     where = f" (engine log: points/{record['engine_log']})" if record.get("engine_log") else ""
     return f"failed: {record.get('error', '')}{where}"
 
