@@ -46,7 +46,8 @@ class Labeled:
 
 def label_for(path: str | Path, r: RunResult) -> str:
     conc, rate = r.workload.concurrency, r.workload.request_rate
-    return (f"{Path(path).stem} [{r.mode}{'' if conc is None else f', c={conc}'}"
+    name = Path(path).name.removesuffix(".gz").removesuffix(".json")
+    return (f"{name} [{r.mode}{'' if conc is None else f', c={conc}'}"
             f"{'' if rate is None else f', {rate:g} req/s'}]")
 
 

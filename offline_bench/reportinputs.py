@@ -3,7 +3,6 @@ kind (run results of every mode, sweeps, phases, explain-gap ladders, start-up l
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from offline_bench.errors import BenchError
 from offline_bench.gap import GapReport
 from offline_bench.kvplan import PlanRow
 from offline_bench.phases import PhasesResult
-from offline_bench.schema import RunResult
+from offline_bench.schema import RunResult, read_text
 from offline_bench.startup import parse_startup
 from offline_bench.sweepreport import SweepSummary, analyze, load_rows
 
@@ -38,10 +37,8 @@ class Item:
 
 
 def _read_json(path: Path) -> Any:
-    opener = gzip.open if path.name.endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            return json.load(f)
+        return json.loads(read_text(path))
     except (OSError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"not readable JSON ({type(e).__name__})") from None
 

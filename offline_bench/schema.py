@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import tempfile
@@ -16,6 +17,15 @@ from offline_bench.stats import Distribution, MeanCI
 
 SCHEMA_VERSION = 1
 Mode = Literal["offline", "serving", "imported", "predicted"]  # how a result was measured (or predicted)
+
+
+def read_text(path: str | Path) -> str:
+    """A file's text; a `.gz` file is decompressed (results kept gzipped, as docs/results keeps large ones)."""
+    p = Path(path)
+    if p.name.endswith(".gz"):
+        with gzip.open(p, "rt", encoding="utf-8") as f:
+            return f.read()
+    return p.read_text(encoding="utf-8")
 
 
 class Throughput(BaseModel):
@@ -187,8 +197,8 @@ class RunResult(BaseModel):
     @classmethod
     def load(cls, path: str | Path) -> RunResult:
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
+            data = json.loads(read_text(path))
+        except (OSError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as e:
             raise BenchError(f"cannot read result '{path}': {e}") from None
         version = data.get("schema_version") if isinstance(data, dict) else None
         if version != SCHEMA_VERSION:

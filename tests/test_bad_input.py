@@ -193,6 +193,19 @@ def test_import_hand_figures_checked(tmp_path, run, message):
     assert not (tmp_path / "out").exists()
 
 
+def test_gzipped_results_are_read_and_a_cut_one_gets_one_line(tmp_path):
+    """Results may be kept gzipped (docs/results does): `compare` reads them; a cut-off one is one line."""
+    seq = RESULTS / "ray-2node" / "h200-seq" / "pass2"
+    good = [str(seq / "tp2-mp-noca.json.gz"), str(seq / "tp2-ray.json.gz")]
+    result = run_cli("compare", *good, "--format", "csv", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "tp2-ray [offline]" in result.stdout  # named without .json.gz
+    cut = tmp_path / "cut.json.gz"
+    cut.write_bytes((seq / "tp2-ray.json.gz").read_bytes()[:5000])
+    line = one_error_line(run_cli("compare", good[0], str(cut), timeout=60))
+    assert line.startswith(f"error: cannot read result '{cut}': ")
+
+
 def test_compare_ratio_of_zero_to_zero_is_no_change():
     tp1, tp2 = (RunResult.load(RESULTS / "2gpu-parallel" / f"h200-{n}.json") for n in ("tp1", "tp2"))
     assert tp1.kv_cache.preemptions == tp2.kv_cache.preemptions == 0

@@ -140,3 +140,28 @@ def test_scaling_shows_the_full_batch_decode_step_per_request_of_each_engine():
     assert rows["2gpu-parallel/h200-tp2"].full_batch_step_ms is None  # recorded before steps were kept
     header = [h.strip() for h in render(report, "md").splitlines()[0].split("|")]
     assert header[-4:-1] == ["decode step ms", "at batch", "us per request"]
+
+
+def test_scaling_reads_the_gzipped_ray_and_mp_runs_and_names_the_backend():
+    """The Ray-vs-mp runs on 2 x H200 (docs/results/ray-2node.md) are kept gzipped: `scaling` reads them, marks
+    the Ray layouts and takes efficiencies against the --baseline path given."""
+    seq = ROOT / "docs" / "results" / "ray-2node" / "h200-seq"
+    paths = sorted(str(p) for p in seq.glob("pass*/*.json.gz"))
+    base = str(seq / "pass1" / "tp2-mp.json.gz")
+    report = scaling_report(load_items(paths), baseline=base)
+    assert report.baseline == "pass1/tp2-mp"
+    rows = {r.result: r for r in report.runs}
+    assert len(rows) == len(paths) == 9
+    base_out = RunResult.load(Path(base)).throughput.output_tokens_per_s
+    for path in paths:
+        r = RunResult.load(Path(path))
+        name = "/".join(Path(path).parts[-2:]).removesuffix(".json.gz")
+        ray = r.parallel["executor_backend"] == "ray"
+        assert rows[name].layout.endswith("(ray)") == ray
+        assert rows[name].efficiency_pct == pytest.approx(100 * r.throughput.output_tokens_per_s / base_out)
+        if ray:  # the placement really spanned two Ray nodes, one GPU on each
+            assert r.parallel["ray"]["placement_nodes"] == 2
+            assert sorted(r.parallel["ray"]["gpus_per_node"].values()) == [1.0, 1.0]
+    result = run_cli("scaling", *paths, "--baseline", base, "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    assert sum("(ray)" in line for line in result.stdout.splitlines()) == 4
