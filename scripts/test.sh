@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh test
 .venv/bin/ruff check offline_bench tests scripts
-exec .venv/bin/python -m pytest "$@"
+# a crash in native code (even at exit, after the summary) prints every thread's Python stack
+PYTHONFAULTHANDLER=1 exec .venv/bin/python -m pytest "$@"

@@ -12,7 +12,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,20 +85,43 @@ def ray_head():
             os.environ["RAY_AUTH_MODE"] = saved_mode
 
 
-def test_ray_facts_read_a_placement_spread_over_two_nodes(ray_head):
+def _in_child(target: Callable[..., None], *args: object) -> Any:
+    """Run `target(result_queue, *args)` in a spawned process and return what it put: Ray sessions stay out of the
+    test process (several ray.init/ray.shutdown cycles in one process can crash it at exit, Ray issue 31145)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    result = ctx.Queue()
+    child = ctx.Process(target=target, args=(result, *args))
+    child.start()
+    try:
+        return result.get(timeout=300)
+    finally:
+        child.join(60)
+        if child.is_alive():
+            child.kill()
+
+
+def _placement_facts(result: Any, address: str) -> None:
     from offline_bench.parallel import connect_ray, ray_facts, ray_groups
 
-    assert connect_ray(ray_head) == ray_head
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    assert connect_ray(address) == address
     try:
         before = ray_groups()
         # one bundle per node, as vLLM's placement of 2 GPU workers over two single-GPU nodes
         pg = ray.util.placement_group([{"CPU": 1}, {"CPU": 1}], strategy="STRICT_SPREAD")
         ray.get(pg.ready(), timeout=60)
-        facts = ray_facts(ray_head, before)
+        facts = ray_facts(address, before)
         # groups that existed before the engine started are not the engine's
-        earlier = ray_facts(ray_head, before | ray_groups())
+        earlier = ray_facts(address, before | ray_groups())
     finally:
         ray.shutdown()
+    result.put((facts, earlier))
+
+
+def test_ray_facts_read_a_placement_spread_over_two_nodes(ray_head):
+    facts, earlier = _in_child(_placement_facts, ray_head)
     assert facts["address"] == ray_head and facts["nodes"] == 2
     assert list(facts["node_resources"].values()) == [{"CPU": 1.0, "GPU": 1.0}, {"CPU": 1.0, "GPU": 1.0}]
     assert facts["placement_nodes"] == 2
@@ -113,31 +138,39 @@ def _join_ray(result) -> None:
     ray.shutdown()
 
 
+def _front_end_then_core(result: Any, address: str, env: dict[str, str]) -> None:
+    """As offline-bench's front end: join the cluster and leave it, then start a child the way the engine core
+    gets started (env: what the engine gets) and report its exit code and the nodes it saw."""
+    import multiprocessing
+
+    from offline_bench.parallel import connect_ray, disconnect_ray
+
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    assert connect_ray(address) == address
+    disconnect_ray()
+    os.environ.update(env)
+    ctx = multiprocessing.get_context(env["VLLM_WORKER_MULTIPROC_METHOD"])
+    nodes = ctx.Queue()
+    child = ctx.Process(target=_join_ray, args=(nodes,))
+    child.start()
+    child.join(180)
+    if child.is_alive():
+        child.kill()
+    result.put((child.exitcode, nodes.get(timeout=5) if child.exitcode == 0 else None))
+
+
 def test_the_engine_core_can_join_after_the_front_end_left(ray_head, monkeypatch):
     """The front end joins Ray before the engine start (connect_ray) and leaves it; a process forked from it then
     hangs in ray.init (vLLM forks its engine core on GPUs: seen with vLLM 0.26 on two H200s). So with the Ray
     backend the engine gets VLLM_WORKER_MULTIPROC_METHOD=spawn, and a child started that way joins."""
-    import multiprocessing
-
     from offline_bench.config import EngineConfig
-    from offline_bench.parallel import connect_ray, disconnect_ray, engine_env_and_kwargs
+    from offline_bench.parallel import engine_env_and_kwargs
 
     monkeypatch.delenv("VLLM_WORKER_MULTIPROC_METHOD", raising=False)
     env, _ = engine_env_and_kwargs(EngineConfig(tensor_parallel_size=2, distributed_executor_backend="ray",
                                                 ray_address=ray_head), on_gpu=True)
     assert env["VLLM_WORKER_MULTIPROC_METHOD"] == "spawn" and env["RAY_ADDRESS"] == ray_head
-    assert connect_ray(ray_head) == ray_head
-    disconnect_ray()
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    ctx = multiprocessing.get_context(env["VLLM_WORKER_MULTIPROC_METHOD"])
-    result = ctx.Queue()
-    child = ctx.Process(target=_join_ray, args=(result,))
-    child.start()
-    child.join(180)
-    if child.is_alive():
-        child.kill()
-    assert child.exitcode == 0 and result.get(timeout=5) == 2
+    assert _in_child(_front_end_then_core, ray_head, env) == (0, 2)
     monkeypatch.setenv("VLLM_WORKER_MULTIPROC_METHOD", "fork")  # the user's own choice is kept
     env, _ = engine_env_and_kwargs(EngineConfig(distributed_executor_backend="ray"), on_gpu=True)
     assert "VLLM_WORKER_MULTIPROC_METHOD" not in env
