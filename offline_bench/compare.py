@@ -12,7 +12,7 @@ from typing import Any
 from tabulate import tabulate
 
 from offline_bench.formats import renders
-from offline_bench.schema import RunResult
+from offline_bench.schema import RunResult, result_name
 
 # (row label, getter); None values print as "unknown"
 METRICS: list[tuple[str, Any]] = [
@@ -46,8 +46,7 @@ class Labeled:
 
 def label_for(path: str | Path, r: RunResult) -> str:
     conc, rate = r.workload.concurrency, r.workload.request_rate
-    name = Path(path).name.removesuffix(".gz").removesuffix(".json")
-    return (f"{name} [{r.mode}{'' if conc is None else f', c={conc}'}"
+    return (f"{result_name(path)} [{r.mode}{'' if conc is None else f', c={conc}'}"
             f"{'' if rate is None else f', {rate:g} req/s'}]")
 
 

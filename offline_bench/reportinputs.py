@@ -15,7 +15,7 @@ from offline_bench.errors import BenchError
 from offline_bench.gap import GapReport
 from offline_bench.kvplan import PlanRow
 from offline_bench.phases import PhasesResult
-from offline_bench.schema import RunResult, read_text
+from offline_bench.schema import RunResult, read_text, result_name
 from offline_bench.startup import parse_startup
 from offline_bench.sweepreport import SweepSummary, analyze, load_rows
 
@@ -45,7 +45,7 @@ def _read_json(path: Path) -> Any:
 
 def _label(path: Path, depth: int = 2) -> str:
     """The file's name without .json and its `depth - 1` parent folders."""
-    parts = [*path.parent.parts[-(depth - 1):], path.name.removesuffix(".gz").removesuffix(".json")]
+    parts = [*path.parent.parts[-(depth - 1):], result_name(path)]
     return "/".join(part for part in parts if part not in ("", "/"))
 
 

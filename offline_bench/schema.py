@@ -28,6 +28,11 @@ def read_text(path: str | Path) -> str:
     return p.read_text(encoding="utf-8")
 
 
+def result_name(path: str | Path) -> str:
+    """A result file's name without `.json` or `.json.gz`."""
+    return Path(path).name.removesuffix(".gz").removesuffix(".json")
+
+
 class Throughput(BaseModel):
     # None only for imported figures that do not give the number
     duration_s: float | None

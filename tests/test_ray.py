@@ -105,7 +105,6 @@ def _in_child(target: Callable[..., None], *args: object) -> Any:
 def _placement_facts(result: Any, address: str) -> None:
     from offline_bench.parallel import connect_ray, ray_facts, ray_groups
 
-    os.environ["RAY_AUTH_MODE"] = "disabled"
     assert connect_ray(address) == address
     try:
         before = ray_groups()
@@ -145,7 +144,6 @@ def _front_end_then_core(result: Any, address: str, env: dict[str, str]) -> None
 
     from offline_bench.parallel import connect_ray, disconnect_ray
 
-    os.environ["RAY_AUTH_MODE"] = "disabled"
     assert connect_ray(address) == address
     disconnect_ray()
     os.environ.update(env)
