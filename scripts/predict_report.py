@@ -15,10 +15,11 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from offline_bench.kvplan import PlanSettings, plan_point
-from offline_bench.predict import Calibrated, predict
-from offline_bench.presets import resolve_model
-from offline_bench.schema import RunResult, write_atomic
+from offline_bench.model.presets import resolve_model
+from offline_bench.predict.plan import plan_point
+from offline_bench.predict.replay import Calibrated, predict
+from offline_bench.results.plan import PlanSettings
+from offline_bench.results.run import RunResult, write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 DIR = ROOT / "docs" / "results" / "h100-predict"

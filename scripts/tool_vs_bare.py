@@ -13,11 +13,11 @@ import argparse
 import json
 import time
 
-from offline_bench.config import EngineConfig, RunConfig, WorkloadConfig
-from offline_bench.engine import Engine
-from offline_bench.runner import run_benchmark
-from offline_bench.schema import write_atomic
-from offline_bench.workloads import build_workload
+from offline_bench.core.config import EngineConfig, RunConfig, WorkloadConfig
+from offline_bench.engine.llm import Engine
+from offline_bench.measure.runner import run_benchmark
+from offline_bench.results.run import write_atomic
+from offline_bench.workloads.requests import build_workload
 
 
 def main() -> None:

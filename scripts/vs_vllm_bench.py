@@ -29,8 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from offline_bench.presets import resolve_model
-from offline_bench.schema import write_atomic
+from offline_bench.model.presets import resolve_model
+from offline_bench.results.run import write_atomic
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 

@@ -65,8 +65,8 @@ def _engine_memory(request):
 
 @pytest.fixture(scope="session")
 def engine():
-    from offline_bench.config import EngineConfig
-    from offline_bench.engine import Engine
+    from offline_bench.core.config import EngineConfig
+    from offline_bench.engine.llm import Engine
 
     eng = Engine(EngineConfig(model="preset:tiny-llama", max_model_len=MAX_MODEL_LEN, kv_cache_memory_bytes=KV_BYTES))
     yield eng

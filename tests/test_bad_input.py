@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from offline_bench.compare import Labeled, mismatches
-from offline_bench.compare import table as compare_table
-from offline_bench.environment import has_cuda
-from offline_bench.schema import RunResult
+from offline_bench.analysis.compare import Labeled, mismatches
+from offline_bench.analysis.compare import table as compare_table
+from offline_bench.core.environment import has_cuda
+from offline_bench.results.run import RunResult
 from tests.conftest import KV_ARGS, ROOT, run_cli, wait_for_engine, wait_gone
 
 RESULTS = ROOT / "docs" / "results"
@@ -78,7 +78,7 @@ def _model_dir(tmp_path: Path, config: object) -> str:
     return str(d)
 
 
-TINY = json.loads((ROOT / "offline_bench" / "presets" / "tiny-llama" / "config.json").read_text())
+TINY = json.loads((ROOT / "offline_bench" / "model" / "configs" / "tiny-llama" / "config.json").read_text())
 
 
 @pytest.mark.parametrize("config,message", [

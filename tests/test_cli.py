@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from offline_bench.errors import BenchError
+from offline_bench.core.errors import BenchError
 from tests.conftest import KV_ARGS, run_cli
 
 
@@ -82,7 +82,7 @@ def test_kv_cache_too_small_one_line(tmp_path):
 
 
 def test_concurrency_levels_and_counts():
-    from offline_bench.bench import Level, concurrency_levels, level_path
+    from offline_bench.workloads.levels import Level, concurrency_levels, level_path
 
     assert concurrency_levels(None, None) == [Level(None, None, None)]
     assert concurrency_levels("1,10,64", "4,20,128") == [Level(1, 4), Level(10, 20), Level(64, 128)]

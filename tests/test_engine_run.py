@@ -4,11 +4,11 @@ import math
 
 import pytest
 
-from offline_bench.arrivals import arrival_offsets
-from offline_bench.config import EngineConfig, RunConfig, WorkloadConfig
-from offline_bench.errors import BenchError
-from offline_bench.runner import run_benchmark
-from offline_bench.schema import RunResult
+from offline_bench.core.config import EngineConfig, RunConfig, WorkloadConfig
+from offline_bench.core.errors import BenchError
+from offline_bench.measure.runner import run_benchmark
+from offline_bench.results.run import RunResult
+from offline_bench.workloads.arrivals import arrival_offsets
 from tests.conftest import KV_ARGS, KV_BYTES, MAX_MODEL_LEN, ROOT, run_cli
 
 pytestmark = pytest.mark.engine
@@ -96,7 +96,7 @@ def test_result_round_trip(synthetic, tmp_path):
 
 def test_seeded_workload_reproducible(engine):
     cfg = _cfg(num_prompts=4, input_len=16, output_len=8, warmup=0, temperature=0.0)
-    from offline_bench.workloads import build_workload
+    from offline_bench.workloads.requests import build_workload
 
     vocab, special = engine.vocab()
     a = build_workload(cfg.workload, vocab, special)[1]
@@ -167,7 +167,7 @@ def test_all_at_once_has_no_arrival_schedule(synthetic):
 
 
 def test_sharegpt_dataset_sizes_each_reply_with_the_tokenizer(engine):
-    from offline_bench.workloads import load_prompt_file, with_lengths
+    from offline_bench.workloads.requests import load_prompt_file, with_lengths
 
     path = ROOT / "prompts" / "sharegpt-mini.json"
     expected = with_lengths(load_prompt_file(path, 128, "sharegpt"), engine.tokenizer.encode, MAX_MODEL_LEN)

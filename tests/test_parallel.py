@@ -6,11 +6,11 @@ import types
 
 import pytest
 
-from offline_bench.config import EngineConfig
-from offline_bench.errors import BenchError
-from offline_bench.modelinfo import ModelInfo
-from offline_bench.parallel import check_parallel, connect_ray, engine_env_and_kwargs
-from offline_bench.presets import preset_config
+from offline_bench.core.config import EngineConfig
+from offline_bench.core.errors import BenchError
+from offline_bench.engine.parallel import check_parallel, connect_ray, engine_env_and_kwargs
+from offline_bench.model.info import ModelInfo
+from offline_bench.model.presets import preset_config
 from tests.conftest import KV_ARGS, run_cli
 
 TINY = ModelInfo.from_config(preset_config("tiny-llama"))
@@ -69,7 +69,7 @@ def test_ray_missing_or_unreachable(monkeypatch):
 
 
 def test_more_gpus_than_visible(monkeypatch):
-    monkeypatch.setattr("offline_bench.parallel.visible_gpus", lambda: ["0", "1"])
+    monkeypatch.setattr("offline_bench.engine.parallel.visible_gpus", lambda: ["0", "1"])
     with pytest.raises(BenchError, match="needs 4 GPUs but 2 are visible"):
         check_parallel(EngineConfig(tensor_parallel_size=2, data_parallel_size=2), TINY)
     check_parallel(EngineConfig(tensor_parallel_size=2), TINY)  # fits

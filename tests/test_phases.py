@@ -4,11 +4,14 @@ import json
 
 import pytest
 
-from offline_bench.errors import BenchError
-from offline_bench.modelinfo import ModelInfo
-from offline_bench.phases import PhasesResult, plot, render, run_phases
-from offline_bench.presets import preset_config
-from offline_bench.roofline import GPUS, achieved, roofline
+from offline_bench.core.errors import BenchError
+from offline_bench.core.gpus import GPUS
+from offline_bench.measure.phases import render, run_phases
+from offline_bench.model.info import ModelInfo
+from offline_bench.model.presets import preset_config
+from offline_bench.predict.roofline import achieved, roofline
+from offline_bench.report.plots import plot
+from offline_bench.results.phases import PhasesResult
 
 
 @pytest.mark.engine
@@ -40,8 +43,8 @@ def test_phases_refuse_batches_above_max_num_seqs(engine):
 
 @pytest.mark.engine
 def test_run_on_cpu_has_no_roofline(engine):
-    from offline_bench.config import EngineConfig, RunConfig, WorkloadConfig
-    from offline_bench.runner import run_benchmark
+    from offline_bench.core.config import EngineConfig, RunConfig, WorkloadConfig
+    from offline_bench.measure.runner import run_benchmark
 
     r = run_benchmark(RunConfig(engine=EngineConfig(max_model_len=512),
                                 workload=WorkloadConfig(num_prompts=2, input_len=16, output_len=4, warmup=0)),

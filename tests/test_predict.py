@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from offline_bench.kvplan import PlanSettings, calibration_from_result, load_calibration, plan_point
-from offline_bench.predict import Calibrated, predict
-from offline_bench.presets import resolve_model
-from offline_bench.schedsim import simulate
-from offline_bench.schema import RunResult, StepTrace
-from offline_bench.stepmodel import fit
+from offline_bench.model.presets import resolve_model
+from offline_bench.predict.plan import calibration_from_result, load_calibration, plan_point
+from offline_bench.predict.replay import Calibrated, predict
+from offline_bench.predict.schedsim import simulate
+from offline_bench.predict.stepmodel import fit
+from offline_bench.results.plan import PlanSettings
+from offline_bench.results.run import RunResult, StepTrace
 from tests.conftest import KV_ARGS, MAX_MODEL_LEN, ROOT, run_cli
 
 H100 = ROOT / "docs" / "results" / "h100-predict"
@@ -91,7 +92,7 @@ def test_plan_cli_grid_and_bad_input() -> None:
 
 
 def test_plan_refuses_layouts_it_does_not_describe(tmp_path: Path) -> None:
-    base = json.loads((ROOT / "offline_bench/presets/llama-3.1-8b/config.json").read_text())
+    base = json.loads((ROOT / "offline_bench/model/configs/llama-3.1-8b/config.json").read_text())
     for name, extra, says in (("mla", {"kv_lora_rank": 512}, "MLA"),
                               ("swa", {"sliding_window": 4096, "use_sliding_window": True}, "sliding-window")):
         d = tmp_path / name

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from offline_bench.errors import BenchError
-from offline_bench.modelinfo import ModelInfo
-from offline_bench.presets import materialize_preset, preset_config, preset_names, resolve_model
+from offline_bench.core.errors import BenchError
+from offline_bench.model.info import ModelInfo
+from offline_bench.model.presets import materialize_preset, preset_config, preset_names, resolve_model
 
 
 def test_llama_8b_arithmetic():

@@ -103,7 +103,7 @@ def _in_child(target: Callable[..., None], *args: object) -> Any:
 
 
 def _placement_facts(result: Any, address: str) -> None:
-    from offline_bench.parallel import connect_ray, ray_facts, ray_groups
+    from offline_bench.engine.parallel import connect_ray, ray_facts, ray_groups
 
     assert connect_ray(address) == address
     try:
@@ -142,7 +142,7 @@ def _front_end_then_core(result: Any, address: str, env: dict[str, str]) -> None
     gets started (env: what the engine gets) and report its exit code and the nodes it saw."""
     import multiprocessing
 
-    from offline_bench.parallel import connect_ray, disconnect_ray
+    from offline_bench.engine.parallel import connect_ray, disconnect_ray
 
     assert connect_ray(address) == address
     disconnect_ray()
@@ -161,8 +161,8 @@ def test_the_engine_core_can_join_after_the_front_end_left(ray_head, monkeypatch
     """The front end joins Ray before the engine start (connect_ray) and leaves it; a process forked from it then
     hangs in ray.init (vLLM forks its engine core on GPUs: seen with vLLM 0.26 on two H200s). So with the Ray
     backend the engine gets VLLM_WORKER_MULTIPROC_METHOD=spawn, and a child started that way joins."""
-    from offline_bench.config import EngineConfig
-    from offline_bench.parallel import engine_env_and_kwargs
+    from offline_bench.core.config import EngineConfig
+    from offline_bench.engine.parallel import engine_env_and_kwargs
 
     monkeypatch.delenv("VLLM_WORKER_MULTIPROC_METHOD", raising=False)
     env, _ = engine_env_and_kwargs(EngineConfig(tensor_parallel_size=2, distributed_executor_backend="ray",
@@ -175,7 +175,7 @@ def test_the_engine_core_can_join_after_the_front_end_left(ray_head, monkeypatch
 
 
 def test_one_host_tp_group_needs_gpu_nodes_that_share_a_host_and_none_holding_the_group():
-    from offline_bench.parallel import one_host_tp_group
+    from offline_bench.engine.parallel import one_host_tp_group
 
     def node(host: str, gpus: float, alive: bool = True) -> dict:
         return {"Alive": alive, "NodeManagerHostname": host, "Resources": {"CPU": 8.0, "GPU": gpus}}

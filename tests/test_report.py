@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from offline_bench.errors import BenchError
-from offline_bench.reportinputs import classify, load_items
+from offline_bench.core.errors import BenchError
+from offline_bench.report.inputs import load_items
+from offline_bench.results.load import classify
 from tests.conftest import ROOT, run_cli
 
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -116,8 +117,8 @@ def test_report_of_the_h100_results_in_a_browser(browser, tmp_path):
 def test_report_of_a_cpu_run_and_partial_results(browser, engine, tmp_path):
     """A run made in this session (timeline with preemption marks), beside a serving and an imported result that
     lack most of it: each shows what it has and says what is missing."""
-    from offline_bench.config import EngineConfig, RunConfig, WorkloadConfig
-    from offline_bench.runner import run_benchmark
+    from offline_bench.core.config import EngineConfig, RunConfig, WorkloadConfig
+    from offline_bench.measure.runner import run_benchmark
     from tests.conftest import MAX_MODEL_LEN
 
     cfg = RunConfig(engine=EngineConfig(model="preset:tiny-llama", max_model_len=MAX_MODEL_LEN),
@@ -170,9 +171,9 @@ def test_report_inputs_are_recognised_by_content(tmp_path):
 def test_timeline_marks_preemptions_and_commands_rerun():
     """Timeline points carry the preemptions so far: the chart marks each rise. A result without a recorded command
     gets one rebuilt from its settings; a recorded one is shown as it was (keys masked when recorded)."""
-    from offline_bench.environment import mask_command
-    from offline_bench.htmlruns import rerun_command, timeline
-    from offline_bench.schema import RunResult
+    from offline_bench.core.environment import mask_command
+    from offline_bench.report.htmlruns import rerun_command, timeline
+    from offline_bench.results.run import RunResult
 
     r = RunResult.load(ROOT / "docs/results/h100-run/run-1000x512-256.json")
     for i, p in enumerate(r.timeline):

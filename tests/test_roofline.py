@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from offline_bench.modelinfo import ModelInfo
-from offline_bench.presets import preset_config, preset_names
-from offline_bench.roofline import GPUS, detect_gpu, roofline, weight_bytes_read
+from offline_bench.core.gpus import GPUS, detect_gpu
+from offline_bench.model.info import ModelInfo
+from offline_bench.model.presets import preset_config, preset_names
+from offline_bench.predict.roofline import roofline, weight_bytes_read
 from tests.conftest import run_cli
 
 LLAMA8 = ModelInfo.from_config(preset_config("llama-3.1-8b"))

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from offline_bench.errors import BenchError
-from offline_bench.reportinputs import load_items
-from offline_bench.scaling import layout, render, scaling_report
-from offline_bench.schema import RunResult, StepTrace
-from offline_bench.stepmodel import full_batch_decode_step
+from offline_bench.analysis.scaling import layout, render, scaling_report
+from offline_bench.core.errors import BenchError
+from offline_bench.predict.stepmodel import full_batch_decode_step
+from offline_bench.report.inputs import load_items
+from offline_bench.results.run import RunResult, StepTrace
 from tests.conftest import ROOT, run_cli
 
 PAR = ROOT / "docs" / "results" / "2gpu-parallel"

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from offline_bench.errors import BenchError
-from offline_bench.report import render
-from offline_bench.schema import RunResult
+from offline_bench.core.errors import BenchError
+from offline_bench.report.run_tables import render
+from offline_bench.results.run import RunResult
 from tests.conftest import ROOT
 
 H100_RUN = ROOT / "docs" / "results" / "h100-run" / "run-1x128-512.json"
@@ -44,7 +44,7 @@ def test_render_formats(fmt):
 
 
 def test_parse_cache_config_info():
-    from offline_bench.serving import parse_cache_config_info
+    from offline_bench.serving.probe import parse_cache_config_info
 
     text = ('# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig\n'
             'vllm:cache_config_info{block_size="16",cache_dtype="auto",enable_prefix_caching="True",engine="0",'
@@ -55,7 +55,7 @@ def test_parse_cache_config_info():
 
 
 def test_environment_counts_only_the_visible_gpus(monkeypatch):
-    from offline_bench import environment
+    from offline_bench.core import environment
 
     gpus = [("NVIDIA H200", 140.4, "580"), ("NVIDIA H100 80GB HBM3", 79.6, "580")]
     monkeypatch.setattr(environment, "nvidia_smi", lambda: gpus)

@@ -111,8 +111,8 @@ def test_key_never_written(probed):
 
 @pytest.mark.engine
 def test_compare_with_offline_run(probed, engine, tmp_path):
-    from offline_bench.config import EngineConfig, RunConfig, WorkloadConfig
-    from offline_bench.runner import run_benchmark
+    from offline_bench.core.config import EngineConfig, RunConfig, WorkloadConfig
+    from offline_bench.measure.runner import run_benchmark
 
     d, _ = probed
     cfg = RunConfig(engine=EngineConfig(model="preset:tiny-llama", max_model_len=MAX_MODEL_LEN),
@@ -237,8 +237,8 @@ def test_explain_gap_refuses_a_saved_result_of_another_workload(probed):
 @pytest.mark.engine
 def test_probe_follows_the_offline_arrival_schedule(server, tmp_path):
     """--request-rate: the same seeded schedule as `run`; nothing is sent early; goodput from the SLOs."""
-    from offline_bench.arrivals import arrival_offsets
-    from offline_bench.schema import RunResult
+    from offline_bench.results.run import RunResult
+    from offline_bench.workloads.arrivals import arrival_offsets
 
     out = tmp_path / "rate.json"
     p = _probe(server, tmp_path, "--concurrency", "8", "--request-rate", "20", "--goodput", "ttft:600000",
@@ -256,7 +256,7 @@ def test_probe_follows_the_offline_arrival_schedule(server, tmp_path):
 def test_probe_samples_the_servers_own_state(probed):
     """/metrics sampled during the timed pass fills the timeline and kv_cache fields an offline run fills;
     /server_info (dev mode, on for a loopback serve-preset) gives the scheduler limits."""
-    from offline_bench.schema import RunResult
+    from offline_bench.results.run import RunResult
 
     d, _ = probed
     for level in (1, 4):
@@ -278,8 +278,8 @@ def test_probe_samples_the_servers_own_state(probed):
 @pytest.mark.engine
 def test_scenario_seed_10_and_seed_single(server, tmp_path):
     """The seed's stress tests by name, against the name the seed served (gpt-4o, passed through serve-preset)."""
-    from offline_bench.scenarios import SEED_PROMPTS
-    from offline_bench.schema import RunResult
+    from offline_bench.results.run import RunResult
+    from offline_bench.workloads.scenarios import SEED_PROMPTS
 
     assert list(SEED_PROMPTS) == (ROOT / "prompts" / "seed.txt").read_text(encoding="utf-8").splitlines()
     env = {**os.environ, "OPENAI_API_KEY": KEY}
@@ -316,7 +316,7 @@ def test_serve_preset_passes_further_flags_through():
 def test_probe_split_over_client_processes(server, tmp_path):
     """--client-processes 2: two processes share the seeded schedule (same start); every request comes back in
     order, with the server's exact counts; ShareGPT conversations sized by the client's tokenizer."""
-    from offline_bench.schema import RunResult
+    from offline_bench.results.run import RunResult
 
     out = tmp_path / "split.json"
     p = subprocess.run([sys.executable, "-m", "offline_bench", "serve-probe", "--base-url", server,
@@ -332,8 +332,8 @@ def test_probe_split_over_client_processes(server, tmp_path):
     assert any("2 client process(es)" in n for n in r.notes)
     assert r.latency.arrival_lateness_ms.count == 10 and r.latency.arrival_lateness_ms.min >= 0
     # request i is conversation i (cycled): its reply's length, exactly, whichever process sent it
-    from offline_bench.config import WorkloadConfig
-    from offline_bench.serving import ProbeConfig, client_workload
+    from offline_bench.core.config import WorkloadConfig
+    from offline_bench.serving.probe import ProbeConfig, client_workload
 
     cfg = ProbeConfig(server, "preset:tiny-llama", workload=WorkloadConfig(
         prompts_file=r.workload.source, dataset="sharegpt", num_prompts=10, warmup=0))

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from offline_bench.config import EngineConfig, WorkloadConfig
-from offline_bench.errors import BenchError
-from offline_bench.gap import check_serving_result, ladder
-from offline_bench.scenarios import scenario_rows, scenario_workload
-from offline_bench.schema import KVCache, RunResult
-from offline_bench.servermetrics import MetricsSampler, parse_metrics, server_limits
-from offline_bench.serving import ProbeConfig, StreamResult, serving_result
+from offline_bench.analysis.gap import check_serving_result
+from offline_bench.core.config import EngineConfig, WorkloadConfig
+from offline_bench.core.errors import BenchError
+from offline_bench.measure.gap import ladder
+from offline_bench.results.run import KVCache, RunResult
+from offline_bench.serving.metrics import MetricsSampler, parse_metrics, server_limits
+from offline_bench.serving.probe import ProbeConfig, StreamResult, serving_result
+from offline_bench.workloads.scenarios import scenario_rows, scenario_workload
 
 METRICS = """# HELP vllm:num_requests_running Number of requests in model execution batches.
 # TYPE vllm:num_requests_running gauge

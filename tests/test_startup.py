@@ -1,4 +1,4 @@
-from offline_bench.startup import FACT_KEYS, explain_engine_failure, parse_startup
+from offline_bench.results.startup import FACT_KEYS, explain_engine_failure, parse_startup
 from tests.conftest import FIXTURES, ROOT
 
 

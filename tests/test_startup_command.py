@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from offline_bench.errors import BenchError
-from offline_bench.startup import explain_rows, parse_engines, parse_startup, read_log, render_startup
+from offline_bench.core.errors import BenchError
+from offline_bench.results.startup import explain_rows, parse_engines, parse_startup, read_log, render_startup
 from tests.conftest import FIXTURES, run_cli
 
 H100_LOG = FIXTURES / "h100-vllm0.26-llama8b-startup.log"

@@ -2,11 +2,11 @@ import math
 
 import pytest
 
-from offline_bench.config import parse_goodput
-from offline_bench.errors import BenchError
-from offline_bench.results import throughput
-from offline_bench.schema import RequestRecord
-from offline_bench.stats import Distribution, MeanCI, percentile, union_length
+from offline_bench.core.config import parse_goodput
+from offline_bench.core.errors import BenchError
+from offline_bench.results.build import throughput
+from offline_bench.results.run import RequestRecord
+from offline_bench.results.stats import Distribution, MeanCI, percentile, union_length
 
 
 def test_percentile_matches_numpy_linear():
@@ -59,7 +59,7 @@ def test_goodput_counts_requests_meeting_every_slo():
 
 
 def test_histogram_quantiles_interpolate_inside_buckets():
-    from offline_bench.stats import distribution_from_histogram, histogram_quantile
+    from offline_bench.results.stats import distribution_from_histogram, histogram_quantile
 
     # 10 observations <= 0.01 s, 30 in (0.01, 0.02], 60 in (0.02, 0.05], none above
     b = [(0.01, 10.0), (0.02, 40.0), (0.05, 100.0), (float("inf"), 100.0)]

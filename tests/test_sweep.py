@@ -9,10 +9,12 @@ import time
 
 import pytest
 
-from offline_bench.config import RunConfig
-from offline_bench.errors import BenchError
-from offline_bench.sweep import parse_list, write_summary
-from offline_bench.sweepreport import PointRow, SweepSpec, analyze, point_key
+from offline_bench.analysis.sweep import analyze
+from offline_bench.core.config import RunConfig
+from offline_bench.core.errors import BenchError
+from offline_bench.measure.sweep import parse_list
+from offline_bench.report.plots import write_summary
+from offline_bench.results.sweep import PointRow, SweepSpec, point_key
 from tests.conftest import (
     GIB,
     KV_ARGS,

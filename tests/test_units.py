@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from offline_bench.arrivals import arrival_offsets
-from offline_bench.engine import drive
-from offline_bench.results import aggregate_replicas
-from offline_bench.schema import RunResult
+from offline_bench.engine.llm import drive
+from offline_bench.results.build import aggregate_replicas
+from offline_bench.results.run import RunResult
+from offline_bench.workloads.arrivals import arrival_offsets
 from tests.conftest import ROOT
 
 
@@ -125,7 +125,7 @@ def test_replica_aggregation_over_the_union_of_windows():
 
 
 def test_steady_window_from_recorded_steps():
-    from offline_bench.steps import steady_window
+    from offline_bench.engine.steps import steady_window
 
     r = RunResult.load(ROOT / "docs" / "results" / "h100-predict" / "calibration.json")
     start, end, tokens = steady_window(r.steps)

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from offline_bench.config import WorkloadConfig
-from offline_bench.errors import BenchError
-from offline_bench.workloads import (
+from offline_bench.core.config import WorkloadConfig
+from offline_bench.core.errors import BenchError
+from offline_bench.workloads.requests import (
     build_workload,
     check_workload,
     load_prompt_file,

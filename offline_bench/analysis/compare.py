@@ -1,0 +1,166 @@
+"""Compare runs (offline, serving, imported) metric by metric, with ratios and a warning for every condition
+that differs between a run and the baseline."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from offline_bench.core.formats import renders
+from offline_bench.results.run import RunResult, result_name
+
+# (row label, getter); None values print as "unknown"
+METRICS: list[tuple[str, Any]] = [
+    ("requests_per_s", lambda r: r.throughput.requests_per_s),
+    ("output_tokens_per_s", lambda r: r.throughput.output_tokens_per_s),
+    ("total_tokens_per_s", lambda r: r.throughput.total_tokens_per_s),
+    ("total_output_tokens", lambda r: r.workload.total_output_tokens),
+    ("goodput_requests_per_s", lambda r: r.throughput.goodput_requests_per_s),
+    ("good_requests_pct", lambda r: r.throughput.good_requests_pct),
+]
+for _name in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"):
+    for _q in ("mean", "p50", "p90", "p99"):
+        METRICS.append((f"{_name} {_q}", lambda r, n=_name, q=_q: getattr(getattr(r.latency, n) or _NONE, q)))
+METRICS.append(("peak_kv_usage_pct", lambda r: r.kv_cache.peak_usage_pct))
+METRICS.append(("preemptions", lambda r: r.kv_cache.preemptions))
+
+
+class _None:
+    def __getattr__(self, _name: str) -> None:
+        return None
+
+
+_NONE = _None()
+
+
+@dataclass
+class Labeled:
+    label: str
+    result: RunResult
+
+
+def label_for(path: str | Path, r: RunResult) -> str:
+    conc, rate = r.workload.concurrency, r.workload.request_rate
+    return (f"{result_name(path)} [{r.mode}{'' if conc is None else f', c={conc}'}"
+            f"{'' if rate is None else f', {rate:g} req/s'}]")
+
+
+def _conditions(r: RunResult) -> dict[str, Any]:
+    w = r.workload
+    resolved = r.engine_args.get("resolved", {}) if r.engine_args else {}
+    return {
+        "workload": (w.source, w.num_prompts, w.input_len, w.output_len, w.range_ratio, w.seed),
+        "sampling": (w.temperature, w.top_p, w.ignore_eos),
+        "detokenization": w.detokenize,
+        "prefix caching": resolved.get("enable_prefix_caching"),
+        "max_num_seqs": resolved.get("max_num_seqs"),
+        "engine version": r.environment.vllm_version if r.mode == "offline"
+        else (r.engine_args or {}).get("server", {}).get("vllm_version"),
+        "GPU": r.environment.gpu_name if r.mode == "offline"
+        else (r.engine_args or {}).get("server", {}).get("gpu_name"),
+        "concurrency": w.concurrency,
+        "arrivals": "all at once" if w.request_rate is None else f"{w.request_rate:g} req/s, burstiness "
+                                                                 f"{w.burstiness:g}",
+    }
+
+
+def _unknown(v: Any) -> bool:
+    return v is None or (isinstance(v, tuple) and all(x is None for x in v[1:]))
+
+
+def mismatches(base: Labeled, other: Labeled) -> list[str]:
+    """Every condition that differs (or cannot be checked) between `other` and the baseline, values in that
+    order: `other` first, as in the warning's "other vs baseline" prefix."""
+    a, b = _conditions(other.result), _conditions(base.result)
+    out = []
+    for key in a:
+        if _unknown(a[key]) or _unknown(b[key]):
+            if a[key] != b[key] and key != "concurrency":
+                where = " and ".join(x.label for x, v in ((other, a[key]), (base, b[key])) if _unknown(v))
+                out.append(f"{key}: unknown in {where} (serving or imported results do not record it), so it "
+                           "cannot be checked")
+            continue
+        if a[key] != b[key]:
+            out.append(f"{key} differs: {a[key]} vs {b[key]}")
+    return out
+
+
+def order(runs: list[Labeled]) -> list[Labeled]:
+    """Line runs up by workload, then concurrency (batch runs last), then mode."""
+    def key(x: Labeled) -> tuple:
+        w = x.result.workload
+        return (str(w.source), w.num_prompts or 0, w.concurrency is None, w.concurrency or 0, w.request_rate or 0.0,
+                x.result.mode)
+    return sorted(runs, key=key)
+
+
+def table(runs: list[Labeled], baseline: Labeled) -> tuple[list[str], list[list[Any]]]:
+    headers = ["metric"] + [r.label for r in runs] + [f"{r.label} / baseline" for r in runs if r is not baseline]
+    rows = []
+    for name, get in METRICS:
+        values = [get(r.result) for r in runs]
+        base = get(baseline.result)
+        # 0 against 0 (no preemptions on either side, say) is no change, not an unknown ratio
+        ratios = [(1.0 if v == base == 0 else v / base if v is not None and base else None)
+                  for r, v in zip(runs, values) if r is not baseline]
+        rows.append([name, *values, *ratios])
+    return headers, rows
+
+
+def cell(v: Any, ratio: bool = False) -> str:
+    if v is None:
+        return "unknown"
+    if ratio:
+        return f"{v:.3f}x"
+    if isinstance(v, float):
+        return f"{v:,.2f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+@renders("compare", ("table", "md", "csv"))
+def render(runs: list[Labeled], baseline: Labeled, fmt: str = "table") -> str:
+    headers, rows = table(runs, baseline)
+    n = len(runs)
+    warnings = []
+    for r in runs:
+        if r is not baseline:
+            for m in mismatches(baseline, r):
+                warnings.append(f"{r.label} vs {baseline.label}: {m}")
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(headers)
+        w.writerows([["" if v is None else v for v in row] for row in rows])
+        return buf.getvalue() + "".join(f"# warning: {x}\n" for x in warnings)
+
+    body = [[row[0], *(cell(v) for v in row[1:n + 1]), *(cell(v, True) for v in row[n + 1:])] for row in rows]
+    text = tabulate(body, headers=headers, tablefmt="github" if fmt == "md" else "simple", disable_numparse=True)
+    text += f"\n\nbaseline: {baseline.label}\n"
+    if warnings:
+        text += "\n" + "\n".join(f"warning: {x}" for x in warnings) + "\n"
+    return text
+
+
+def plot(runs: list[Labeled], path: str | Path) -> None:
+    import matplotlib  # matplotlib is heavy to import: only when a plot is drawn
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # matplotlib is heavy to import: only when a plot is drawn
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), dpi=110)
+    labels = [r.label for r in runs]
+    axes[0].barh(labels, [r.result.throughput.output_tokens_per_s or 0 for r in runs])
+    axes[0].set_xlabel("output tokens/s")
+    axes[1].barh(labels, [r.result.latency.ttft_ms.p50 or 0 for r in runs])
+    axes[1].set_xlabel("TTFT p50 (ms)")
+    for ax in axes:
+        ax.grid(True, axis="x", alpha=0.3)
+    axes[1].set_yticklabels([])
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

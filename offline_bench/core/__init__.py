@@ -1,0 +1,2 @@
+"""Foundations every layer may use: errors, configs, output-format registry, environment capture, process and log
+helpers."""

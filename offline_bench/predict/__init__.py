@@ -1,0 +1,1 @@
+"""Predictions without an engine: KV plan, roofline ceilings, the fitted step model and the scheduler replay."""

@@ -1,0 +1,181 @@
+"""`predict`: throughput and latency at other engine settings, from one measured run.
+
+The run's recorded steps fit a step-cost model (`stepmodel`); `kvplan` gives the KV capacity of the new setting
+(calibrated on the run's own start); `schedsim` replays the workload through vLLM's scheduler with both. The
+answer is a RunResult with mode "predicted", so `compare`, `report` and `sweep` read it like a measured one.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+from offline_bench.core.errors import BenchError
+from offline_bench.core.gpus import detect_gpu
+from offline_bench.model.info import ModelInfo
+from offline_bench.model.presets import resolve_model
+from offline_bench.predict.plan import GIB, calibration_from_result, param_bytes, plan_point
+from offline_bench.predict.roofline import weight_bytes_read
+from offline_bench.predict.schedsim import SimResult, simulate
+from offline_bench.predict.stepmodel import StepModel, fit
+from offline_bench.results import build as results
+from offline_bench.results.plan import Calibration, PlanRow, PlanSettings
+from offline_bench.results.run import KVCache, Memory, RequestRecord, RunResult, TimelinePoint, Workload
+from offline_bench.results.stats import union_length
+
+# engine settings `predict` can move (others -- model, GPU, tensor parallelism -- need their own calibration run)
+OVERRIDABLE = ("gpu_memory_utilization", "kv_cache_memory_bytes", "max_model_len", "max_num_seqs",
+               "max_num_batched_tokens", "kv_cache_dtype", "block_size")
+NOTES = [
+    "Predicted, not measured: a replay of vLLM's scheduler (FCFS, chunked prefill within max_num_batched_tokens, "
+    "max_num_seqs, block allocation, preemption by recompute) timed by a step-cost model fitted on the "
+    "calibration run's recorded engine steps. See `prediction` for the model and its fit.",
+    "Not simulated: prefix-cache hits, async-scheduling overlap, speculative decoding; the front end's cost is "
+    "in the fitted per-step cost. Requests arrive at t=0 (or one per finished request with --concurrency).",
+]
+
+
+class Calibrated:
+    """A calibration run, read once: its result, model, KV terms and fitted step cost."""
+
+    def __init__(self, path: str | Path, result: RunResult | None = None) -> None:
+        self.path = str(path)
+        self.result = result or RunResult.load(path)
+        if self.result.mode != "offline":
+            raise BenchError(f"{path} is a {self.result.mode} result: predict needs a measured `run` (offline)")
+        if self.result.steps is None:
+            raise BenchError(f"{path} records no engine steps: measure it again with this offline-bench "
+                             "(`run` records every step)")
+        self.info = _model_info(self.result)
+        self.calibration: Calibration = calibration_from_result(self.result.model_dump(), self.path, self.info)
+        try:
+            self.steps: StepModel = fit(self.result.steps, self._weights_read_ms())
+        except ValueError as e:
+            raise BenchError(f"{path}: {e}: calibrate on a run of at least a few dozen requests") from None
+        self.resolved = dict(self.result.engine_args.get("resolved") or {})
+
+    def _weights_read_ms(self) -> float | None:
+        """One read of the weights (per GPU) at the calibration GPU's datasheet bandwidth; None off a known GPU."""
+        gpu = detect_gpu(self.result.environment.gpu_name)
+        if gpu is None:
+            return None
+        decode = [n for n, c in zip(self.result.steps.gen_reqs, self.result.steps.ctx_tokens) if not c and n]
+        batch = sorted(decode)[len(decode) // 2] if decode else 1
+        tp = max(1, int((self.result.engine_args.get("resolved") or {}).get("tensor_parallel_size") or 1))
+        read = weight_bytes_read(self.info, batch, param_bytes(self.info)) / tp
+        return read / (gpu.memory_bandwidth_gbps * 1e9) * 1000.0
+
+    def settings(self, overrides: dict[str, Any]) -> PlanSettings:
+        c = self.calibration.settings
+        moved = {k: v for k, v in overrides.items() if v is not None and k in PlanSettings.model_fields}
+        s = c.model_copy(update=moved)
+        if overrides.get("gpu_memory_utilization") is not None and overrides.get("kv_cache_memory_bytes") is None:
+            s.kv_cache_memory_bytes = None  # a gmu asked for: the calibration's fixed KV size no longer applies
+        if overrides.get("kv_cache_memory_bytes") is not None:
+            s.gpu_memory_utilization = None
+        return s
+
+
+def _model_info(r: RunResult) -> ModelInfo:
+    try:
+        info = resolve_model(r.model).info
+    except BenchError:
+        info = None
+    if info is None:
+        raise BenchError(f"cannot read the model of the calibration run ('{r.model}'): predict needs its config")
+    return info
+
+
+def check_overrides(overrides: dict[str, Any]) -> None:
+    unknown = [k for k, v in overrides.items() if v is not None and k not in OVERRIDABLE]
+    if unknown:
+        flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
+        raise BenchError(f"predict cannot move {flags}: a prediction holds for the calibration run's model, GPU "
+                         "and parallelism; measure a calibration run with that setting")
+
+
+def workload_requests(cal: RunResult, num_prompts: int | None, input_len: int | None,
+                      output_len: int | None) -> list[tuple[int, int]]:
+    """The calibration run's requests (first pass), cycled to num_prompts, lengths overridden if asked."""
+    base = [(q.input_tokens, q.output_tokens) for q in cal.requests if q.repeat == 0] or [(128, 128)]
+    n = num_prompts or len(base)
+    reqs = list(itertools.islice(itertools.cycle(base), n))
+    return [(input_len or p, output_len or o) for p, o in reqs]
+
+
+def predict(cal: Calibrated, overrides: dict[str, Any], num_prompts: int | None = None, input_len: int | None = None,
+            output_len: int | None = None, concurrency: int | None = None) -> RunResult:
+    check_overrides(overrides)
+    s = cal.settings(overrides)
+    env = cal.result.environment
+    row = plan_point(cal.info, s, cal.calibration.device, cal.calibration.total_gib, cal.calibration)
+    if not row.fits:
+        raise BenchError(f"this setting would not start: {row.reason}")
+    reqs = workload_requests(cal.result, num_prompts, input_len, output_len)
+    longest = max(p + o for p, o in reqs)
+    if longest > s.max_model_len:
+        raise BenchError(f"a request needs {longest} tokens, more than --max-model-len {s.max_model_len}: raise it "
+                         "or shorten the workload")
+    model = cal.steps.model_copy(update={"kv_scale": _kv_scale(cal, s)})
+    mnbt, mns = row.max_num_batched_tokens or 8192, row.max_num_seqs or 256
+    sim = simulate(reqs, row.num_blocks or 0, row.block_size, mnbt, mns, s.max_model_len, model.step_ms,
+                   concurrency=concurrency if concurrency is not None else cal.result.workload.concurrency,
+                   start_s=model.start_ms / 1000.0)
+    return _result(cal, s, row, model, sim, reqs, env, overrides, concurrency)
+
+
+def _kv_scale(cal: Calibrated, s: PlanSettings) -> float:
+    """KV reads cost in proportion to their bytes: the new KV dtype's bytes over the calibration's."""
+    return cal.info.kv_bytes_per_token(s.kv_cache_dtype) / \
+        cal.info.kv_bytes_per_token(cal.calibration.settings.kv_cache_dtype)
+
+
+def _records(sim: SimResult) -> list[RequestRecord]:
+    out = []
+    for i, r in enumerate(sim.requests):
+        sched = r.scheduled_s if r.scheduled_s is not None else r.arrival_s
+        out.append(RequestRecord(
+            repeat=0, index=i, input_tokens=r.prompt, output_tokens=r.output, cached_tokens=0, finish_reason="length",
+            preemptions=r.preemptions, queue_ms=results.ms(sched - r.arrival_s),
+            prefill_ms=results.ms(r.first_s - sched), decode_ms=results.ms(r.finish_s - r.first_s),
+            ttft_ms=results.ms(r.first_s - r.arrival_s),
+            tpot_ms=results.ms((r.finish_s - r.first_s) / (r.output - 1)) if r.output > 1 else None,
+            e2e_ms=results.ms(r.finish_s - r.arrival_s)))
+    return out
+
+
+def _result(cal: Calibrated, s: PlanSettings, row: PlanRow, model: StepModel, sim: SimResult,
+            reqs: list[tuple[int, int]], env: Any, overrides: dict[str, Any], concurrency: int | None) -> RunResult:
+    records = _records(sim)
+    pre = union_length([(r.scheduled_s or 0.0, r.first_s) for r in sim.requests])
+    dec = union_length([(r.first_s, r.finish_s) for r in sim.requests])
+    t = results.summarize_passes([results.throughput(records, sim.duration_s, pre, dec)])
+    bpt = cal.info.kv_bytes_per_token(s.kv_cache_dtype)
+    kv = KVCache(num_blocks=row.num_blocks, block_size=row.block_size, capacity_tokens=row.kv_cache_tokens,
+                 capacity_gib=round((row.kv_cache_tokens or 0) * bpt / GIB, 4), bytes_per_token=bpt,
+                 kv_cache_dtype=s.kv_cache_dtype, max_concurrency=row.max_concurrency, max_model_len=s.max_model_len,
+                 logged_capacity_tokens=None, peak_usage_pct=sim.peak_usage_pct, preemptions=sim.preemptions,
+                 prefix_cache_queries=None, prefix_cache_hits=None, prefix_cache_hit_rate=None,
+                 predicted_tokens=row.kv_cache_tokens, predicted_basis=row.basis)
+    mem = Memory(weights_gib=row.weights_gib, peak_activation_gib=row.peak_activation_gib, cuda_graph_gib=None,
+                 non_torch_gib=row.non_torch_gib, kv_cache_gib=row.kv_cache_gib, total_gib=None)
+    args = {k: v for k, v in cal.result.engine_args.items() if k != "resolved"}
+    args.update({k: v for k, v in overrides.items() if v is not None})
+    resolved = {**cal.resolved, **s.model_dump(exclude={"pipeline_parallel_size"}),
+                "max_num_batched_tokens": row.max_num_batched_tokens, "max_num_seqs": row.max_num_seqs,
+                "block_size": row.block_size, "num_gpu_blocks": row.num_blocks}
+    wl = cal.result.workload
+    workload = Workload(source=wl.source, num_prompts=len(reqs), total_input_tokens=sum(p for p, _ in reqs),
+                        total_output_tokens=sum(o for _, o in reqs), input_len=wl.input_len, output_len=wl.output_len,
+                        range_ratio=wl.range_ratio, seed=wl.seed, ignore_eos=True, temperature=wl.temperature,
+                        top_p=wl.top_p, detokenize=wl.detokenize, warmup_requests=0, repeats=1,
+                        concurrency=concurrency if concurrency is not None else wl.concurrency)
+    return RunResult(
+        **results.stamp(), mode="predicted", model=cal.result.model, environment=env,
+        engine_args={**args, "resolved": resolved}, workload=workload,
+        startup={"vllm_version": cal.result.startup.get("vllm_version")}, kv_cache=kv, memory=mem,
+        throughput=t, latency=results.latency(records),
+        timeline=[TimelinePoint(repeat=0, **p) for p in sim.timeline], requests=records, notes=list(NOTES),
+        prediction={"calibration": cal.path, "changed": {k: v for k, v in overrides.items() if v is not None},
+                    "step_model": model.model_dump(), "kv_plan": row.model_dump(), "simulated_steps": sim.steps})

@@ -1,0 +1,1 @@
+"""Rendering: console tables, the HTML page, charts and PNG plots."""

@@ -1,0 +1,268 @@
+"""The report's sections for `run`-schema results (offline, serving, imported, predicted): a summary card,
+throughput, latency, timeline, KV cache and memory, environment and the command; and offline vs serving."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from offline_bench.analysis.compare import Labeled, cell, mismatches, order
+from offline_bench.analysis.compare import table as compare_table
+from offline_bench.report import charts
+from offline_bench.report.htmlparts import cards, esc, fmt, kv_table, missing, num, section, table
+from offline_bench.results.run import RunResult
+
+RATES = ("requests_per_s", "input_tokens_per_s", "output_tokens_per_s", "total_tokens_per_s", "prefill_tokens_per_s",
+         "decode_tokens_per_s", "goodput_requests_per_s")
+LATENCIES = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms", "queue_ms", "prefill_ms", "decode_ms", "frontend_ms",
+             "arrival_lateness_ms")
+# vllm.LLM's own defaults of the arguments every run passes: a summary lists only what differs from them
+VLLM_DEFAULTS: dict[str, Any] = {"dtype": "auto", "kv_cache_dtype": "auto", "seed": 0, "tensor_parallel_size": 1,
+                                 "pipeline_parallel_size": 1, "enforce_eager": False, "load_format": "auto",
+                                 "gpu_memory_utilization": 0.9}
+TYPICAL = (("p10", 0.10), ("p50", 0.50), ("p90", 0.90), ("p99", 0.99))  # requests shown in the breakdown bars
+
+
+def gpu_of(r: RunResult) -> str | None:
+    return r.environment.gpu_name or (r.engine_args or {}).get("server", {}).get("gpu_name")
+
+
+def summary(r: RunResult, src: str) -> str:
+    t, lat, w = r.throughput, r.latency, r.workload
+    given = {k: v for k, v in (r.engine_args or {}).items() if k not in ("model", "resolved", "server",
+                                                                          "disable_log_stats", "llm_kwargs")
+             and VLLM_DEFAULTS.get(k, object()) != v}
+    device = gpu_of(r) or r.environment.device
+    facts = [("model", esc(r.model)), ("mode", esc(r.mode)), ("device", esc(device)),
+             ("vLLM", esc(r.environment.vllm_version or (r.engine_args or {}).get("server", {}).get("vllm_version"))),
+             ("workload", esc(f"{w.source}: {w.num_prompts} requests"
+                              + (f" of {w.input_len} -> {w.output_len} tokens" if w.input_len else "")
+                              + (f", {w.concurrency} in flight" if w.concurrency else "")
+                              + (f", {w.request_rate:g} req/s arriving" if w.request_rate else ""))),
+             ("engine arguments that differ from vLLM's defaults",
+              esc(", ".join(f"{k}={v}" for k, v in given.items()) or "none (or not recorded)"))]
+    head = [("output tokens/s", num(t.output_tokens_per_s, src, "throughput.output_tokens_per_s")),
+            ("requests/s", num(t.requests_per_s, src, "throughput.requests_per_s", ",.2f")),
+            ("TTFT p50 ms", num(lat.ttft_ms.p50, src, "latency.ttft_ms.p50")),
+            ("TTFT p99 ms", num(lat.ttft_ms.p99, src, "latency.ttft_ms.p99")),
+            ("TPOT p50 ms", num(lat.tpot_ms.p50, src, "latency.tpot_ms.p50", ",.2f"))]
+    if t.goodput_requests_per_s is not None:
+        head.append(("goodput req/s", num(t.goodput_requests_per_s, src, "throughput.goodput_requests_per_s", ",.2f")))
+    return cards(head) + kv_table(facts)
+
+
+def throughput(r: RunResult, src: str) -> str:
+    t = r.throughput
+    rows = []
+    for name in RATES:
+        ci = t.ci95.get(name)
+        rows.append([esc(name), num(getattr(t, name), src, f"throughput.{name}"),
+                     "" if ci is None or ci.n < 2 else f"{fmt(ci.low)} - {fmt(ci.high)} (n={ci.n})"])
+    if t.steady_output_tokens_per_s is not None:
+        rows.append([esc("steady_output_tokens_per_s"),
+                     num(t.steady_output_tokens_per_s, src, "throughput.steady_output_tokens_per_s"),
+                     esc(f"window {fmt(t.steady_window_s[0], '.2f')} - {fmt(t.steady_window_s[1], '.2f')} s")
+                     if t.steady_window_s else ""])
+    return table(["rate", "mean", "95% CI over repeats"], rows, numeric=(1,))
+
+
+def latency(r: RunResult, src: str) -> str:
+    rows = []
+    for name in LATENCIES:
+        d = getattr(r.latency, name)
+        if d is None or not d.count:
+            continue
+        rows.append([esc(name), fmt(d.count)] + [num(getattr(d, q), src, f"latency.{name}.{q}", ",.2f")
+                                                 for q in ("mean", "p50", "p90", "p99", "max")])
+    out = table(["metric", "n", "mean", "p50", "p90", "p99", "max"], rows, numeric=(1, 2, 3, 4, 5, 6))
+    series = {k: [getattr(q, k) for q in r.requests if getattr(q, k) is not None] for k in ("ttft_ms", "e2e_ms")}
+    if any(series.values()):
+        out += charts.cdf({k: v for k, v in series.items() if v}, "ms", "TTFT and E2E, CDF over requests")
+    tpot = [q.tpot_ms for q in r.requests if q.tpot_ms is not None]
+    if tpot:
+        out += charts.cdf({"tpot_ms": tpot}, "ms per output token", "TPOT, CDF over requests")
+    return out + breakdown(r)
+
+
+def breakdown(r: RunResult) -> str:
+    """Stacked bars of a few typical requests (by E2E percentile): where each one's time went."""
+    reqs = sorted((q for q in r.requests if q.e2e_ms is not None and q.repeat == 0), key=lambda q: q.e2e_ms)
+    if not reqs:
+        return missing("No per-request records: the breakdown needs them.")
+    picked = [(name, reqs[min(len(reqs) - 1, int(p * len(reqs)))]) for name, p in TYPICAL]
+    if all(q.queue_ms is not None for _, q in picked):
+        parts = ["queue", "prefill", "decode", "front end"]
+        rows = [(f"{n} request #{q.index}", [q.queue_ms or 0.0, q.prefill_ms or 0.0, q.decode_ms or 0.0,
+                                             max(0.0, q.frontend_ms or 0.0)]) for n, q in picked]
+    elif all(q.ttft_ms is not None for _, q in picked):
+        parts = ["to first token", "after it"]
+        rows = [(f"{n} request #{q.index}", [q.ttft_ms, q.e2e_ms - q.ttft_ms]) for n, q in picked]
+    else:
+        return missing("Requests carry no TTFT or engine timestamps: no breakdown.")
+    note = ("" if parts[0] == "queue" else " Serving results see only the client's side: queue, prefill and decode "
+            "inside the server are unknown.")
+    return (f'<p class="how">Typical requests picked at E2E percentiles of the first pass.{esc(note)}</p>'
+            + charts.stacked_bars(rows, parts, "ms", "Per-request breakdown of typical requests"))
+
+
+def timeline(r: RunResult) -> str:
+    pts = [p for p in r.timeline if p.repeat == 0]
+    if not pts:
+        return missing("No timeline in this result (imported results and older serving results do not have one).")
+    marks, prev = [], 0.0
+    for p in pts:
+        if p.preemptions is not None and p.preemptions > prev:
+            marks.append(p.t_s)
+            prev = p.preemptions
+    note = "" if any(p.preemptions is not None for p in pts) else (
+        f"Preemption times are not recorded in this result (total preemptions: {fmt(r.kv_cache.preemptions)}).")
+    return (missing(note) if note else "") + charts.timeline(
+        [p.model_dump() for p in pts], marks, "Running and waiting requests and KV cache use over the first pass")
+
+
+BUDGET_PARTS = (("weights", "weights_gib"), ("activations (peak)", "peak_activation_gib"),
+                ("CUDA graphs", "cuda_graph_gib"), ("non-torch", "non_torch_gib"), ("KV cache", "kv_cache_gib"))
+
+
+def budget_parts(values: dict[str, Any], total: float | None) -> list[tuple[str, float]]:
+    """The device memory budget's parts (named as in a result's `memory` and the start-up facts) and, under the
+    device's total, what is left free."""
+    parts = [(name, values[key]) for name, key in BUDGET_PARTS if values.get(key)]
+    if parts and total and total > sum(v for _, v in parts):
+        parts.append(("left free", round(total - sum(v for _, v in parts), 2)))
+    return parts
+
+
+def _budget(r: RunResult) -> tuple[list[tuple[str, float]], float | None]:
+    total = r.startup.get("gpu_total_gib") or r.environment.gpu_memory_gib
+    return budget_parts(r.memory.model_dump(), total), total
+
+
+def kv_cache(r: RunResult, src: str) -> str:
+    kv = r.kv_cache
+    pairs = [("capacity (tokens)", num(kv.capacity_tokens, src, "kv_cache.capacity_tokens")),
+             ("num_blocks x block_size", f"{num(kv.num_blocks, src, 'kv_cache.num_blocks')} x "
+                                         f"{num(kv.block_size, src, 'kv_cache.block_size')}"),
+             ("bytes per token", num(kv.bytes_per_token, src, "kv_cache.bytes_per_token")),
+             ("capacity (GiB)", num(kv.capacity_gib, src, "kv_cache.capacity_gib", ",.2f")),
+             ("max_model_len", num(kv.max_model_len, src, "kv_cache.max_model_len")),
+             ("max concurrency (requests of max_model_len)", num(kv.max_concurrency, src, "kv_cache.max_concurrency",
+                                                                  ",.2f")),
+             ("peak use %", num(kv.peak_usage_pct, src, "kv_cache.peak_usage_pct", ",.2f")),
+             ("preemptions", num(kv.preemptions, src, "kv_cache.preemptions")),
+             ("prefix-cache hit rate", num(kv.prefix_cache_hit_rate, src, "kv_cache.prefix_cache_hit_rate", ".3f"))]
+    arith = ""
+    if kv.num_blocks and kv.block_size and kv.capacity_tokens:
+        arith = (f"{fmt(kv.num_blocks)} blocks x {fmt(kv.block_size)} tokens = {fmt(kv.capacity_tokens)} tokens"
+                 + (f"; x {fmt(kv.bytes_per_token)} bytes = {fmt(kv.capacity_gib, ',.2f')} GiB"
+                    if kv.bytes_per_token and kv.capacity_gib else "")
+                 + (f"; / {fmt(kv.max_model_len)} tokens = {fmt(kv.max_concurrency, ',.2f')} full-length requests "
+                    "at once" if kv.max_model_len and kv.max_concurrency else ""))
+    parts, total = _budget(r)
+    chart = charts.budget_bar(parts, total, "Device memory budget") if parts else missing(
+        "No memory budget in this result (the CPU build, serving and imported results do not report one).")
+    return kv_table(pairs) + (f"<p>{esc(arith)}</p>" if arith else "") + chart
+
+
+def rerun_command(r: RunResult) -> tuple[list[str], bool]:
+    """(command, recorded): the command line stored with the result, or one rebuilt from its recorded settings."""
+    if r.environment.command:
+        return r.environment.command, True
+    w, e = r.workload, r.engine_args or {}
+    cmd = ["offline-bench", "serve-probe" if r.mode == "serving" else "run"]
+    cmd += ["--served-model-name", r.model] if r.mode == "serving" else ["--model", r.model]
+    for key in ("gpu_memory_utilization", "kv_cache_memory_bytes", "max_model_len", "max_num_seqs",
+                "max_num_batched_tokens", "tensor_parallel_size", "pipeline_parallel_size"):
+        if e.get(key) is not None and not (key.endswith("parallel_size") and e[key] == 1) and r.mode != "serving":
+            cmd += [f"--{key.replace('_', '-')}", str(e[key])]
+    if e.get("kv_cache_dtype") not in (None, "auto") and r.mode != "serving":
+        cmd += ["--kv-cache-dtype", str(e["kv_cache_dtype"])]
+    if w.source == "synthetic":
+        cmd += ["--num-prompts", str(w.num_prompts), "--input-len", str(w.input_len), "--output-len", str(w.output_len)]
+    else:
+        cmd += (["--dataset", w.dataset, w.source] if w.dataset else ["--prompts", w.source]) + [
+            "--num-prompts", str(w.num_prompts)]
+    for flag, value in (("--concurrency", w.concurrency), ("--request-rate", w.request_rate),
+                        ("--temperature", w.temperature), ("--seed", w.seed), ("--warmup", w.warmup_requests),
+                        ("--repeats", w.repeats if w.repeats != 1 else None)):
+        if value is not None:
+            cmd += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    return cmd, False
+
+
+def environment(r: RunResult) -> str:
+    env = r.environment.model_dump(exclude={"command"})
+    cmd, recorded = rerun_command(r)
+    how = "as recorded" if recorded else "rebuilt from the recorded settings (this result predates recorded commands)"
+    return (f"<h4>Command ({esc(how)})</h4><pre>{esc(shlex.join(cmd))}</pre>"
+            f"<details><summary>environment and every engine argument</summary>"
+            + kv_table([(k, esc(v)) for k, v in env.items()])
+            + kv_table([(k, esc(v)) for k, v in (r.engine_args or {}).items()]) + "</details>")
+
+
+def parallel(r: RunResult, src: str) -> str:
+    """Several GPUs: the layout, per-GPU rates, and each data-parallel replica's own figures."""
+    par = r.parallel or {}
+    keys = ("world_size", "tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size", "gpus_used",
+            "output_tokens_per_s_per_gpu", "total_tokens_per_s_per_gpu", "kv_capacity_tokens_total",
+            "executor_backend")
+    out = kv_table([(k, num(par[k], src, f"parallel.{k}") if isinstance(par[k], (int, float)) else esc(par[k]))
+                    for k in keys if k in par])
+    reps = par.get("replicas") or []
+    if reps:
+        cols = [c for c in reps[0] if c != "replica"]
+        out += table(["replica", *cols], [[esc(x["replica"]), *(num(x.get(c), spec=",.1f") for c in cols)]
+                                          for x in reps], numeric=tuple(range(1, len(cols) + 1)))
+    return out
+
+
+def run_section(r: RunResult, anchor: str, label: str) -> str:
+    parts = [("Summary", "Headline numbers of the timed passes; the device, vLLM version and the engine arguments "
+                         "given.", summary(r, anchor)),
+             ("Throughput", "Rates over the timed window (mean over repeats and its 95% interval; prefill and "
+                            "decode rates over the time a request was in that phase).", throughput(r, anchor)),
+             ("Latency", "Percentiles per request, their distribution (read a CDF at 0.5 for the median), and where "
+                         "the time of a few typical requests went.", latency(r, anchor)),
+             ("Timeline", "Requests running and waiting and KV cache use % during the first timed pass; a flat "
+                          "'waiting' above zero means the KV cache or max_num_seqs limited the batch.", timeline(r)),
+             ("KV cache and memory", "How many tokens the KV cache holds and why (the arithmetic), how much was "
+                                     "used, and the device memory split.", kv_cache(r, anchor)),
+             ("Environment and command", "What the result was measured on, and the command that reruns it.",
+              environment(r))]
+    if r.parallel:
+        parts.insert(1, ("Parallel layout", "How the run was spread over GPUs; per-GPU rates divide by the GPUs "
+                                            "used; data-parallel replicas each ran their share.", parallel(r, anchor)))
+    body = "".join(section(f"{anchor}-{i}", title, how, content, level=4) for i, (title, how, content)
+                   in enumerate(parts))
+    notes = "".join(f"<li>{esc(n)}</li>" for n in r.notes)
+    return section(anchor, label, f"{r.mode} result from {label}.", body + (f"<details><summary>notes</summary>"
+                                                                              f"<ul>{notes}</ul></details>"
+                                                                              if notes else ""), level=3, kind="item")
+
+
+def _pair_key(r: RunResult) -> tuple[Any, ...]:
+    w = r.workload
+    return (w.source, w.num_prompts, w.concurrency, w.request_rate, w.output_len)
+
+
+def comparison(runs: list[tuple[str, RunResult]]) -> str:
+    """Offline and serving results of the same workload side by side, one table per workload."""
+    groups: dict[tuple[Any, ...], list[Labeled]] = {}
+    for label, r in runs:
+        if r.mode in ("offline", "serving", "imported"):
+            groups.setdefault(_pair_key(r), []).append(Labeled(f"{label} [{r.mode}]", r))
+    out = []
+    for key, members in groups.items():
+        if len({m.result.mode for m in members}) < 2:
+            continue
+        members = order(members)
+        base = next((m for m in members if m.result.mode == "offline"), members[0])
+        headers, rows = compare_table(members, base)
+        n = len(members)
+        cells = [[esc(c) if i == 0 else esc(cell(c, ratio=i > n)) for i, c in enumerate(row)] for row in rows]
+        what = f"{key[0]}, {key[1]} requests" + (f", {key[2]} in flight" if key[2] else "") + (
+            f", {key[3]:g} req/s" if key[3] else "")
+        warns = [f"{m.label}: {w}" for m in members if m is not base for w in mismatches(base, m)]
+        out.append(f"<h4>{esc(what)}</h4>" + table(headers, cells, numeric=tuple(range(1, len(headers))))
+                   + "".join(f'<p class="warn">warning: {esc(w)}</p>' for w in warns))
+    return "".join(out)

@@ -1,0 +1,260 @@
+"""Versioned result schema (JSON) with an atomic save and a load that checks the version."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from offline_bench.core.environment import Environment
+from offline_bench.core.errors import BenchError
+from offline_bench.results.stats import Distribution, MeanCI
+
+SCHEMA_VERSION = 1
+Mode = Literal["offline", "serving", "imported", "predicted"]  # how a result was measured (or predicted)
+
+
+def read_text(path: str | Path) -> str:
+    """A file's text; a `.gz` file is decompressed (results kept gzipped, as docs/results keeps large ones)."""
+    p = Path(path)
+    if p.name.endswith(".gz"):
+        with gzip.open(p, "rt", encoding="utf-8") as f:
+            return f.read()
+    return p.read_text(encoding="utf-8")
+
+
+def result_name(path: str | Path) -> str:
+    """A result file's name without `.json` or `.json.gz`."""
+    return Path(path).name.removesuffix(".gz").removesuffix(".json")
+
+
+class Throughput(BaseModel):
+    # None only for imported figures that do not give the number
+    duration_s: float | None
+    requests_per_s: float | None
+    input_tokens_per_s: float | None
+    output_tokens_per_s: float | None
+    total_tokens_per_s: float | None
+    prefill_tokens_per_s: float | None  # input tokens / time with >= 1 request in prefill (see README)
+    decode_tokens_per_s: float | None  # decode tokens / time with >= 1 request in decode (see README)
+    goodput_requests_per_s: float | None = None  # requests meeting every --goodput SLO / wall time
+    good_requests_pct: float | None = None
+
+
+class ThroughputSummary(Throughput):
+    """Mean over repeats; `repeats` keeps each repeat, `ci95` the 95% interval of each rate."""
+
+    # the first pass's steady window (steps.steady_window): None when it has no plateau
+    steady_output_tokens_per_s: float | None = None
+    steady_window_s: list[float] | None = None
+
+    repeats: list[Throughput]
+    ci95: dict[str, MeanCI]
+
+
+class Latency(BaseModel):
+    queue_ms: Distribution
+    prefill_ms: Distribution
+    decode_ms: Distribution
+    ttft_ms: Distribution
+    tpot_ms: Distribution
+    e2e_ms: Distribution
+    itl_ms: Distribution | None = None  # serving: gaps between streamed chunks
+    arrival_lateness_ms: Distribution | None = None  # --request-rate: how late each request was added
+    frontend_ms: Distribution | None = None  # offline: e2e beyond the engine core's queue + prefill + decode
+
+
+class KVCache(BaseModel):
+    num_blocks: int | None
+    block_size: int | None
+    capacity_tokens: int | None
+    capacity_gib: float | None
+    bytes_per_token: int | None
+    kv_cache_dtype: str | None
+    max_concurrency: float | None  # requests of max_model_len tokens that fit at once (vLLM's arithmetic)
+    max_model_len: int | None
+    logged_capacity_tokens: int | None  # what the engine's own start-up line says
+    peak_usage_pct: float | None
+    preemptions: int | None
+    prefix_cache_queries: int | None
+    prefix_cache_hits: int | None
+    prefix_cache_hit_rate: float | None  # vLLM's counters: a request preempted and rescheduled queries again
+    # share of the prompt tokens found in the prefix cache when each request was first scheduled (recomputation
+    # after a preemption not counted): RequestOutput.num_cached_tokens / prompt tokens
+    prompt_cache_hit_rate: float | None = None
+    # `plan`'s prediction for this engine, made without the measurement (see offline_bench/predict/plan.py)
+    predicted_tokens: int | None = None
+    predicted_error_pct: float | None = None  # (predicted - measured) / measured x 100
+    predicted_basis: str | None = None  # "model" or "calibrated"
+
+
+class Memory(BaseModel):
+    weights_gib: float | None
+    peak_activation_gib: float | None
+    cuda_graph_gib: float | None
+    non_torch_gib: float | None
+    kv_cache_gib: float | None
+    total_gib: float | None
+
+
+class TimelinePoint(BaseModel):
+    t_s: float  # since the timed window began
+    repeat: int
+    running: float
+    waiting: float
+    kv_usage_pct: float
+    preemptions: float | None = None  # cumulative since the pass began (None: not recorded)
+
+
+class RequestRecord(BaseModel):
+    repeat: int
+    index: int
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int | None
+    finish_reason: str | None
+    preemptions: int | None
+    queue_ms: float | None
+    prefill_ms: float | None
+    decode_ms: float | None
+    ttft_ms: float | None
+    tpot_ms: float | None
+    e2e_ms: float | None
+    itl_ms: list[float] | None = None  # serving only
+    frontend_ms: float | None = None  # offline: e2e - (queue + prefill + decode), the front end's share
+    replica: int | None = None  # data parallel: which engine replica served it
+
+
+class StepTrace(BaseModel):
+    """One entry per engine step of the first timed pass, stored as columns (see offline_bench/engine/steps.py)."""
+
+    source: str  # "iteration_details": the scheduler's own counts; "outputs": inferred from emitted tokens
+    t_s: list[float]  # engine-core clock at the step's end, since the pass's first request was queued
+    exec_ms: list[float | None]  # model execution of the step (iteration details only)
+    ctx_tokens: list[int]  # prompt tokens scheduled (prefill chunks, recomputation after preemption)
+    ctx_reqs: list[int]
+    gen_reqs: list[int]  # requests decoding one token
+    out_tokens: list[int]  # tokens the step emitted
+    first_tokens: list[int]  # requests that emitted their first token
+    decode_ctx_tokens: list[int]  # KV tokens the decoding requests attend to
+    running: list[int | None]
+    waiting: list[int | None]
+    kv_usage_pct: list[float | None]
+
+
+class Workload(BaseModel):
+    source: str  # "synthetic", the prompt file, or "scenario:NAME"
+    # None only in imported results that do not give the figure
+    num_prompts: int | None
+    total_input_tokens: int | None  # tokens actually processed, per repeat
+    total_output_tokens: int | None
+    input_len: int | None
+    output_len: int | None
+    range_ratio: float | None
+    seed: int | None
+    ignore_eos: bool | None
+    temperature: float | None
+    top_p: float | None
+    detokenize: bool | None
+    warmup_requests: int
+    warmup_s: float | None = None  # how long the untimed warm-up took (startup holds only the engine's start)
+    repeats: int
+    concurrency: int | None = None
+    prefix_len: int | None = None  # synthetic shared prefixes (see WorkloadConfig)
+    num_prefixes: int | None = None
+    request_rate: float | None = None  # requests/s of the arrival schedule (None: all at once)
+    burstiness: float | None = None
+    dataset: str | None = None  # the prompt file's format when given: "sharegpt" or "custom"
+
+
+class RunResult(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    tool_version: str
+    created_at: str
+    mode: Mode = "offline"
+    model: str
+    endpoint: str | None = None  # serving: the URL measured (never the key)
+    environment: Environment
+    engine_args: dict[str, Any]
+    workload: Workload
+    startup: dict[str, Any]
+    kv_cache: KVCache
+    memory: Memory
+    throughput: ThroughputSummary
+    latency: Latency
+    timeline: list[TimelinePoint]
+    requests: list[RequestRecord]
+    notes: list[str] = Field(default_factory=list)
+    roofline: dict[str, Any] | None = None  # % of the GPU's ceilings (None off a known GPU)
+    parallel: dict[str, Any] | None = None  # world size, GPUs, per-GPU rates, KV per replica and in total
+    steps: StepTrace | None = None  # per engine step of the first timed pass (what `predict` fits)
+    prediction: dict[str, Any] | None = None  # mode "predicted": the step model and what the simulation assumed
+    goodput_slo_ms: dict[str, float] | None = None  # the SLOs behind throughput.goodput_requests_per_s
+
+    def save(self, path: str | Path) -> None:
+        write_atomic(path, self.model_dump_json(indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunResult:
+        try:
+            data = json.loads(read_text(path))
+        except (OSError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise BenchError(f"cannot read result '{path}': {e}") from None
+        version = data.get("schema_version") if isinstance(data, dict) else None
+        if version != SCHEMA_VERSION:
+            raise BenchError(f"'{path}' has schema_version {version!r}; this offline-bench reads {SCHEMA_VERSION}")
+
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise BenchError(f"'{path}' is not a whole offline-bench result ({e.error_count()} fields wrong, first "
+                             f"{'.'.join(map(str, e.errors()[0]['loc']))}): pass a file written by run, serve-probe "
+                             "or import") from None
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write to a temporary file in the same directory, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def check_writable(path: str | Path | None, flag: str, is_dir: bool = False) -> None:
+    """Before any engine starts: can `path` (a file, or with is_dir a directory) be written? One line if not.
+
+    Probes by creating a file, since permission bits say nothing for root or on read-only mounts."""
+    if not path:
+        return
+    path = Path(path)
+    target = path if is_dir else path.parent
+    if not is_dir and path.is_dir():
+        raise BenchError(f"{flag} {path} is a directory: give a file name, e.g. {path / 'result.json'}")
+    probe_dir = target
+    while not probe_dir.exists():  # write_atomic creates missing directories: probe the nearest existing one
+        probe_dir = probe_dir.parent
+    if not probe_dir.is_dir():
+        raise BenchError(f"{flag} {path}: {probe_dir} is a file, not a directory: choose another location")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".offline-bench-probe-", dir=probe_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise BenchError(f"{flag} {path}: cannot write in {probe_dir} ({e.strerror}): choose a writable "
+                         "location") from None

@@ -1,0 +1,1 @@
+"""The serving side: OpenAI HTTP client, /metrics sampling, serve-probe and server launch."""
