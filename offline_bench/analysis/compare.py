@@ -3,15 +3,11 @@ that differs between a run and the baseline."""
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tabulate import tabulate
-
-from offline_bench.core.formats import renders
+from offline_bench.results.load import load_as
 from offline_bench.results.run import RunResult, result_name
 
 # (row label, getter); None values print as "unknown"
@@ -48,6 +44,12 @@ def label_for(path: str | Path, r: RunResult) -> str:
     conc, rate = r.workload.concurrency, r.workload.request_rate
     return (f"{result_name(path)} [{r.mode}{'' if conc is None else f', c={conc}'}"
             f"{'' if rate is None else f', {rate:g} req/s'}]")
+
+
+def load_runs(paths: list[str]) -> list[Labeled]:
+    """`compare`'s inputs: run results of any mode; any other file refused in one line."""
+    runs = [(p, load_as(p, "run", "compare")) for p in paths]
+    return [Labeled(label_for(p, r), r) for p, r in runs]
 
 
 def _conditions(r: RunResult) -> dict[str, Any]:
@@ -110,40 +112,6 @@ def table(runs: list[Labeled], baseline: Labeled) -> tuple[list[str], list[list[
                   for r, v in zip(runs, values) if r is not baseline]
         rows.append([name, *values, *ratios])
     return headers, rows
-
-
-def cell(v: Any, ratio: bool = False) -> str:
-    if v is None:
-        return "unknown"
-    if ratio:
-        return f"{v:.3f}x"
-    if isinstance(v, float):
-        return f"{v:,.2f}"
-    return f"{v:,}" if isinstance(v, int) else str(v)
-
-
-@renders("compare", ("table", "md", "csv"))
-def render(runs: list[Labeled], baseline: Labeled, fmt: str = "table") -> str:
-    headers, rows = table(runs, baseline)
-    n = len(runs)
-    warnings = []
-    for r in runs:
-        if r is not baseline:
-            for m in mismatches(baseline, r):
-                warnings.append(f"{r.label} vs {baseline.label}: {m}")
-    if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(headers)
-        w.writerows([["" if v is None else v for v in row] for row in rows])
-        return buf.getvalue() + "".join(f"# warning: {x}\n" for x in warnings)
-
-    body = [[row[0], *(cell(v) for v in row[1:n + 1]), *(cell(v, True) for v in row[n + 1:])] for row in rows]
-    text = tabulate(body, headers=headers, tablefmt="github" if fmt == "md" else "simple", disable_numparse=True)
-    text += f"\n\nbaseline: {baseline.label}\n"
-    if warnings:
-        text += "\n" + "\n".join(f"warning: {x}" for x in warnings) + "\n"
-    return text
 
 
 def plot(runs: list[Labeled], path: str | Path) -> None:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from tabulate import tabulate
-
 from offline_bench.core.config import WorkloadConfig
 from offline_bench.core.errors import BenchError
-from offline_bench.core.formats import renders
 from offline_bench.results.gap import GapReport, GapStep
+from offline_bench.results.load import load_as
 from offline_bench.results.run import RunResult
 
 SCHED_KEYS = ("max_num_batched_tokens", "max_num_seqs")
@@ -42,7 +40,7 @@ def load_saved_serving(paths: list[str], levels: list[tuple[int, int | None]],
     wanted = dict(levels)
     saved: dict[int, RunResult] = {}
     for path in paths:
-        r = RunResult.load(path)
+        r: RunResult = load_as(path, "run", "explain-gap --serving-result")
         level = r.workload.concurrency or 1
         if level not in wanted:
             raise BenchError(f"--serving-result {path} was measured at concurrency {level}, which is not in "
@@ -70,21 +68,3 @@ def report(results: list[tuple[str, RunResult]], concurrency: int, num_prompts: 
                 f"from: {biggest.step}")
     return GapReport(concurrency=concurrency, num_prompts=num_prompts or results[-1][1].workload.num_prompts,
                      steps=steps, gap_tokens_per_s=gap, summary=text)
-
-
-@renders("gap", ("table", "md"))
-def render(reps: list[GapReport], fmt: str = "table") -> str:
-
-    parts = []
-    for rep in reps:
-        rows = [[s.step, f"{s.output_tokens_per_s:,.1f}", "" if s.ttft_ms_p50 is None else f"{s.ttft_ms_p50:,.1f}",
-                 "" if s.tpot_ms_p50 is None else f"{s.tpot_ms_p50:,.2f}",
-                 "" if s.change_tokens_per_s is None else f"{s.change_tokens_per_s:+,.1f}",
-                 "" if s.share_of_gap is None else f"{s.share_of_gap:.1%}"] for s in rep.steps]
-        text = tabulate(rows, headers=["step", "output tok/s", "TTFT p50 ms", "TPOT p50 ms", "change",
-                                       "share of gap"],
-                        tablefmt="github" if fmt == "md" else "simple", disable_numparse=True)
-        head = f"concurrency {rep.concurrency}, {rep.num_prompts} requests"
-        parts.append(f"{'### ' if fmt == 'md' else ''}{head}\n\n{text}\n\n{rep.summary}\n")
-    return "\n".join(parts) + ("\n(the last row's share is the HTTP/serving path: API server, serialization, "
-                               "streaming, the client)\n")

@@ -5,61 +5,14 @@ and KV, and with TP > 1 it is charged to the step's all-reduces (two per layer) 
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from typing import Any
-
-from pydantic import BaseModel
-from tabulate import tabulate
-
 from offline_bench.analysis.compare import Labeled, mismatches
 from offline_bench.core.errors import BenchError
-from offline_bench.core.formats import renders
 from offline_bench.model.presets import resolve_model
 from offline_bench.predict.stepmodel import full_batch_decode_step
 from offline_bench.results.load import Item
 from offline_bench.results.phases import PhasesResult
 from offline_bench.results.run import RunResult
-
-
-class RunScaling(BaseModel):
-    result: str
-    layout: str  # e.g. "TP=2", "DP=2 x TP=2", "PP=2 (ray)"
-    gpus: int
-    gpu_name: str | None
-    output_tokens_per_s: float
-    output_tokens_per_s_per_gpu: float
-    speedup: float  # output tokens/s over the baseline's
-    efficiency_pct: float  # per-GPU output tokens/s over the baseline's
-    kv_capacity_tokens_total: int | None
-    tpot_p50_ms: float | None
-    preemptions: int | None
-    # pure-decode steps at the run's full batch (stepmodel.full_batch_decode_step); a DP run: one replica's engine
-    full_batch_step_ms: float | None = None
-    full_batch_requests: float | None = None
-    us_per_request: float | None = None  # step time per decoding request: what one engine core spends on each
-
-
-class DecodeScaling(BaseModel):
-    result: str
-    layout: str
-    gpus: int
-    gpu_name: str | None
-    batch_size: int
-    step_ms: float
-    floor_ms: float | None  # the TP group's ceiling for this batch as a step time
-    pct_of_ceiling: float | None
-    gap_ms: float | None  # step - floor
-    allreduces_per_step: int | None  # 2 per layer with TP > 1; None where the model's layers are unknown
-    gap_per_allreduce_us: float | None  # the whole gap charged to the all-reduces: an upper bound
-
-
-class ScalingReport(BaseModel):
-    baseline: str | None
-    runs: list[RunScaling]
-    decode: list[DecodeScaling]
-    warnings: list[str]
+from offline_bench.results.scaling import DecodeScaling, RunScaling, ScalingReport
 
 
 def layout(tp: int, pp: int, dp: int, backend: str | None = None) -> str:
@@ -153,50 +106,3 @@ def scaling_report(items: list[Item], baseline: str | None = None, batch_sizes: 
     rows, warnings = run_rows(runs, base) if base else ([], [])
     decode = [d for i in phases for d in decode_rows(i, batch_sizes)]
     return ScalingReport(baseline=base.label if base else None, runs=rows, decode=decode, warnings=warnings)
-
-
-def _num(v: Any, digits: int = 1) -> str:
-    if v is None:
-        return ""
-    return f"{v:,.{digits}f}" if isinstance(v, float) else f"{v:,}"
-
-
-RUN_HEADERS = ["result", "layout", "GPUs", "GPU", "output tok/s", "per GPU", "speedup", "efficiency per GPU",
-               "KV tokens (all)", "TPOT p50 ms", "preemptions", "decode step ms", "at batch", "us per request"]
-DECODE_HEADERS = ["result", "layout", "GPUs", "GPU", "batch", "step ms", "floor ms", "% of ceiling", "gap ms",
-                  "all-reduces / step", "gap per all-reduce us"]
-
-
-def _tables(r: ScalingReport) -> list[tuple[list[str], list[list[str]]]]:
-    runs = [[x.result, x.layout, str(x.gpus), x.gpu_name or "", _num(x.output_tokens_per_s, 0),
-             _num(x.output_tokens_per_s_per_gpu, 0), f"{x.speedup:.2f}x", f"{x.efficiency_pct:.1f}%",
-             _num(x.kv_capacity_tokens_total), _num(x.tpot_p50_ms), _num(x.preemptions),
-             _num(x.full_batch_step_ms), _num(x.full_batch_requests, 0), _num(x.us_per_request)] for x in r.runs]
-    decode = [[x.result, x.layout, str(x.gpus), x.gpu_name or "", str(x.batch_size), _num(x.step_ms, 2),
-               _num(x.floor_ms, 2), _num(x.pct_of_ceiling), _num(x.gap_ms, 2), _num(x.allreduces_per_step),
-               _num(x.gap_per_allreduce_us)] for x in r.decode]
-    return [(RUN_HEADERS, runs), (DECODE_HEADERS, decode)]
-
-
-@renders("scaling", ("table", "md", "csv", "json"))
-def render(r: ScalingReport, fmt: str = "table") -> str:
-    if fmt == "json":
-        return json.dumps(r.model_dump(), indent=2)
-    tables = [(h, rows) for h, rows in _tables(r) if rows]
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        for headers, rows in tables:
-            writer.writerows([headers, *rows, []])
-        return buf.getvalue().rstrip("\n")
-    style = "github" if fmt == "md" else "simple"
-    parts = [tabulate(rows, headers=headers, tablefmt=style, disable_numparse=True) for headers, rows in tables]
-    if r.baseline:
-        parts.insert(1, f"speedup and efficiency against {r.baseline} (per-GPU output tokens/s); decode step: the "
-                        "median of the pure-decode steps at the run's full batch (a DP run: one replica's engine), "
-                        "and that step's time per decoding request")
-    if r.decode:
-        parts.append("floor: the TP group's ceiling for the batch as a step time (weights and KV read at the "
-                     "GPUs' bandwidth); gap = step - floor, charged to the all-reduces as an upper bound")
-    parts += [f"warning: {w}" for w in r.warnings]
-    return "\n\n".join(parts)

@@ -5,18 +5,15 @@ Running the grid is `sweep`; plots are `plots`; this module reads and explains w
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tabulate import tabulate
-
 from offline_bench.core.errors import BenchError
 from offline_bench.predict.replay import OVERRIDABLE, Calibrated, predict
+from offline_bench.results.load import load_as
 from offline_bench.results.run import RunResult, write_atomic
-from offline_bench.results.sweep import WORKLOAD_AXES, PointRow, SweepSpec, SweepSummary, point_key
+from offline_bench.results.sweep import WORKLOAD_AXES, FailedPoint, PointRow, SweepSpec, SweepSummary, point_key
 
 BREAKDOWN = ("handover_s", "import_vllm_s", "engine_init_s", "weights_load_s", "torch_compile_s", "cuda_graph_s",
              "warmup_s", "timed_s", "close_s", "other_s", "point_s")
@@ -52,7 +49,7 @@ def calibrated(spec: SweepSpec) -> Calibrated:
     if path is None:
         raise BenchError("--predict-only needs --calibrate RUN.json (a `run` result, which records its steps)")
     if path not in _CALIBRATED:
-        _CALIBRATED[path] = Calibrated(path)
+        _CALIBRATED[path] = Calibrated(path, purpose="sweep --calibrate")
     return _CALIBRATED[path]
 
 
@@ -240,6 +237,11 @@ PREDICTED_COLUMNS = ["predicted_kv_tokens", "kv_error_pct", "predicted_output_to
                      "output_tokens_per_s_error_pct", "predicted_ttft_ms_p50", "ttft_ms_p50_error_pct"]
 
 
+# Renderings written next to summary.json, by file name: report.formats adds summary.md and summary.csv when it is
+# imported (the writers live above this layer); without them a sweep still writes summary.json.
+SUMMARY_FILES: dict[str, Callable[[SweepSummary], str]] = {}
+
+
 def table_rows(spec: SweepSpec, rows: list[PointRow]) -> tuple[list[str], list[list[Any]]]:
     swept = list(spec.grid)
     extra = GOODPUT_COLUMNS + PREDICTED_COLUMNS
@@ -254,69 +256,14 @@ def table_rows(spec: SweepSpec, rows: list[PointRow]) -> tuple[list[str], list[l
     return headers, body
 
 
-def _cell(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return f"{v:,.2f}" if abs(v) >= 1 or v == 0 else f"{v:.3g}"
-    if isinstance(v, int):
-        return f"{v:,}"
-    return str(v)
-
-
-def render_markdown(summary: SweepSummary) -> str:
-
-    headers, body = table_rows(summary.spec, summary.rows)
-    lines = ["# Sweep summary", "", tabulate([[_cell(v) for v in row] for row in body], headers=headers,
-                                             tablefmt="github", disable_numparse=True), "",
-             "init_s is the engine start (LLM() wall time); vLLM's compile cache makes later points with an "
-             "already compiled shape start faster, so compare init_s along the sweep order.", "", "## Analysis", ""]
-    a = summary.analysis
-    kv = a.get("kv_grows_with_sequence_length", {})
-    lines.append(f"- KV cache grows with sequence length: {kv.get('statement')} -- "
-                 f"{'holds' if kv.get('holds') else 'does not hold' if kv.get('holds') is False else 'unknown'} "
-                 f"at every point checked ({len(kv.get('checks', []))}).")
-    for k in a.get("throughput_knee", []):
-        lines.append(f"- Knee: {k['text']}.")
-    for t in a.get("target_concurrency", []):
-        lines.append(f"- Target concurrency: {t['text']}.")
-    if a.get("startup_breakdown"):
-        b = {k: "unknown" if v is None else f"{v:.1f}" if k != "points" else str(v)
-             for k, v in a["startup_breakdown"].items()}
-        lines.append(f"- Time per point (mean of {b['points']}): {b['point_s']} s = hand-over {b['handover_s']} + "
-                     f"import vLLM {b['import_vllm_s']} + engine start {b['engine_init_s']} (weights "
-                     f"{b['weights_load_s']}, torch.compile {b['torch_compile_s']}, CUDA graphs {b['cuda_graph_s']}) "
-                     f"+ warm-up {b['warmup_s']} + timed {b['timed_s']} + engine close {b['close_s']} + other "
-                     f"{b['other_s']} (engine-log parts: unknown where the engine does not log them, e.g. the CPU "
-                     "build).")
-    if a.get("prediction"):
-        p = a["prediction"]
-        worst = ", ".join(f"{k.removeprefix('largest_').removesuffix('_error_pct')} {v:.2f}%"
-                          for k, v in p.items() if k.startswith("largest_"))
-        lines.append(f"- Predicted vs measured ({p['calibration']}): largest errors {worst}.")
-    if summary.spec.predict_only:
-        lines.insert(2, f"PREDICTED from {summary.spec.calibrate}, not measured (offline-bench predict).")
-        lines.insert(3, "")
-    return "\n".join(lines) + "\n"
-
-
-def render_csv(summary: SweepSummary) -> str:
-    headers, body = table_rows(summary.spec, summary.rows)
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(headers)
-    w.writerows([["" if v is None else v for v in row] for row in body])
-    return buf.getvalue()
-
-
 def summarize(out_dir: str | Path) -> SweepSummary:
-    """Rows and analysis of DIR, written as summary.json/.md/.csv (plots: `sweep.write_summary`)."""
+    """Rows and analysis of DIR, written as summary.json and the SUMMARY_FILES (plots: `report.plots.write_summary`)."""
     out = Path(out_dir)
     spec, rows = load_rows(out)
     summary = SweepSummary(spec=spec, rows=rows, analysis=analyze(spec, rows))
     write_atomic(out / "summary.json", summary.model_dump_json(indent=2))
-    write_atomic(out / "summary.md", render_markdown(summary))
-    write_atomic(out / "summary.csv", render_csv(summary))
+    for name, render in SUMMARY_FILES.items():
+        write_atomic(out / name, render(summary))
     return summary
 
 
@@ -325,19 +272,17 @@ def load_rows(out_dir: str | Path) -> tuple[SweepSpec, list[PointRow]]:
     spec_file = out / "sweep.json"
     if not spec_file.exists():
         raise BenchError(f"{out} has no sweep.json: point --report at a sweep's --output-dir")
-    spec = SweepSpec.model_validate_json(spec_file.read_text())
+    spec: SweepSpec = load_as(spec_file, "sweep-spec", "sweep")
     rows = []
     for settings in spec.points():
         key = point_key(settings)
         path = out / "points" / f"{key}.json"
         if not path.exists():
             continue
-        data = json.loads(path.read_text())
-        if data.get("status") == "failed":
-            rows.append(PointRow(key=key, settings=settings, status="failed", error=data.get("error"),
-                                 elapsed_s=data.get("elapsed_s")))
+        r: RunResult | FailedPoint = load_as(path, ("run", "failed-point"), "sweep")
+        if isinstance(r, FailedPoint):
+            rows.append(PointRow(key=key, settings=settings, status="failed", error=r.error, elapsed_s=r.elapsed_s))
             continue
-        r = RunResult.model_validate(data)
         rows.append(_with_prediction(spec, settings, r, PointRow(
             key=key, settings=settings, status="ok", kv_capacity_tokens=r.kv_cache.capacity_tokens,
             kv_capacity_gib=r.kv_cache.capacity_gib, max_concurrency=r.kv_cache.max_concurrency,

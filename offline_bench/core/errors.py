@@ -17,3 +17,12 @@ def input_file(path: str, what: str, fix: str) -> Path:
     if not p.exists():
         raise BenchError(f"{what} '{path}' not found: {fix}")
     return p
+
+
+class NotAResult(BenchError):
+    """A file that is not the result asked for (unreadable, of another kind, or not whole). The message names the
+    path; `reason` says why without it (what `report` shows beside a file it skips)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -19,6 +19,8 @@ import sys
 import time
 from typing import Any
 
+import psutil
+
 CHILD_ERROR_STATUS = 2
 _POLL_S = 0.2
 
@@ -26,6 +28,16 @@ _POLL_S = 0.2
 def raise_interrupt(_signum: int, _frame: object) -> None:
     """A SIGTERM handler: `timeout` or a scheduler's limit unwinds like Ctrl-C, so engines are shut down."""
     raise KeyboardInterrupt
+
+
+def kill_descendants() -> None:
+    """SIGKILL every process below this one (an engine core and its workers mid-start): what waits on them then
+    sees them gone instead of waiting for a handshake that cannot come."""
+    for child in psutil.Process().children(recursive=True):
+        try:
+            child.kill()
+        except psutil.Error:  # exited meanwhile
+            pass
 
 
 def die_with_parent() -> None:

@@ -6,10 +6,10 @@ vLLM is imported lazily inside functions, so `--help`, reports and pure logic ne
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -20,6 +20,7 @@ from offline_bench.core.config import CPU_DEFAULT_KV_BYTES, GPU_DEFAULT_GMU, Eng
 from offline_bench.core.environment import has_cuda, installed_vllm_version, vllm_support_warning
 from offline_bench.core.errors import BenchError
 from offline_bench.core.logcapture import LogCapture
+from offline_bench.core.procs import kill_descendants
 from offline_bench.engine.args import check_engine_args
 from offline_bench.engine.parallel import (
     check_parallel,
@@ -44,6 +45,7 @@ from offline_bench.results.startup import explain_engine_failure, parse_startup
 from offline_bench.results.stats import union_length
 from offline_bench.workloads.requests import Request
 
+log = logging.getLogger(__name__)
 FAILED_START_DRAIN_S = 3.0  # after a failed start, how long to wait for the engine's last log lines
 KV_USAGE_NAMES = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")  # 0.26+ name, older name
 ITL_NAMES = ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds")  # 0.26+ name, older name
@@ -198,7 +200,7 @@ class Engine:
         os.environ.update(self.env)
         warning = vllm_support_warning(installed_vllm_version())
         if warning:
-            print(warning, file=sys.stderr)
+            log.warning(warning.removeprefix("warning: "))  # the CLI prints "warning: ..." on stderr
         self.capture = LogCapture(echo=echo_log).start()
         self._closed = False
         t0 = time.perf_counter()
@@ -558,16 +560,33 @@ def _ray_before_start(cfg: EngineConfig) -> tuple[str | None, set[str] | None]:
 
 
 class _InterruptLatch:
-    """Remembers a Ctrl-C (or a SIGTERM the CLI turns into one) during the engine's start: code on that path
-    (bare `except:` in imported libraries) can swallow the KeyboardInterrupt, and a start takes minutes on a GPU."""
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) or a SIGTERM the CLI turns into one,
+    during the engine's start. vLLM's engine core and workers get the signal too and die, while the client in this
+    process may wait on them (a handshake, a utility call) for minutes, and code on that path (bare `except:`)
+    can swallow the KeyboardInterrupt. So the first signal also kills every process below this one, and the
+    interrupt is raised again each second until the start has unwound. Only handlers already installed (Python's
+    SIGINT, the CLI's SIGTERM) are re-routed; the previous ones are back on exit."""
+
+    RAISE_AGAIN_S = 1.0
 
     def __init__(self) -> None:
         self.seen = False
         self._previous: dict[int, Any] = {}
+        self._done = threading.Event()
+        self._sending = threading.Lock()
 
     def _handler(self, signum: int, frame: Any) -> None:
-        self.seen = True
+        if not self.seen:
+            self.seen = True
+            kill_descendants()
+            threading.Thread(target=self._raise_again, args=(signum,), daemon=True).start()
         raise KeyboardInterrupt
+
+    def _raise_again(self, signum: int) -> None:
+        while not self._done.wait(self.RAISE_AGAIN_S):
+            with self._sending:
+                if not self._done.is_set():
+                    os.kill(os.getpid(), signum)
 
     def __enter__(self) -> _InterruptLatch:
         if threading.current_thread() is not threading.main_thread():
@@ -580,6 +599,8 @@ class _InterruptLatch:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        with self._sending:
+            self._done.set()
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
 

@@ -9,11 +9,8 @@ decode-only:  B prompts of L tokens generating O tokens; the per-step latency is
 
 from __future__ import annotations
 
-from tabulate import tabulate
-
 from offline_bench.core.environment import capture_environment
 from offline_bench.core.errors import BenchError
-from offline_bench.core.formats import renders
 from offline_bench.core.gpus import GPUSpec
 from offline_bench.engine.llm import BatchOutcome, Engine
 from offline_bench.predict.roofline import Roofline, roofline
@@ -100,21 +97,3 @@ def run_phases(engine: Engine, batch_sizes: list[int], input_lens: list[int], ou
                "Ceilings: prefill = peak dense bf16 FLOP/s / FLOPs per token at context L/2; decode = batch / "
                "max((weights read + batch x context x KV bytes) / memory bandwidth, batch x FLOPs per token / "
                "peak FLOP/s) at context L + O/2."])
-
-
-@renders("phases", ("table", "md", "json"))
-def render(r: PhasesResult, fmt: str = "table") -> str:
-    if fmt == "json":
-        return r.model_dump_json(indent=2)
-
-    rows = [[x.phase, x.batch_size, x.input_len, x.output_len or "",
-             "" if x.latency_ms is None else f"{x.latency_ms:,.2f}",
-             "" if x.tokens_per_s is None else f"{x.tokens_per_s:,.1f}",
-             "" if x.ceiling_tokens_per_s is None else f"{x.ceiling_tokens_per_s:,.0f}",
-             "" if x.pct_of_ceiling is None else f"{x.pct_of_ceiling:.1f}%", x.note or ""] for x in r.rows]
-    gpu = f"ceilings for {r.gpu.name} ({r.gpu.source})" if r.gpu else "no GPU: ceilings unknown"
-    return tabulate(rows, headers=["phase", "batch", "input", "output", "latency ms (prefill: batch, decode: step)",
-                                   "tokens/s", "ceiling tokens/s", "% of ceiling", "note"],
-                    tablefmt="github" if fmt == "md" else "simple", disable_numparse=True) + f"\n\n{gpu}\n"
-
-

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import sys
+import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -24,6 +24,7 @@ from offline_bench.results.stats import distribution_from_histogram
 from offline_bench.workloads.arrivals import arrival_offsets
 from offline_bench.workloads.requests import Request, build_workload, check_workload
 
+log = logging.getLogger(__name__)
 ProgressFactory = Callable[[str, int], contextlib.AbstractContextManager[Callable[[int], None]]]
 
 NOTES = [
@@ -212,7 +213,7 @@ def _kv_prediction(engine: Engine, resolved: dict[str, Any], facts: dict[str, An
         return None
     line = (f"plan predicted {row.kv_cache_tokens} KV tokens, the engine has {kv.capacity_tokens} "
             f"({kv.predicted_error_pct:+.2f}%); the term that moved most: {moved_term(row, facts)}")
-    print(f"warning: {line}", file=sys.stderr)
+    log.warning(line)  # the CLI prints it as "warning: ..." (on stderr: the engine log while it runs)
     return line
 
 

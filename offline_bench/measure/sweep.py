@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,23 +18,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-from offline_bench.analysis.sweep import calibrated, prediction_overrides, render_csv, render_markdown, summarize
+from offline_bench.analysis.sweep import calibrated, prediction_overrides, summarize
 from offline_bench.core.config import EngineConfig, RunConfig, parse_bytes
 from offline_bench.core.errors import BenchError
-from offline_bench.core.procs import child_error, fail_child, kill_group, raise_interrupt, spawn
+from offline_bench.core.procs import child_error, fail_child, kill_group, spawn
 from offline_bench.engine.llm import Engine
 from offline_bench.measure.levels import run_one
 from offline_bench.measure.runner import preflight, run_benchmark
 from offline_bench.predict import replay as predict_mod
 from offline_bench.results.run import write_atomic
-from offline_bench.results.sweep import SWEEPABLE, SweepSpec, SweepSummary, point_config, point_key, set_axis
+from offline_bench.results.sweep import (
+    SWEEPABLE,
+    FailedPoint,
+    SweepSpec,
+    SweepSummary,
+    point_config,
+    point_key,
+    set_axis,
+)
 from offline_bench.workloads.levels import parse_rates
 
-__all__ = ["SWEEPABLE", "SweepSpec", "SweepSummary", "build_spec", "parse_list", "point_key", "render_csv",
-           "render_markdown", "run_sweep", "run_with_progress"]
+__all__ = ["SWEEPABLE", "SweepSpec", "SweepSummary", "build_spec", "parse_list", "point_key", "run_sweep"]
 
 
 def parse_list(field: str, text: str) -> list[Any]:
@@ -102,14 +105,8 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, resume: bool = True, retry_f
             raise BenchError(f"{out} holds a sweep with other settings or workload: use another --output-dir, "
                              "or --no-resume to start it over")
     write_atomic(spec_file, spec.model_dump_json(indent=2))
-    points = spec.points()
-    # SIGTERM (a scheduler's time limit, `timeout`) unwinds like Ctrl-C so the running point's engine is killed
-    previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, raise_interrupt)
-    try:
-        _run_points(spec, points, points_dir, out, resume, retry_failed, on_point)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    # on Ctrl-C (or SIGTERM, which the CLI turns into one) the running point's worker and engine are killed
+    _run_points(spec, spec.points(), points_dir, out, resume, retry_failed, on_point)
     return summarize(out)  # the CLI adds the plots (report.plots.write_summary)
 
 
@@ -175,10 +172,9 @@ def engine_log_path(path: str | Path) -> Path:
 
 
 def _record_failure(path: Path, settings: dict[str, Any], error: str, t0: float) -> None:
-    record = {"status": "failed", "settings": settings, "error": error, "elapsed_s": round(time.time() - t0, 2)}
-    if engine_log_path(path).exists():
-        record["engine_log"] = engine_log_path(path).name
-    write_atomic(path, json.dumps(record, indent=2))
+    log = engine_log_path(path)
+    FailedPoint(settings=settings, error=error, elapsed_s=round(time.time() - t0, 2),
+                engine_log=log.name if log.exists() else None).save(path)
 
 
 def _add_point_time(path: Path, t0: float) -> None:
@@ -265,8 +261,7 @@ def _predict_point(spec: SweepSpec, settings: dict[str, Any], path: Path) -> Non
         result = predict_mod.predict(calibrated(spec), prediction_overrides(spec, settings),
                                      num_prompts=spec.base.workload.num_prompts)
     except BenchError as e:
-        write_atomic(path, json.dumps({"status": "failed", "settings": settings, "error": str(e),
-                                       "elapsed_s": round(time.time() - t0, 3)}, indent=2))
+        FailedPoint(settings=settings, error=str(e), elapsed_s=round(time.time() - t0, 3)).save(path)
         return
     result.save(path)
 
@@ -310,22 +305,6 @@ def _worker_main() -> None:
             message = str(e) if isinstance(e, BenchError) else f"{type(e).__name__}: {e}"
             write_atomic(job["path"] + ".error", message + "\n")
             sys.exit(2)
-
-
-def run_with_progress(spec: SweepSpec, out_dir: str, resume: bool = True, retry_failed: bool = False) -> SweepSummary:
-    """run_sweep with a progress bar and a line per point on stderr."""
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=Console(stderr=True)) as bar:
-        task = bar.add_task("sweep", total=len(spec.points()))
-
-        def on_point(n: int, total: int, key: str, state: str) -> None:
-            if state == "running":
-                bar.update(task, description=f"point {n}/{total} {key}")
-            else:
-                bar.advance(task)
-                bar.console.print(f"{key}: {state}", markup=False, highlight=False, soft_wrap=True)
-
-        return run_sweep(spec, out_dir, resume=resume, retry_failed=retry_failed, on_point=on_point)
 
 
 if __name__ == "__main__":  # the per-point child process

@@ -11,10 +11,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from tabulate import tabulate
-
 from offline_bench.core.errors import BenchError
-from offline_bench.core.formats import renders
 from offline_bench.model.info import ModelInfo
 from offline_bench.model.tokenizer import build_tokenizer
 
@@ -144,16 +141,3 @@ def preset_rows() -> list[dict]:
                      "kv_bytes_per_token": info.kv_bytes_per_token(), "max_len": info.max_position_embeddings,
                      "vocab": info.vocab_size})
     return rows
-
-
-def _count(n: int) -> str:
-    return f"{n / 1e9:.3f} B" if n >= 1e8 else f"{n / 1e6:.2f} M"
-
-
-@renders("presets", ("table", "md", "json"))
-def render_presets(rows: list[dict], fmt: str = "table") -> str:
-    if fmt == "json":
-        return json.dumps(rows, indent=2)
-
-    shown = [{**r, "params": _count(r["params"]), "active_params": _count(r["active_params"])} for r in rows]
-    return tabulate(shown, headers="keys", tablefmt="github" if fmt == "md" else "simple")

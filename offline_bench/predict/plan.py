@@ -17,8 +17,6 @@ give its exact non-KV total, and only the terms a setting changes are moved by t
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import json
 import math
@@ -27,14 +25,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tabulate import tabulate
-
 from offline_bench.core.environment import has_cuda
 from offline_bench.core.errors import BenchError
-from offline_bench.core.formats import renders
 from offline_bench.core.gpus import gpu_spec
 from offline_bench.model.info import DTYPE_BYTES, ModelInfo
+from offline_bench.results.load import document_as
 from offline_bench.results.plan import Calibration, PlanRow, PlanSettings
+from offline_bench.results.run import read_json
 from offline_bench.results.startup import parse_startup
 
 GIB = 2**30
@@ -238,21 +235,22 @@ def _calibration(facts: dict[str, Any], settings: PlanSettings, device: str, blo
 
 
 def load_calibration(path: str | Path, info: ModelInfo) -> Calibration:
-    """A `run` / sweep-point JSON, or a raw vLLM start-up log."""
+    """A `run` / sweep-point result (.json or .json.gz), or a raw vLLM start-up log."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8", errors="replace")
-    except OSError as e:
-        raise BenchError(f"--calibrate {path}: cannot read it ({e.strerror})") from None
-    if not text.strip():
-        raise BenchError(f"--calibrate {path} is empty: pass a `run` result JSON or a vLLM start-up log")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        return calibration_from_log(text, str(path), info)
-    if not isinstance(data, dict) or "kv_cache" not in data:
-        raise BenchError(f"--calibrate {path} is JSON but not an offline-bench result: pass a `run` result or a "
-                         "vLLM start-up log")
+    if p.name.endswith(".gz"):
+        data = read_json(p)
+    else:
+        try:
+            text = p.read_text(encoding="utf-8", errors="replace")
+        except OSError as e:
+            raise BenchError(f"--calibrate {path}: cannot read it ({e.strerror})") from None
+        if not text.strip():
+            raise BenchError(f"--calibrate {path} is empty: pass a `run` result JSON or a vLLM start-up log")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            return calibration_from_log(text, str(path), info)
+    document_as(data, path, "run", "plan --calibrate", "a run result or a vLLM start-up log")
     return calibration_from_result(data, str(path), info)
 
 
@@ -306,26 +304,3 @@ def target_device(gpu: str | None, gpu_memory_gib: float | None,
         total, source = visible_gpu() if visible_gpu else (None, "unknown")
         return "cuda", total, source
     return "cpu", node_memory_gib(), "this machine's NUMA node 0 (the CPU build)"
-
-
-PLAN_COLUMNS = ("kv_cache_tokens", "num_blocks", "kv_cache_gib", "max_concurrency", "fits", "weights_gib",
-                "peak_activation_gib", "non_torch_gib", "requested_gib", "gpu_total_gib", "basis", "reason")
-SETTING_COLUMNS = ("gpu_memory_utilization", "kv_cache_memory_bytes", "max_model_len", "kv_cache_dtype",
-                   "max_num_batched_tokens", "max_num_seqs", "tensor_parallel_size", "block_size")
-
-
-@renders("plan", ("table", "md", "csv", "json"))
-def render_plan(rows: list[PlanRow], fmt: str = "table") -> str:
-    if fmt == "json":
-        return json.dumps([r.model_dump() for r in rows], indent=2)
-    settings = [c for c in SETTING_COLUMNS if any(getattr(r, c) is not None for r in rows)]
-    headers = settings + list(PLAN_COLUMNS)
-    body = [[getattr(r, c) for c in headers] for r in rows]
-    if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(headers)
-        w.writerows([["" if v is None else v for v in row] for row in body])
-        return buf.getvalue()
-    return tabulate([["" if v is None else v for v in row] for row in body], headers=headers,
-                    tablefmt="github" if fmt == "md" else "simple", floatfmt=".4g", intfmt=",")

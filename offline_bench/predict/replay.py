@@ -20,6 +20,7 @@ from offline_bench.predict.roofline import weight_bytes_read
 from offline_bench.predict.schedsim import SimResult, simulate
 from offline_bench.predict.stepmodel import StepModel, fit
 from offline_bench.results import build as results
+from offline_bench.results.load import load_as
 from offline_bench.results.plan import Calibration, PlanRow, PlanSettings
 from offline_bench.results.run import KVCache, Memory, RequestRecord, RunResult, TimelinePoint, Workload
 from offline_bench.results.stats import union_length
@@ -39,11 +40,11 @@ NOTES = [
 class Calibrated:
     """A calibration run, read once: its result, model, KV terms and fitted step cost."""
 
-    def __init__(self, path: str | Path, result: RunResult | None = None) -> None:
+    def __init__(self, path: str | Path, result: RunResult | None = None, purpose: str = "predict") -> None:
         self.path = str(path)
-        self.result = result or RunResult.load(path)
+        self.result: RunResult = result or load_as(path, "run", purpose)
         if self.result.mode != "offline":
-            raise BenchError(f"{path} is a {self.result.mode} result: predict needs a measured `run` (offline)")
+            raise BenchError(f"{path} is a {self.result.mode} result: {purpose} needs a measured `run` (offline)")
         if self.result.steps is None:
             raise BenchError(f"{path} records no engine steps: measure it again with this offline-bench "
                              "(`run` records every step)")

@@ -9,11 +9,9 @@ prefill      >= FLOPs / peak dense bf16 FLOP/s,  FLOPs per token = 2 x matmul pa
 from __future__ import annotations
 
 from pydantic import BaseModel
-from tabulate import tabulate
 
 from offline_bench.core.environment import capture_environment
 from offline_bench.core.errors import BenchError
-from offline_bench.core.formats import renders
 from offline_bench.core.gpus import GPUS, GPUSpec, detect_gpu, gpu_spec
 from offline_bench.model.info import DTYPE_BYTES, ModelInfo
 
@@ -75,24 +73,6 @@ def roofline(model: str, info: ModelInfo, gpu: GPUSpec, batch_sizes: list[int], 
                     kv_bytes_per_token=kv, flops_per_token=flops, context_tokens=context,
                     prefill_tokens_per_s_ceiling=peak / flops, decode_tokens_per_s_ceiling=decode,
                     decode_step_ms_floor=step, decode_bound=bound)
-
-
-@renders("roofline", ("table", "md", "json"))
-def render(r: Roofline, fmt: str = "table") -> str:
-    if fmt == "json":
-        return r.model_dump_json(indent=2)
-
-    head = [["model", r.model], ["GPU", f"{r.gpu.name} x{r.num_gpus} ({r.gpu.source})"],
-            ["weight_bytes", f"{r.weight_bytes:,} ({r.weight_bytes / 2**30:.2f} GiB)"],
-            ["kv_bytes_per_token", f"{r.kv_bytes_per_token:,}"],
-            ["flops_per_token", f"{r.flops_per_token:,.0f} (context {r.context_tokens:,})"],
-            ["prefill_tokens_per_s_ceiling", f"{r.prefill_tokens_per_s_ceiling:,.0f}"]]
-    rows = [[b, f"{r.decode_step_ms_floor[b]:.3f}", f"{r.decode_tokens_per_s_ceiling[b]:,.1f}",
-             r.decode_bound.get(b, "")] for b in r.decode_tokens_per_s_ceiling]
-    tf = "github" if fmt == "md" else "simple"
-    return (tabulate(head, tablefmt=tf, disable_numparse=True) + "\n\n"
-            + tabulate(rows, headers=["batch", "decode step floor (ms)", "decode tokens/s ceiling", "bound by"],
-                       tablefmt=tf, disable_numparse=True) + "\n")
 
 
 def achieved(info: ModelInfo, gpu: GPUSpec, mean_batch: float, mean_input: float, mean_output: float,

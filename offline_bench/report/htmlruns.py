@@ -6,10 +6,12 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from offline_bench.analysis.compare import Labeled, cell, mismatches, order
+from offline_bench.analysis.compare import Labeled, mismatches, order
 from offline_bench.analysis.compare import table as compare_table
 from offline_bench.report import charts
 from offline_bench.report.htmlparts import cards, esc, fmt, kv_table, missing, num, section, table
+from offline_bench.report.table import KNOWN, RATIO
+from offline_bench.report.table import fmt as fmt_value
 from offline_bench.results.run import RunResult
 
 RATES = ("requests_per_s", "input_tokens_per_s", "output_tokens_per_s", "total_tokens_per_s", "prefill_tokens_per_s",
@@ -259,7 +261,8 @@ def comparison(runs: list[tuple[str, RunResult]]) -> str:
         base = next((m for m in members if m.result.mode == "offline"), members[0])
         headers, rows = compare_table(members, base)
         n = len(members)
-        cells = [[esc(c) if i == 0 else esc(cell(c, ratio=i > n)) for i, c in enumerate(row)] for row in rows]
+        cells = [[esc(c) if i == 0 else esc(fmt_value(c, RATIO if i > n else KNOWN)) for i, c in enumerate(row)]
+                 for row in rows]
         what = f"{key[0]}, {key[1]} requests" + (f", {key[2]} in flight" if key[2] else "") + (
             f", {key[3]:g} req/s" if key[3] else "")
         warns = [f"{m.label}: {w}" for m in members if m is not base for w in mismatches(base, m)]

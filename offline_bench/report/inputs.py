@@ -1,4 +1,5 @@
-"""report.inputs"""
+"""What `report` reads: files and directories walked, each file loaded by its kind (results.load), a sweep
+directory as one item."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from offline_bench.analysis.sweep import analyze, load_rows
-from offline_bench.core.errors import BenchError
-from offline_bench.results.load import Item, _file, _unique_labels
+from offline_bench.core.errors import BenchError, NotAResult
+from offline_bench.results.load import Item, load_item, unique_labels
 from offline_bench.results.sweep import SweepSummary
 
 SHOWN_SUFFIXES = (".json", ".json.gz", ".log")  # in a directory; other files (md, png, csv) are its own renderings
@@ -33,8 +34,9 @@ def load_items(paths: list[str]) -> list[Item]:
         if path.is_dir() and (path / "sweep.json").is_file():
             try:
                 items.append(_sweep(path))
-            except (ValidationError, ValueError) as e:
-                items.append(Item("skipped", str(path), f"sweep.json unreadable ({type(e).__name__})", path.name))
+            except (ValidationError, ValueError, BenchError) as e:
+                why = e.reason if isinstance(e, NotAResult) else type(e).__name__
+                items.append(Item("skipped", str(path), f"sweep.json unreadable ({why})", path.name))
             beside = [str(p) for p in sorted(path.iterdir()) if p.is_file() and p.name.endswith(SHOWN_SUFFIXES)
                       and p.name not in SWEEP_FILES]  # e.g. a phases run kept with the sweep
             items.extend(load_items(beside) if beside else [])
@@ -42,9 +44,9 @@ def load_items(paths: list[str]) -> list[Item]:
             inner = [str(p) for p in sorted(path.iterdir()) if p.is_dir() or p.name.endswith(SHOWN_SUFFIXES)]
             items.extend(load_items(inner))
         else:
-            items.append(_file(path))
+            items.append(load_item(path))
     if not any(i.kind != "skipped" for i in items):
         raise BenchError(f"nothing to report in {', '.join(paths)}: give run, serve-probe, sweep, phases, "
                          "explain-gap or startup outputs")
-    _unique_labels(items)
+    unique_labels(items)
     return items

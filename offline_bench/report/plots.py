@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from offline_bench.analysis.sweep import group_series, summarize
+from offline_bench.report import formats  # noqa: F401 - registers summary.md and summary.csv, which summarize writes
 from offline_bench.results.phases import PhasesResult
 from offline_bench.results.run import write_atomic
 from offline_bench.results.sweep import SweepSummary

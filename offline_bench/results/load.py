@@ -1,29 +1,112 @@
-"""What `report` reads: any mix of result files and directories, each recognised by its content and grouped by
-kind (run results of every mode, sweeps, phases, explain-gap ladders, start-up logs and facts, plan tables)."""
+"""Any file the tool writes, read back as its typed object by its `kind` (results.kinds; a file written before
+kinds is recognised by its content there): `load` for any kind, `load_as` for a reader that takes one kind. And
+what `report` makes of each file (`Item`, `load_item`)."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from offline_bench.results.gap import GapReport
+from offline_bench.core.errors import NotAResult
+from offline_bench.results.gap import GapLadder
+from offline_bench.results.kinds import KINDS, describe, kind_of, migrate, validate, wrong_kind
 from offline_bench.results.phases import PhasesResult
-from offline_bench.results.plan import PlanRow
-from offline_bench.results.run import RunResult, read_text, result_name
-from offline_bench.results.startup import parse_startup
-from offline_bench.results.sweep import SweepSummary
+from offline_bench.results.plan import PlanTable
+from offline_bench.results.run import RunResult, read_json, result_name
+from offline_bench.results.scaling import ScalingReport
+from offline_bench.results.startup import StartupFacts
+from offline_bench.results.sweep import FailedPoint, SweepSpec, SweepSummary
 
-KINDS = ("run", "sweep", "phases", "gap", "startup", "plan")
+Result = (RunResult | PhasesResult | GapLadder | SweepSummary | SweepSpec | FailedPoint | PlanTable | StartupFacts
+          | ScalingReport)
+
+MODELS: dict[str, type[Result]] = {
+    "run": RunResult, "phases": PhasesResult, "gap": GapLadder, "sweep": SweepSummary, "sweep-spec": SweepSpec,
+    "failed-point": FailedPoint, "plan": PlanTable, "startup": StartupFacts, "scaling": ScalingReport}
+
+LOG_SUFFIX = ".log"  # a vLLM log: read as start-up facts
+
+
+def from_document(doc: Any, path: str | Path) -> Result:
+    """A parsed JSON document as the typed object of its kind; NotAResult (one line) when it is none of ours."""
+    kind = kind_of(doc)
+    if kind not in MODELS:
+        what = describe(kind, doc)
+        raise NotAResult(f"'{path}' is {what}: pass a file written by offline-bench", what)
+    doc = migrate(doc, kind)
+    if kind == "startup":
+        doc = StartupFacts.fields_of(doc)
+    return validate(MODELS[kind], doc, path)
+
+
+def _log(path: str | Path) -> StartupFacts:
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise NotAResult(f"cannot read log '{path}': {e.strerror}", f"not readable ({e.strerror})") from None
+    facts = StartupFacts.from_log(text)
+    if not facts.found:
+        raise NotAResult(f"'{path}' is a log without vLLM start-up lines", "a log without vLLM start-up lines")
+    return facts
+
+
+def load(path: str | Path) -> Result:
+    """Any file the tool writes (.json or .json.gz; a vLLM .log as start-up facts) as its typed object: RunResult,
+    PhasesResult, GapLadder, SweepSummary, SweepSpec, FailedPoint, PlanTable, StartupFacts or ScalingReport."""
+    if str(path).endswith(LOG_SUFFIX):
+        return _log(path)
+    return from_document(read_json(path), path)
+
+
+def load_as(path: str | Path, kind: str | tuple[str, ...], purpose: str, need: str | None = None) -> Any:
+    """A file of one kind (or of one of `kind`), for a reader that takes only that; any other file is refused in
+    one line that names both: "'x.json' is a plan table; predict needs a run result" (`need` replaces "a run
+    result" in it)."""
+    if str(path).endswith(LOG_SUFFIX):
+        if "startup" not in _kinds(kind):
+            raise wrong_kind(path, "startup", None, purpose, need or _needed(kind))
+        return _log(path)
+    return document_as(read_json(path), path, kind, purpose, need)
+
+
+def document_as(doc: Any, path: str | Path, kind: str | tuple[str, ...], purpose: str,
+                need: str | None = None) -> Any:
+    """`load_as` of a document already read."""
+    got = kind_of(doc)
+    if got not in _kinds(kind):
+        raise wrong_kind(path, got, doc, purpose, need or _needed(kind))
+    return from_document(doc, path)
+
+
+def _kinds(kind: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (kind,) if isinstance(kind, str) else kind
+
+
+def _needed(kind: str | tuple[str, ...]) -> str:
+    return " or ".join(KINDS[k] for k in _kinds(kind))
+
+
+# ---------------------------------------------------------------- what `report` makes of a file
+
+REPORTED = ("run", "sweep", "phases", "gap", "startup", "plan")  # the kinds `report` shows
+NOT_OURS = "not an offline-bench result (run, sweep, phases, explain-gap, startup, plan)"
+NOT_SHOWN = {  # files of ours that `report` does not show on their own, and why
+    "sweep-spec": "a sweep definition: give the sweep's directory",
+    "failed-point": "a failed sweep point: give the sweep's directory",
+    "scaling": "a scaling report: `scaling` prints it",
+}
+REPORT_DATA: dict[type, Callable[[Any], tuple[str, Any]]] = {
+    RunResult: lambda r: ("run", r), PhasesResult: lambda p: ("phases", p), GapLadder: lambda g: ("gap", g.pair()),
+    SweepSummary: lambda s: ("sweep", s), PlanTable: lambda t: ("plan", t.rows),
+    StartupFacts: lambda f: ("startup", f.facts)}
 
 
 @dataclass
 class Item:
-    kind: str  # one of KINDS, or "skipped"
+    kind: str  # one of REPORTED, or "skipped"
     path: str
     data: Any  # RunResult, SweepSummary, PhasesResult, (reports, runs), startup facts, plan rows, or a reason
     label: str
@@ -33,11 +116,24 @@ class Item:
         return "".join(c if c.isalnum() else "-" for c in self.path).strip("-").lower()
 
 
-def _read_json(path: Path) -> Any:
+def report_view(result: Result) -> tuple[str, Any]:
+    """(report kind, what its section shows) of a loaded file; ("skipped", reason) for kinds `report` does not
+    show on their own."""
+    if type(result) in REPORT_DATA:
+        return REPORT_DATA[type(result)](result)
+    return "skipped", NOT_SHOWN[result.kind]
+
+
+def _skipped(e: NotAResult) -> tuple[str, str]:
+    return "skipped", NOT_OURS if e.reason == describe(None) else e.reason
+
+
+def classify(path: Path, data: Any) -> tuple[str, Any]:
+    """(report kind, what it shows) for one JSON document; ("skipped", reason) when `report` cannot show it."""
     try:
-        return json.loads(read_text(path))
-    except (OSError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"not readable JSON ({type(e).__name__})") from None
+        return report_view(from_document(data, path))
+    except NotAResult as e:
+        return _skipped(e)
 
 
 def _label(path: Path, depth: int = 2) -> str:
@@ -46,7 +142,7 @@ def _label(path: Path, depth: int = 2) -> str:
     return "/".join(part for part in parts if part not in ("", "/"))
 
 
-def _unique_labels(items: list[Item]) -> None:
+def unique_labels(items: list[Item]) -> None:
     """Labels that name several inputs (points/gmu-0.9_mml-8192 of two sweeps) take more parent folders."""
     for depth in range(3, 8):
         seen = Counter(item.label for item in items)
@@ -57,40 +153,14 @@ def _unique_labels(items: list[Item]) -> None:
             item.label = _label(Path(item.path), depth)
 
 
-def classify(path: Path, data: Any) -> tuple[str, Any]:
-    """(kind, parsed data) for one JSON document; ("skipped", reason) when it is none of ours."""
+def load_item(path: Path) -> Item:
+    """One file as `report` shows it: loaded by its kind, or skipped with the reason."""
     try:
-        if isinstance(data, dict) and data.get("mode") == "phases":
-            return "phases", PhasesResult.model_validate(data)
-        if isinstance(data, dict) and "throughput" in data and "schema_version" in data:
-            return "run", RunResult.model_validate(data)
-        if isinstance(data, dict) and {"reports", "runs"} <= data.keys():
-            reports = [GapReport.model_validate(r) for r in data["reports"]]
-            runs = {c: [(s["step"], RunResult.model_validate(s["result"])) for s in steps]
-                    for c, steps in data["runs"].items()}
-            return "gap", (reports, runs)
-        if isinstance(data, dict) and {"spec", "rows"} <= data.keys():
-            return "sweep", SweepSummary.model_validate(data)
-        if isinstance(data, list) and data and isinstance(data[0], dict) and "kv_cache_tokens" in data[0]:
-            return "plan", [PlanRow.model_validate(r) for r in data]
-        if isinstance(data, dict) and "vllm_version" in data and ("weights_gib" in data or "kv_cache_tokens" in data):
-            return "startup", data
-    except ValidationError as e:
-        return "skipped", f"looks like an offline-bench file but {e.error_count()} fields do not match"
-    return "skipped", "not an offline-bench result (run, sweep, phases, explain-gap, startup, plan)"
+        kind, data = report_view(load(path))
+    except NotAResult as e:
+        kind, data = _skipped(e)
+    return Item(kind, str(path), data, _label(path))
 
 
-def _file(path: Path) -> Item:
-    if path.name.endswith(".log"):
-        facts = parse_startup(path.read_text(encoding="utf-8", errors="replace"))
-        if facts.get("vllm_version") or facts.get("kv_cache_tokens"):
-            return Item("startup", str(path), facts, _label(path))
-        return Item("skipped", str(path), "a log without vLLM start-up lines", _label(path))
-    try:
-        kind, parsed = classify(path, _read_json(path))
-    except ValueError as e:
-        kind, parsed = "skipped", str(e)
-    return Item(kind, str(path), parsed, _label(path))
-
-
-__all__ = ["KINDS", "Item", "classify"]
+__all__ = ["KINDS", "MODELS", "REPORTED", "Item", "Result", "classify", "document_as", "from_document", "load",
+           "load_as", "load_item", "report_view", "unique_labels"]

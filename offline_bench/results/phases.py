@@ -26,6 +26,7 @@ class PhaseRow(BaseModel):
 
 
 class PhasesResult(BaseModel):
+    kind: Literal["phases"] = "phases"  # what the file is (results.kinds)
     schema_version: int = SCHEMA_VERSION  # the same versioning as run results
     mode: Literal["phases"] = "phases"
     tool_version: str

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Literal
+
 from pydantic import BaseModel
 
 
@@ -56,3 +59,15 @@ class PlanRow(BaseModel):
     gpu_total_gib: float | None
     requested_gib: float | None
     basis: str
+
+
+class PlanTable(BaseModel):
+    """What `plan --format json` prints (before kinds: the bare list of rows)."""
+
+    kind: Literal["plan"] = "plan"  # what the file is (results.kinds)
+    rows: list[PlanRow]
+
+
+def plan_json(rows: list[PlanRow]) -> str:
+    """`plan --format json`: {"kind": "plan", "rows": [...]}."""
+    return json.dumps({"kind": "plan", "rows": [r.model_dump() for r in rows]}, indent=2)

@@ -6,13 +6,15 @@ import gzip
 import json
 import os
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from offline_bench.core.environment import Environment
-from offline_bench.core.errors import BenchError
+from offline_bench.core.errors import BenchError, NotAResult
+from offline_bench.results.kinds import KINDS, kind_of, migrate, validate, wrong_kind
 from offline_bench.results.stats import Distribution, MeanCI
 
 SCHEMA_VERSION = 1
@@ -26,6 +28,14 @@ def read_text(path: str | Path) -> str:
         with gzip.open(p, "rt", encoding="utf-8") as f:
             return f.read()
     return p.read_text(encoding="utf-8")
+
+
+def read_json(path: str | Path) -> Any:
+    """A result file's JSON (.json or .json.gz), or one line saying why it cannot be read."""
+    try:
+        return json.loads(read_text(path))
+    except (OSError, EOFError, zlib.error, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise NotAResult(f"cannot read result '{path}': {e}", f"not readable JSON ({type(e).__name__})") from None
 
 
 def result_name(path: str | Path) -> str:
@@ -173,6 +183,7 @@ class Workload(BaseModel):
 
 
 class RunResult(BaseModel):
+    kind: Literal["run"] = "run"  # what the file is (results.kinds); `mode` says how it was measured
     schema_version: int = SCHEMA_VERSION
     tool_version: str
     created_at: str
@@ -200,21 +211,14 @@ class RunResult(BaseModel):
         write_atomic(path, self.model_dump_json(indent=2))
 
     @classmethod
-    def load(cls, path: str | Path) -> RunResult:
-        try:
-            data = json.loads(read_text(path))
-        except (OSError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise BenchError(f"cannot read result '{path}': {e}") from None
-        version = data.get("schema_version") if isinstance(data, dict) else None
-        if version != SCHEMA_VERSION:
-            raise BenchError(f"'{path}' has schema_version {version!r}; this offline-bench reads {SCHEMA_VERSION}")
-
-        try:
-            return cls.model_validate(data)
-        except ValidationError as e:
-            raise BenchError(f"'{path}' is not a whole offline-bench result ({e.error_count()} fields wrong, first "
-                             f"{'.'.join(map(str, e.errors()[0]['loc']))}): pass a file written by run, serve-probe "
-                             "or import") from None
+    def load(cls, path: str | Path, purpose: str = "this command") -> RunResult:
+        """A run result (any mode) from .json or .json.gz; one line when the file is another kind, another schema
+        version or not whole (`purpose` names the reader in it: "'x.json' is a plan table; compare needs ...")."""
+        data = read_json(path)
+        kind = kind_of(data)
+        if kind != "run":
+            raise wrong_kind(path, kind, data, purpose, KINDS["run"])
+        return validate(cls, migrate(data, kind), path)
 
 
 def write_atomic(path: str | Path, text: str) -> None:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import itertools
-import json
 import re
 import sys
-import textwrap
-from typing import Any
+from typing import Any, Literal
 
-from tabulate import tabulate
+from pydantic import BaseModel
 
 from offline_bench.core.errors import BenchError, input_file
-from offline_bench.core.formats import renders
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 NUM = r"([\d,]+(?:\.\d+)?)"
@@ -106,6 +103,44 @@ def parse_startup(text: str) -> dict[str, Any]:
     facts = parse_engines(text)[0]
     facts.pop("dp_rank", None)
     return facts
+
+
+class StartupFacts(BaseModel):
+    """Start-up facts as one kind of result, from a vLLM log or from `startup --format json`."""
+
+    kind: Literal["startup"] = "startup"  # what the file is (results.kinds)
+    engines: list[dict[str, Any]]  # the facts of each engine (data parallel: one per rank, with its dp_rank)
+
+    @classmethod
+    def from_log(cls, text: str) -> StartupFacts:
+        return cls(engines=parse_engines(text))
+
+    @staticmethod
+    def fields_of(doc: dict[str, Any]) -> dict[str, Any]:
+        """The model's fields from `startup --format json`: one engine's facts at the top, or several under
+        `engines`."""
+        engines = doc["engines"] if "engines" in doc else [{k: v for k, v in doc.items() if k != "kind"}]
+        return {"kind": doc.get("kind", "startup"), "engines": engines}
+
+    @property
+    def facts(self) -> dict[str, Any]:
+        """The first engine's facts (what `report` shows)."""
+        return {k: v for k, v in self.engines[0].items() if k != "dp_rank"}
+
+    @property
+    def found(self) -> bool:
+        """Did the log say anything of an engine's start (a version or a KV cache size)?"""
+        return bool(self.facts.get("vllm_version") or self.facts.get("kv_cache_tokens"))
+
+
+def startup_document(engines: list[dict[str, Any]]) -> dict[str, Any]:
+    """`startup --format json` of a log's engines (`parse_engines`): the facts of its engine with the names of those
+    derived from others, or of each engine under `engines` (data parallel)."""
+    out = []
+    for e in engines:
+        f, derived = derive(e)
+        out.append({**f, "derived": sorted(derived)})
+    return {"kind": "startup", **out[0]} if len(out) == 1 else {"kind": "startup", "engines": out}
 
 
 # Root causes of a failed engine start, mapped to one line naming the fix.
@@ -292,34 +327,6 @@ def explain_rows(facts: dict[str, Any]) -> tuple[list[list[str]], str]:
         shown = "unknown" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
         rows.append([key, shown, UNITS.get(key, ""), source, MEANING.get(key, "")])
     return rows, budget_line(f)
-
-
-@renders("startup", ("table", "md", "json"))
-def render_startup(text: str, fmt: str = "table") -> str:
-
-
-    engines = parse_engines(text)
-    if fmt == "json":
-        out = []
-        for e in engines:
-            f, derived = derive(e)
-            out.append({**f, "derived": sorted(derived)})
-        return json.dumps(out[0] if len(out) == 1 else {"engines": out}, indent=2)
-    blocks = []
-    for e in engines:
-        rows, budget = explain_rows(e)
-        title = f"engine DP{e['dp_rank']}" if "dp_rank" in e else "engine"
-        if fmt == "table":  # wrap by hand: tabulate's maxcolwidths re-parses numbers like "4,096"
-
-            rows = [[r[0], textwrap.fill(r[1], 36), r[2], r[3], textwrap.fill(r[4], 70)] for r in rows]
-        table = tabulate(rows, headers=["fact", "value", "unit", "source", "what it means / what changes it"],
-                         tablefmt="github" if fmt == "md" else "simple", disable_numparse=True)
-        if all(r[3] == "unknown" for r in rows if r[0] not in ("model", "vllm_version")):
-            budget += " -- this log holds no start-up facts (truncated before the engine started?)"
-        elif facts_incomplete(e):
-            budget += " -- the log ends before the engine finished starting (truncated?)"
-        blocks.append(f"{'## ' if fmt == 'md' else ''}{title}\n\n{table}\n\n{budget}\n")
-    return "\n".join(blocks)
 
 
 def facts_incomplete(facts: dict[str, Any]) -> bool:

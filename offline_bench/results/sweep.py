@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from offline_bench.core.config import RunConfig
+from offline_bench.results.run import write_atomic
 
 SWEEP_SCHEMA_VERSION = 1
 
@@ -31,6 +33,7 @@ def set_axis(cfg: RunConfig, field: str, value: Any) -> None:
 
 
 class SweepSpec(BaseModel):
+    kind: Literal["sweep-spec"] = "sweep-spec"  # what the file is (results.kinds): a sweep's sweep.json
     schema_version: int = SWEEP_SCHEMA_VERSION
     base: RunConfig
     grid: dict[str, list[Any]]  # engine field -> values, in the order given
@@ -50,6 +53,20 @@ class SweepSpec(BaseModel):
         """What must match for a rerun to resume into the same directory."""
         return {"base": self.base.model_dump(exclude={"verbose"}), "grid": self.grid,
                 "predict_only": self.predict_only}
+
+
+class FailedPoint(BaseModel):
+    """What points/KEY.json holds for a point that did not finish (a finished one holds its run result)."""
+
+    kind: Literal["failed-point"] = "failed-point"  # what the file is (results.kinds)
+    status: Literal["failed"] = "failed"
+    settings: dict[str, Any]
+    error: str | None = None
+    elapsed_s: float | None = None
+    engine_log: str | None = None  # the engine's log kept beside it (points/KEY.log), when the engine left one
+
+    def save(self, path: str | Path) -> None:
+        write_atomic(path, self.model_dump_json(indent=2, exclude_none=True))
 
 
 class PointRow(BaseModel):
@@ -85,6 +102,7 @@ class PointRow(BaseModel):
 
 
 class SweepSummary(BaseModel):
+    kind: Literal["sweep"] = "sweep"  # what the file is (results.kinds): a sweep's summary.json
     schema_version: int = SWEEP_SCHEMA_VERSION
     spec: SweepSpec
     rows: list[PointRow]

@@ -124,47 +124,86 @@ def _body(cfg: ProbeConfig, req: Request) -> tuple[str, dict[str, Any]]:
     return "/v1/completions", {**common, "prompt": prompt}
 
 
+def not_a_stream(cfg: ProbeConfig, status: int, content_type: str | None, head: str) -> BenchError:
+    """A reply that is not an OpenAI completion stream (an HTML page, a proxy's answer), named by what came back."""
+    return BenchError(f"the server at {cfg.root} did not answer with an OpenAI completion stream (HTTP {status}, "
+                      f"content-type {content_type or 'none'}, first bytes {head[:80]!r}): point --base-url at an "
+                      "OpenAI-compatible server such as `vllm serve`")
+
+
+@dataclass
+class _Stream:
+    """What one streamed reply carried: token times, the usage block, the finish reason."""
+
+    first: float | None = None
+    last: float | None = None
+    itl: list[float] = field(default_factory=list)
+    usage: dict[str, Any] = field(default_factory=dict)
+    finish: str | None = None
+    chunks: int = 0
+    head: str = ""
+
+    def add(self, chunk: dict[str, Any]) -> None:
+        self.chunks += 1
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        for choice in chunk.get("choices") or []:
+            text = choice.get("text") if "text" in choice else (choice.get("delta") or {}).get("content")
+            if choice.get("finish_reason"):
+                self.finish = choice["finish_reason"]
+            if text:
+                now = time.perf_counter()
+                if self.first is None:
+                    self.first = now
+                else:
+                    self.itl.append(now - self.last)
+                self.last = now
+
+
+async def _read_stream(resp: Any, cfg: ProbeConfig) -> _Stream:
+    """Server-sent events of /v1/(chat/)completions; anything else is refused in one line."""
+    st = _Stream()
+    async for line in resp.aiter_lines():
+        if len(st.head) < 200:
+            st.head += line + "\n"
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            break
+        try:
+            chunk = json.loads(data)
+        except json.JSONDecodeError:
+            chunk = None
+        if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
+            raise BenchError(f"the server at {cfg.root} reported an error mid-stream: "
+                             f"{' '.join(str(chunk['error']).split())[:200]}")
+        if not isinstance(chunk, dict) or not ({"choices", "usage"} & chunk.keys()):
+            raise not_a_stream(cfg, resp.status_code, resp.headers.get("content-type"), st.head)
+        st.add(chunk)
+    if not st.chunks:
+        raise not_a_stream(cfg, resp.status_code, resp.headers.get("content-type"), st.head)
+    return st
+
+
 async def _one(client: Any, cfg: ProbeConfig, req: Request) -> StreamResult:
 
     path, body = _body(cfg, req)
     start = time.perf_counter()
-    first = last = None
-    itl: list[float] = []
-    usage: dict[str, Any] = {}
-    finish = None
     try:
         async with client.stream("POST", f"{cfg.root}{path}", json=body, headers=headers(cfg)) as resp:
             if resp.status_code != 200:
                 text = (await resp.aread()).decode(errors="replace")
                 raise http_error(cfg, resp.status_code, text)
-            async for line in resp.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    break
-                chunk = json.loads(data)
-                if chunk.get("usage"):
-                    usage = chunk["usage"]
-                for choice in chunk.get("choices") or []:
-                    text = choice.get("text") if "text" in choice else (choice.get("delta") or {}).get("content")
-                    if choice.get("finish_reason"):
-                        finish = choice["finish_reason"]
-                    if text:
-                        now = time.perf_counter()
-                        if first is None:
-                            first = now
-                        else:
-                            itl.append(now - last)
-                        last = now
+            st = await _read_stream(resp, cfg)
     except httpx.TimeoutException:
         return StreamResult(False, f"no response within --timeout {cfg.timeout_s:g} s", 0, 0, start, None, None,
                             [], None)
     except httpx.HTTPError as e:
         return StreamResult(False, f"{type(e).__name__}: {e}", 0, 0, start, None, None, [], None)
     end = time.perf_counter()
-    return StreamResult(True, None, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)),
-                        start, None if first is None else first - start, end - start, itl, finish)
+    return StreamResult(True, None, int(st.usage.get("prompt_tokens", 0)), int(st.usage.get("completion_tokens", 0)),
+                        start, None if st.first is None else st.first - start, end - start, st.itl, st.finish)
 
 
 @dataclass

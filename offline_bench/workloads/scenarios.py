@@ -3,18 +3,16 @@
 The seed served its model as `vllm serve ... --served-model-name gpt-4o --api-key sk-123456` and streamed chat
 completions: one stream of its first prompt (max_tokens 512, temperature 0.7), and 10 concurrent streams of its
 second (temperature 0.8). Its report shows, per stream and in all: time to first token, tokens/s and total
-tokens; `render_scenario` prints those from a serve-probe result, with the server's exact token counts.
+tokens; `scenario_rows` holds those of a serve-probe result, with the server's exact token counts (printed by
+report.tables.scenario).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tabulate import tabulate
-
 from offline_bench.core.config import WorkloadConfig
 from offline_bench.core.errors import BenchError
-from offline_bench.core.formats import renders
 from offline_bench.results.run import RunResult
 from offline_bench.workloads.requests import Request
 
@@ -73,21 +71,3 @@ def scenario_rows(r: RunResult) -> list[dict]:
                  "total_tokens": sum(q.input_tokens + q.output_tokens for q in r.requests),
                  "output_tokens_per_s": t.output_tokens_per_s, "decode_tokens_per_s": None, "finish_reason": ""})
     return rows
-
-
-@renders("scenario", ("table", "md"))
-def render_scenario(r: RunResult, fmt: str = "table") -> str:
-    name = r.workload.source.removeprefix("scenario:")
-    rows = [[row["stream"], "" if row["ttft_ms"] is None else f"{row['ttft_ms']:,.1f}", f"{row['prompt_tokens']:,}",
-             f"{row['output_tokens']:,}", f"{row['total_tokens']:,}",
-             "" if row["output_tokens_per_s"] is None else f"{row['output_tokens_per_s']:,.1f}",
-             "" if row["decode_tokens_per_s"] is None else f"{row['decode_tokens_per_s']:,.1f}",
-             row["finish_reason"] or ""] for row in scenario_rows(r)]
-    table = tabulate(rows, headers=["stream", "TTFT ms", "prompt tokens", "output tokens", "total tokens",
-                                    "tokens/s", "decode tokens/s", "finish"],
-                     tablefmt="github" if fmt == "md" else "simple", disable_numparse=True)
-    return (f"{'### ' if fmt == 'md' else ''}scenario {name}: {SCENARIOS[name].description} "
-            f"(temperature {r.workload.temperature:g}, max_tokens {r.workload.output_len})\n\n{table}\n\n"
-            "tokens/s: output tokens / the stream's whole time (request sent to last token); decode tokens/s: after "
-            "the first token; 'all': total output tokens / wall time of the pass, TTFT the mean. Token counts are "
-            "the server's usage report.\n")
