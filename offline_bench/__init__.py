@@ -27,13 +27,14 @@ _API = {
     "resolve_model": "model.presets", "build_workload": "workloads.requests",
     # predictions without an engine
     "PlanSettings": "results.plan", "plan_point": "predict.plan", "Calibrated": "predict.replay",
-    "predict": "predict.replay",
+    "predict_run": "predict.replay",
     # measuring
     "Engine": "engine.llm", "run_benchmark": "measure.runner",
     # output
     "render": "report.formats", "write_report": "report.html",
 }
-_ALIASES = {"load_result": "load"}  # public name -> the module's own name
+# public name -> the module's own name (`predict` is also a subpackage: the function is exported as predict_run)
+_ALIASES = {"load_result": "load", "predict_run": "predict"}
 
 __all__ = ["LAYERS", "SUPPORTED_VLLM", "__version__", *_API]
 

@@ -12,11 +12,16 @@ import json
 import time
 from pathlib import Path
 
-from offline_bench.core.config import EngineConfig, RunConfig, WorkloadConfig
-from offline_bench.engine.llm import Engine
-from offline_bench.measure.runner import build_workload, run_benchmark
-from offline_bench.report.formats import render
-from offline_bench.results.run import write_atomic
+from offline_bench import (
+    Engine,
+    EngineConfig,
+    RunConfig,
+    WorkloadConfig,
+    build_workload,
+    render,
+    run_benchmark,
+    write_atomic,
+)
 
 
 def bare_generate(engine: Engine, wl: WorkloadConfig, passes: int) -> list[dict]:

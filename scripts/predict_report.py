@@ -15,11 +15,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from offline_bench.model.presets import resolve_model
-from offline_bench.predict.plan import plan_point
-from offline_bench.predict.replay import Calibrated, predict
-from offline_bench.results.plan import PlanSettings
-from offline_bench.results.run import RunResult, write_atomic
+from offline_bench import Calibrated, PlanSettings, RunResult, plan_point, predict_run, resolve_model, write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 DIR = ROOT / "docs" / "results" / "h100-predict"
@@ -50,7 +46,7 @@ def compare_point(cal: Calibrated, path: Path) -> dict:
     row["measured"] = measured
     if r.model != cal.result.model:
         return row  # another model: its KV from plan's model only; throughput needs its own calibration run
-    p = predict(cal, {**{k: res[k] for k in MOVABLE}, "kv_cache_dtype": kvd})
+    p = predict_run(cal, {**{k: res[k] for k in MOVABLE}, "kv_cache_dtype": kvd})
     row["kv_calibrated"] = p.kv_cache.capacity_tokens
     row["kv_calibrated_err_pct"] = pct(p.kv_cache.capacity_tokens, r.kv_cache.capacity_tokens)
     predicted = {"output_tokens_per_s": p.throughput.output_tokens_per_s, "ttft_p50": p.latency.ttft_ms.p50,

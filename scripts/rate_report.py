@@ -9,7 +9,7 @@ import re
 import sys
 from pathlib import Path
 
-from offline_bench.results.run import RunResult
+from offline_bench import RunResult
 
 
 def _f(v: float | None, spec: str = ",.1f") -> str:

@@ -10,8 +10,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from offline_bench.core.errors import BenchError
-from offline_bench.report.html import write_report
+from offline_bench import BenchError, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "results"

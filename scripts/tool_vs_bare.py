@@ -13,11 +13,7 @@ import argparse
 import json
 import time
 
-from offline_bench.core.config import EngineConfig, RunConfig, WorkloadConfig
-from offline_bench.engine.llm import Engine
-from offline_bench.measure.runner import run_benchmark
-from offline_bench.results.run import write_atomic
-from offline_bench.workloads.requests import build_workload
+from offline_bench import Engine, EngineConfig, RunConfig, WorkloadConfig, build_workload, run_benchmark, write_atomic
 
 
 def main() -> None:

@@ -29,8 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from offline_bench.model.presets import resolve_model
-from offline_bench.results.run import write_atomic
+from offline_bench import resolve_model, write_atomic
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 

@@ -1,126 +1,81 @@
-"""Shared fixtures. One CPU engine (tiny-llama) serves most engine tests: its start costs ~25 s.
+"""Shared fixtures, and the markers every test gets.
 
-Every test engine sizes its KV cache in bytes (`--kv-cache-memory-bytes`), never as a share of memory: on the
-CPU build gmu is a share of what the NUMA node reports, which differs between machines and over time. Only the
-tests of gmu itself use it, with values derived from the node's size (see `gmu_for`).
+Tiers (directories): tests/unit (no engine, no process: `scripts/test.sh --fast`), tests/engine (the one session
+CPU engine, `engine` below: its start costs ~25 s), tests/e2e (real processes: the CLI round trips, the server,
+Ray, the browser, sweeps, signals). Each test is marked with its tier, and with what it uses: `engine` (the
+session engine, an engine of its own, or a server's), `server`, `ray`, `browser`.
+
+Every test engine sizes its KV cache in bytes (tests/helpers.py says why); the memory check below needs the KV of
+ENGINES_AT_ONCE engines to be free on NUMA node 0 before an engine test starts, and nothing beyond that.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).parent / "fixtures"
-MAX_MODEL_LEN = 512
-KV = "64MiB"  # each test engine's KV cache: 32,768 tokens of tiny-llama, 64 requests of MAX_MODEL_LEN
-KV_BYTES = 64 * 2**20
-KV_ARGS = ["--kv-cache-memory-bytes", KV]
-# Engines a test may run at once: the session's, a server, and one or two it starts itself.
-ENGINES_AT_ONCE = 4
-GIB = 2**30
+from tests.helpers import (  # noqa: F401 - re-exported: tests import these from tests.conftest too
+    ENGINES_AT_ONCE,
+    FIXTURES,
+    GIB,
+    KV,
+    KV_ARGS,
+    KV_BYTES,
+    MAX_MODEL_LEN,
+    RESULTS,
+    ROOT,
+    cli,
+    descendants,
+    error_line,
+    gmu_for,
+    node_memory,
+    one_error_line,
+    require_memory,
+    run_cli,
+    wait_for_engine,
+    wait_gone,
+)
+
+TESTS = Path(__file__).parent
+TIERS = ("unit", "engine", "e2e")
+# a test that uses one of these fixtures (directly or through another fixture) gets these markers (a server runs
+# an engine: the memory check below covers it too)
+FIXTURE_MARKERS = {"engine": ("engine",), "server": ("server", "engine"), "ray_head": ("ray",),
+                   "browser": ("browser",)}
 
 
-def node_memory() -> tuple[int, int]:
-    """(total, available) bytes of NUMA node 0, computed as vLLM's CPU worker does before it allocates KV."""
-    meminfo = Path("/sys/devices/system/node/node0/meminfo")
-    if not meminfo.exists():
-        import psutil
-
-        vm = psutil.virtual_memory()
-        return vm.total, vm.available
-    m = {}
-    for line in meminfo.read_text().splitlines():
-        parts = line.split()
-        m[parts[2].rstrip(":")] = int(parts[3]) * 1024
-    available = m["MemFree"] + m["Active(file)"] + m["Inactive(file)"] + m["SReclaimable"]
-    return m["MemTotal"], available
-
-
-def require_memory(nbytes: int, what: str) -> None:
-    """Fail (not error deep inside an engine) when the machine lacks the memory a test's engines need."""
-    _, available = node_memory()
-    if available < nbytes:
-        pytest.fail(f"{what} needs {nbytes / GIB:.2f} GiB free on NUMA node 0 for KV caches, but the node has "
-                    f"{available / GIB:.2f} GiB available: stop other engines or free memory, then rerun",
-                    pytrace=False)
-
-
-def gmu_for(kv_target: int, worker_rss: int = int(1.5 * GIB)) -> float:
-    """A gpu_memory_utilization whose CPU KV cache is about `kv_target` bytes: vLLM's CPU worker gives the KV
-    cache gmu x node total minus the worker's own memory (~0.7 GiB for tiny-llama; 1.5 GiB is allowed)."""
-    total, _ = node_memory()
-    return round(min(0.95, (worker_rss + kv_target) / total), 4)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its tier and what it uses, and run the tiers in order, unit first (a broken unit test
+    shows in the first minute; the session engine then serves tests/engine and the e2e tests that ask for it)."""
+    for item in items:
+        try:
+            tier = Path(item.path).relative_to(TESTS).parts[0]
+        except ValueError:
+            tier = None
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: every test lives in a tier directory, tests/{{{','.join(TIERS)}}}")
+        item.add_marker(tier)
+        for fixture, markers in FIXTURE_MARKERS.items():
+            if fixture in item.fixturenames:
+                for marker in markers:
+                    item.add_marker(marker)
+    items.sort(key=lambda item: TIERS.index(Path(item.path).relative_to(TESTS).parts[0]))  # stable: file order kept
 
 
 @pytest.fixture(autouse=True)
-def _engine_memory(request):
+def _engine_memory(request: pytest.FixtureRequest) -> None:
     if request.node.get_closest_marker("engine"):
         require_memory(ENGINES_AT_ONCE * KV_BYTES, request.node.name)
 
 
 @pytest.fixture(scope="session")
 def engine():
+    """The session's CPU engine (tiny-llama, MAX_MODEL_LEN, a KV cache of KV_BYTES), shared by every test that
+    asks for it; tests/unit/conftest.py refuses it."""
     from offline_bench.core.config import EngineConfig
     from offline_bench.engine.llm import Engine
 
     eng = Engine(EngineConfig(model="preset:tiny-llama", max_model_len=MAX_MODEL_LEN, kv_cache_memory_bytes=KV_BYTES))
     yield eng
     eng.close()
-
-
-def run_cli(*args: str, timeout: float = 600, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """The installed console script's code path, in a fresh process (as a user runs it)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "offline_bench", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd or ROOT, env=env)
-
-
-def descendants(pid: int) -> list:
-    """Every live process below `pid` (psutil.Process objects)."""
-    import psutil
-
-    try:
-        return psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-
-
-def wait_gone(procs: list, timeout: float = 30.0) -> list[str]:
-    """Wait until the given processes have exited; returns a description of any still alive."""
-    import psutil
-
-    _, alive = psutil.wait_procs(procs, timeout=timeout)
-    out = []
-    for p in alive:
-        try:
-            if p.status() != psutil.STATUS_ZOMBIE:
-                out.append(f"{p.pid} {p.name()}")
-        except psutil.NoSuchProcess:
-            pass
-    return out
-
-
-def wait_for_engine(pid: int, timeout: float = 300.0) -> list:
-    """Block until vLLM's worker process (the last the engine spawns) runs below `pid`; returns every
-    descendant then."""
-    import time
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        procs = descendants(pid)
-        if any(_is_engine(p) for p in procs):
-            return procs
-        time.sleep(0.2)
-    pytest.fail(f"no vLLM engine process appeared under pid {pid} within {timeout:g} s", pytrace=False)
-
-
-def _is_engine(p) -> bool:  # noqa: ANN001
-    try:
-        return p.name() == "VLLM::Worker" or p.cmdline()[:1] == ["VLLM::Worker"]
-    except Exception:  # noqa: BLE001 - it exited meanwhile
-        return False

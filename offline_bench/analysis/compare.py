@@ -52,43 +52,110 @@ def load_runs(paths: list[str]) -> list[Labeled]:
     return [Labeled(label_for(p, r), r) for p, r in runs]
 
 
+class _About:
+    """A figure equal to another within `rel` of the larger: the KV cache of one setting moves by a few blocks
+    between engine starts, which changes no figure."""
+
+    def __init__(self, value: float, unit: str, rel: float = 0.01) -> None:
+        self.value, self.unit, self.rel = value, unit, rel
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _About) and abs(self.value - other.value) <= self.rel * max(self.value,
+                                                                                             other.value)
+
+    def __str__(self) -> str:
+        return f"{self.value:,} {self.unit}"
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _layout(r: RunResult, args: dict[str, Any]) -> str | None:
+    """TP x PP x DP and the GPUs they took, for a run whose engine this tool started (None: a server's)."""
+    if r.mode not in ("offline", "predicted"):
+        return None
+    par, resolved = r.parallel or {}, args.get("resolved") or {}
+    tp, pp, dp = (int(par.get(k) or resolved.get(k) or args.get(k) or 1)
+                  for k in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size"))
+    gpus = int(par.get("gpus_used") or tp * pp * dp)
+    parts = [f"{name}={n}" for name, n in (("DP", dp), ("PP", pp), ("TP", tp)) if n > 1]
+    return f"{' x '.join(parts)} ({gpus} GPUs)" if parts else f"{gpus} GPU{'s' if gpus > 1 else ''}"
+
+
+def _engine_conditions(r: RunResult) -> dict[str, Any]:
+    """The engine's settings that change a figure, as far as the result records them (None: unknown)."""
+    args = r.engine_args or {}
+    resolved, server = args.get("resolved") or {}, args.get("server") or {}
+    kv_total = (r.parallel or {}).get("kv_capacity_tokens_total") or r.kv_cache.capacity_tokens
+    eager = resolved.get("enforce_eager") if r.mode in ("offline", "predicted") else None
+    return {
+        "max_num_batched_tokens": resolved.get("max_num_batched_tokens"),
+        "max_model_len": resolved.get("max_model_len") or r.kv_cache.max_model_len,
+        "KV cache size": None if kv_total is None else _About(kv_total, "tokens"),
+        "KV cache dtype": resolved.get("kv_cache_dtype") or server.get("cache_dtype"),
+        "dtype": resolved.get("dtype") if r.mode in ("offline", "predicted") else None,
+        "CUDA graphs": None if eager is None else "off (enforce_eager)" if eager else "on",
+    }
+
+
 def _conditions(r: RunResult) -> dict[str, Any]:
     w = r.workload
     resolved = r.engine_args.get("resolved", {}) if r.engine_args else {}
     return {
+        "model": None if r.model in ("", "unknown") else r.model,
         "workload": (w.source, w.num_prompts, w.input_len, w.output_len, w.range_ratio, w.seed),
+        "shared prefixes": "none" if not w.prefix_len else f"{w.num_prefixes} x {w.prefix_len} tokens",
         "sampling": (w.temperature, w.top_p, w.ignore_eos),
         "detokenization": w.detokenize,
         "prefix caching": resolved.get("enable_prefix_caching"),
         "max_num_seqs": resolved.get("max_num_seqs"),
+        **_engine_conditions(r),
         "engine version": r.environment.vllm_version if r.mode == "offline"
         else (r.engine_args or {}).get("server", {}).get("vllm_version"),
         "GPU": r.environment.gpu_name if r.mode == "offline"
         else (r.engine_args or {}).get("server", {}).get("gpu_name"),
+        "parallel layout": _layout(r, r.engine_args or {}),
         "concurrency": w.concurrency,
         "arrivals": "all at once" if w.request_rate is None else f"{w.request_rate:g} req/s, burstiness "
                                                                  f"{w.burstiness:g}",
+        "goodput SLOs": ", ".join(f"{k.removesuffix('_ms')} <= {v:g} ms"
+                                  for k, v in sorted((r.goodput_slo_ms or {}).items())) or "none",
     }
+
+
+# each condition unknown on one side has a line of its own; those added later share one line
+OWN_UNKNOWN_LINE = ("workload", "sampling", "detokenization", "prefix caching", "max_num_seqs", "engine version",
+                    "GPU", "concurrency", "arrivals")
+# what differs between layouts by design: `scaling` compares them, and shows the KV cache of each
+LAYOUT_CONDITIONS = ("parallel layout", "KV cache size")
 
 
 def _unknown(v: Any) -> bool:
     return v is None or (isinstance(v, tuple) and all(x is None for x in v[1:]))
 
 
-def mismatches(base: Labeled, other: Labeled) -> list[str]:
+def mismatches(base: Labeled, other: Labeled, skip: tuple[str, ...] = ()) -> list[str]:
     """Every condition that differs (or cannot be checked) between `other` and the baseline, values in that
-    order: `other` first, as in the warning's "other vs baseline" prefix."""
+    order: `other` first, as in the warning's "other vs baseline" prefix. `skip`: conditions not to check."""
     a, b = _conditions(other.result), _conditions(base.result)
-    out = []
+    out, unknown = [], {}
     for key in a:
+        if key in skip:
+            continue
         if _unknown(a[key]) or _unknown(b[key]):
             if a[key] != b[key] and key != "concurrency":
                 where = " and ".join(x.label for x, v in ((other, a[key]), (base, b[key])) if _unknown(v))
-                out.append(f"{key}: unknown in {where} (serving or imported results do not record it), so it "
-                           "cannot be checked")
+                if key in OWN_UNKNOWN_LINE:
+                    out.append(f"{key}: unknown in {where} (serving or imported results do not record it), so it "
+                               "cannot be checked")
+                else:
+                    unknown.setdefault(where, []).append(key)
             continue
         if a[key] != b[key]:
             out.append(f"{key} differs: {a[key]} vs {b[key]}")
+    for where, keys in unknown.items():
+        out.append(f"{', '.join(keys)}: unknown in {where} (serving or imported results do not record "
+                   f"{'it' if len(keys) == 1 else 'them'}), so {'it' if len(keys) == 1 else 'they'} cannot be "
+                   "checked")
     return out
 
 

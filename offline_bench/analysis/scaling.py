@@ -5,7 +5,7 @@ and KV, and with TP > 1 it is charged to the step's all-reduces (two per layer) 
 
 from __future__ import annotations
 
-from offline_bench.analysis.compare import Labeled, mismatches
+from offline_bench.analysis.compare import LAYOUT_CONDITIONS, Labeled, mismatches
 from offline_bench.core.errors import BenchError
 from offline_bench.model.presets import resolve_model
 from offline_bench.predict.stepmodel import full_batch_decode_step
@@ -37,7 +37,8 @@ def _layers(model: str) -> int | None:
 
 
 def run_rows(runs: list[Item], baseline: Item) -> tuple[list[RunScaling], list[str]]:
-    """One row per run (ratios against `baseline`), and a warning for every condition that differs from it."""
+    """One row per run (ratios against `baseline`), and a warning for every condition that differs from it (but
+    the layout and its KV cache, which the rows show)."""
     base: RunResult = baseline.data
     base_gpus, _ = _run_shape(base)
     base_per_gpu = base.throughput.output_tokens_per_s / base_gpus
@@ -57,8 +58,9 @@ def run_rows(runs: list[Item], baseline: Item) -> tuple[list[RunScaling], list[s
             full_batch_step_ms=step[0] if step else None, full_batch_requests=step[1] if step else None,
             us_per_request=1000 * step[0] / step[1] if step else None))
         if item is not baseline:
-            warnings += [f"{item.label} vs {baseline.label}: {m}"
-                         for m in mismatches(Labeled(baseline.label, base), Labeled(item.label, r))]
+            warnings += [f"{item.label} vs {baseline.label}: {m}"  # the layouts, and so their KV caches, differ
+                         for m in mismatches(Labeled(baseline.label, base), Labeled(item.label, r),
+                                             skip=LAYOUT_CONDITIONS)]
     return rows, warnings
 
 

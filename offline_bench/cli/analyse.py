@@ -11,8 +11,9 @@ from offline_bench.analysis import scaling as scaling_mod
 from offline_bench.analysis.compare import load_runs, order
 from offline_bench.analysis.compare import plot as compare_plot
 from offline_bench.cli.flags import command
-from offline_bench.cli.options import Fmt, Html, Opt, PlotOut
-from offline_bench.cli.terminal import write_html
+from offline_bench.cli.options import INTS, OUT, PATH, File, Fmt, Html, Opt, PlotOut
+from offline_bench.cli.terminal import finish, write_file, write_html
+from offline_bench.core import validate as v
 from offline_bench.core.config import parse_int_list
 from offline_bench.core.errors import BenchError
 from offline_bench.report import html as htmlreport
@@ -25,7 +26,8 @@ from offline_bench.results.run import check_writable
 
 @command()
 def startup(
-    *, logfile: Annotated[str, typer.Argument(help="A vLLM log file (offline or `vllm serve`), or - for stdin.")],
+    *, logfile: Annotated[str, typer.Argument(help="A vLLM log file (offline or `vllm serve`), or - for stdin."),
+                          PATH],
     fmt: Fmt("startup") = "table",
 ) -> None:
     """Explain a vLLM start-up log: where the GPU memory and the start-up time went.
@@ -38,8 +40,8 @@ def startup(
 
 @command()
 def compare(
-    *, results: Annotated[list[str], typer.Argument(help="Result JSON files (run, serve-probe, import).")],
-    baseline: Annotated[Optional[str], Opt(help="The run ratios are taken against (default: the first).")] = None,
+    *, results: Annotated[list[str], typer.Argument(help="Result JSON files (run, serve-probe, import)."), PATH],
+    baseline: Annotated[File, Opt(help="The run ratios are taken against (default: the first).")] = None,
     fmt: Fmt("compare") = "table", plot: PlotOut = None, html: Html = None,
 ) -> None:
     """Put runs side by side (metrics x runs, plus ratios to the baseline) and warn about every difference.
@@ -54,18 +56,16 @@ def compare(
     runs = load_runs(results)
     base = runs[results.index(baseline) if baseline else 0]
     typer.echo(render("compare", fmt, order(runs), base))
-    if plot:
-        compare_plot(order(runs), plot)
-        typer.echo(f"plot written to {plot}", err=True)
-    write_html(html, [Item("run", p, r.result, Path(p).stem) for p, r in zip(results, runs)])
+    lost = write_file("plot", plot, lambda p: compare_plot(order(runs), p))
+    finish(lost + write_html(html, [Item("run", p, r.result, Path(p).stem) for p, r in zip(results, runs)]))
 
 
 @command()
 def scaling(
-    *, results: Annotated[list[str], typer.Argument(help="Offline run results and phases results (JSON).")],
-    baseline: Annotated[Optional[str], Opt(help="The run efficiencies are taken against (default: the run on "
-                                                "the fewest GPUs).")] = None,
-    batch_sizes: Annotated[str, Opt(help="Decode batch sizes to show from phases results.")] = "1",
+    *, results: Annotated[list[str], typer.Argument(help="Offline run results and phases results (JSON)."), PATH],
+    baseline: Annotated[File, Opt(help="The run efficiencies are taken against (default: the run on "
+                                       "the fewest GPUs).")] = None,
+    batch_sizes: Annotated[str, Opt(help="Decode batch sizes to show from phases results."), INTS] = "1",
     fmt: Fmt("scaling") = "table",
 ) -> None:
     """What more GPUs bought: runs of one workload on different layouts (TP x PP x DP) with output tokens/s per
@@ -84,9 +84,9 @@ def report(
     *, inputs: Annotated[list[str], typer.Argument(help="Result files (run, serve-probe, import, phases, "
                                                        "explain-gap, startup JSON or vLLM logs, plan JSON) and "
                                                        "directories of them (a sweep's --output-dir is one "
-                                                       "sweep).")],
-    output: Annotated[str, Opt("--output", "-o", help="The HTML file to write (one self-contained page).")],
-    title: Annotated[Optional[str], Opt(help="Page title.")] = None,
+                                                       "sweep)."), PATH],
+    output: Annotated[str, Opt("--output", "-o", help="The HTML file to write (one self-contained page)."), OUT],
+    title: Annotated[Optional[str], Opt(help="Page title."), v.Text("H100 runs")] = None,
 ) -> None:
     """One self-contained HTML page of every result given, grouped by kind: open it in a browser, send it, attach
     it to an issue (no network needed to view it).

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from offline_bench.cli import options as o
 from offline_bench.core.config import EngineConfig, WorkloadConfig, parse_bytes, parse_engine_arg, parse_goodput
 from offline_bench.core.errors import BenchError
+from offline_bench.model.limits import check_model
 from offline_bench.workloads.requests import check_workload
 
 
@@ -54,15 +55,25 @@ class EngineFlags:
     seed: o.Seed = 0
     engine_arg: o.EngineArg = None
 
-    def to_config(self, parallel: ParallelFlags | None = None) -> EngineConfig:
-        """EngineConfig (sizes and JSON parsed here, every value validated)."""
+    def to_config(self, parallel: ParallelFlags | None = None, axes: dict[str, str] | None = None) -> EngineConfig:
+        """EngineConfig (sizes and JSON parsed here, every value validated, within the model's limits: with a
+        sweep's `axes`, each of their values too)."""
         flags = {**dataclasses.asdict(self), **dataclasses.asdict(parallel or ParallelFlags())}
         comp, kvb = _json_flag(flags.pop("compilation_config")), flags.pop("kv_cache_memory_bytes")
         flags["kv_cache_memory_bytes"] = parse_bytes(kvb) if kvb is not None else None
         extra = dict(parse_engine_arg(a) for a in flags.pop("engine_arg") or [])
         cfg = EngineConfig(**_known(EngineConfig, flags), compilation_config=comp, engine_args=extra)
         cfg.validate_values()
+        check_model(cfg.model, **{k: [getattr(cfg, k), *int_items(axes or {}, k)] for k in LIMITED})
         return cfg
+
+
+LIMITED = ("max_model_len", "tensor_parallel_size", "pipeline_parallel_size")  # the model limits (model.limits)
+
+
+def int_items(lists: dict[str, str], key: str) -> list[int]:
+    """The integers of a comma list already checked by its option's validator ([] when not given)."""
+    return [int(x) for x in o.INTS.items(lists[key], key)] if lists.get(key) is not None else []
 
 
 def _json_flag(text: str | None) -> dict[str, Any] | None:

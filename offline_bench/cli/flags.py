@@ -4,6 +4,10 @@ A command parameter annotated with a flag-group dataclass (optionally `Annotated
 becomes one typer option per field, in field order, each with the field's `Annotated[..., Option]` type and
 default; the command is then called with the group object. The expansion is mechanical: a field is a flag, and
 an omitted name that is not a field fails at import time, so a renamed field cannot silently drop a flag.
+
+Every option's type also carries its validator (`core.validate`, beside the Option in the `Annotated` type): the
+expanded command runs them all, in option order, before its body (`cli_checks` lists them), so a bad value is one
+`error:` line naming the flag before anything is read, written or started.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-from typer.models import ParameterInfo
+from typer.models import ArgumentInfo, ParameterInfo
+
+from offline_bench.core.validate import Validator, validate
 
 
 class Omit:
@@ -78,15 +84,42 @@ def expand(fn: Callable[..., Any]) -> Callable[..., Any]:
     if clashes:
         raise TypeError(f"{fn.__name__}: flag {', '.join(clashes)} given twice (in a group and beside it?)")
 
+    checks = option_checks(flat)
+
     @functools.wraps(fn)
     def with_groups(**values: Any) -> Any:
+        validate(values, checks)  # every option's own validator, before the command's body
         for name, (cls, fields) in groups.items():
             values[name] = cls(**{f: values.pop(f) for f in fields})
         return fn(**values)
 
+    with_groups.cli_checks = checks  # type: ignore[attr-defined]
     with_groups.__signature__ = inspect.Signature(flat)  # type: ignore[attr-defined]
     with_groups.__annotations__ = {p.name: p.annotation for p in flat}  # resolved: typer's get_type_hints
     return with_groups
+
+
+def option_checks(params: list[inspect.Parameter]) -> dict[str, tuple[str, Validator]]:
+    """{parameter: (its flag as the user writes it, its validator)} for every parameter whose type declares one."""
+    checks = {}
+    for p in params:
+        meta = typing.get_args(p.annotation)[1:] if typing.get_origin(p.annotation) is typing.Annotated else ()
+        validators = [m for m in meta if isinstance(m, Validator)]
+        infos = [m for m in meta if isinstance(m, ParameterInfo)]
+        if len(validators) > 1:
+            raise TypeError(f"{p.name}: {len(validators)} validators in its type; give it one")
+        if validators:
+            checks[p.name] = (_flag(p.name, infos[0] if infos else None), validators[0])
+    return checks
+
+
+def _flag(name: str, info: ParameterInfo | None) -> str:
+    """--long-name of an option (its first one), NAME of an argument."""
+    if isinstance(info, ArgumentInfo):
+        return name.upper()
+    decls = [*([info.default] if info is not None and isinstance(info.default, str) else []),
+             *((info.param_decls or ()) if info is not None else ())]
+    return next((d for d in decls if d.startswith("--")), f"--{name.replace('_', '-')}")
 
 
 def command(name: str | None = None, **settings: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

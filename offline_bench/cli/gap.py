@@ -8,10 +8,11 @@ from typing import Annotated, Optional
 import typer
 
 from offline_bench.analysis.gap import load_saved_serving
+from offline_bench.cli import options as o
 from offline_bench.cli.configs import EngineFlags, WorkloadFlags
 from offline_bench.cli.flags import Omit, command
 from offline_bench.cli.options import ApiKey, Fmt, Html, Opt, Timeout, Verbose
-from offline_bench.cli.terminal import write_html
+from offline_bench.cli.terminal import finish, write_file, write_html
 from offline_bench.core.errors import BenchError
 from offline_bench.measure import gap
 from offline_bench.report.formats import check_format, render
@@ -26,24 +27,24 @@ from offline_bench.workloads.levels import concurrency_levels
 class GapWorkloadFlags(WorkloadFlags):
     """`explain-gap`'s workload: one arrival rate, for the serving run and the last offline step."""
     request_rate: Annotated[Optional[float], Opt(help="Requests/s of the serving run and the last offline step "
-                                                    "(seeded gamma gaps; default: all at once).")] = None
+                                                    "(seeded gamma gaps; default: all at once)."), o.RATE] = None
 
 
 @command("explain-gap")
 def explain_gap(
-    *, base_url: Annotated[Optional[str], Opt("--base-url", help="Server root, e.g. http://127.0.0.1:8000")] = None,
-    served_model_name: Annotated[Optional[str], Opt("--served-model-name")] = None,
+    *, base_url: Annotated[o.BaseUrl, Opt("--base-url", help="Server root, e.g. http://127.0.0.1:8000")] = None,
+    served_model_name: Annotated[Optional[str], Opt("--served-model-name"), o.MODEL] = None,
     serving_result: Annotated[Optional[list[str]], Opt(
         "--serving-result", help="A saved serve-probe result of this workload, one per level (repeatable): for a "
-                                 "server that had to be stopped to free the GPU.")] = None,
+                                 "server that had to be stopped to free the GPU."), o.PATH] = None,
     api_key: ApiKey = None,
     concurrency: Annotated[str, Opt(help="Requests in flight, for the serving run and the last offline step; a "
-                                         "comma list explains each level.")] = "10",
+                                         "comma list explains each level."), o.LEVELS] = "10",
     timeout: Timeout = 300.0,
     engine: Annotated[EngineFlags, Omit("tokenizer", "dtype", "kv_cache_dtype", "enforce_eager", "tensor_parallel_size",
                                         "pipeline_parallel_size", "load_format")],
     workload: Annotated[GapWorkloadFlags, Omit("range_ratio", "detokenize", "repeats", "goodput")],
-    output: Annotated[Optional[str], Opt("--output", "-o", help="Write the ladder (JSON) here.")] = None,
+    output: Annotated[o.Dest, Opt("--output", "-o", help="Write the ladder (JSON) here.")] = None,
     fmt: Fmt("gap") = "table", verbose: Verbose = False, html: Html = None,
 ) -> None:
     """Measure the server, then offline runs that switch one condition at a time toward it; attribute the gap.
@@ -74,9 +75,8 @@ def explain_gap(
     reps, runs = gap.explain_gap(cfg, ecfg, levels, tokenizer=engine.model, serving=saved, echo_log=verbose,
                                  user_set=user_set)
     typer.echo(render("gap", fmt, reps))
-    if output:
-        save_ladder(output, reps, runs)
-        typer.echo(f"ladder written to {output}", err=True)
-    write_html(html, [Item("gap", output or "explain-gap", (reps, runs), "explain-gap")]
-               + [Item("run", f"{c}-{i}", r, f"c{c} step {i + 1}") for c, steps in runs.items()
-                  for i, (_, r) in enumerate(steps)])
+    lost = write_file("ladder", output, lambda p: save_ladder(p, reps, runs))
+    lost += write_html(html, [Item("gap", output or "explain-gap", (reps, runs), "explain-gap")]
+                       + [Item("run", f"{c}-{i}", r, f"c{c} step {i + 1}") for c, steps in runs.items()
+                          for i, (_, r) in enumerate(steps)])
+    finish(lost)

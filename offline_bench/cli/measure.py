@@ -10,8 +10,9 @@ import typer
 
 from offline_bench.cli.configs import EngineFlags, ParallelFlags, WorkloadFlags
 from offline_bench.cli.flags import Omit, command
-from offline_bench.cli.options import Fmt, GpuName, Html, MeasureGpu, Opt, Output, PlotOut, Verbose
-from offline_bench.cli.terminal import print_results, run_progress, write_html
+from offline_bench.cli.options import INTS, LEVELS, OUT, Fmt, GpuName, Html, MeasureGpu, Opt, Output, PlotOut, Verbose
+from offline_bench.cli.terminal import finish, print_results, run_progress, write_file, write_html
+from offline_bench.core import validate as v
 from offline_bench.core.config import RunConfig, parse_int_list
 from offline_bench.core.environment import has_cuda
 from offline_bench.core.errors import BenchError
@@ -24,7 +25,7 @@ from offline_bench.predict import roofline as roofline_mod
 from offline_bench.report.formats import check_format, render
 from offline_bench.report.plots import plot as plot_phases
 from offline_bench.results.load import Item
-from offline_bench.results.run import check_writable
+from offline_bench.results.run import Unwritten, check_writable
 from offline_bench.workloads.levels import concurrency_levels
 
 
@@ -33,10 +34,11 @@ def run(
     *, engine: EngineFlags, workload: WorkloadFlags,
     concurrency: Annotated[Optional[str], Opt(help="Keep N requests in flight instead of one batch (with "
                                                    "--request-rate: at most N); a comma list runs each level in "
-                                                   "the same engine.")] = None,
+                                                   "the same engine."), LEVELS] = None,
     parallel: ParallelFlags, output: Output = None, fmt: Fmt("run") = "table", verbose: Verbose = False,
     save_log: Annotated[Optional[str], Opt(help="Also write the engine's raw log to this file (also when the "
-                                                "engine fails to start or the run is interrupted).")] = None,
+                                                "engine fails to start or the run is interrupted)."),
+                        v.Text("engine.log")] = None,
     html: Html = None,
     step_timeline: Annotated[bool, Opt("--step-timeline/--no-step-timeline", help="Read the engine's gauges after "
                                        "every step (timeline, peak KV use, step records for predict); about 0.08 ms "
@@ -65,21 +67,25 @@ def run(
     check_writable(save_log, "--save-log")
     check_writable(html, "--html")
     preflight(cfg)  # every check that needs no engine, before the engine's start
-    results = bench.run_levels(cfg, levels, output=output, save_log=save_log, progress=run_progress)
-    print_results("run", fmt, results)  # once the engine has stopped: its log capture owns the terminal
-    write_html(html, [Item("run", path or f"run {i + 1}", r, Path(path).stem if path else f"run {i + 1}")
-                      for i, (r, path) in enumerate(results)])
+    log_lost: list[Unwritten] = []  # --save-log, when it could not be written (kept in the temp directory)
+    results = bench.run_levels(cfg, levels, output=output, save_log=save_log, progress=run_progress, lost=log_lost)
+    # once the engine has stopped (its log capture owns the terminal); a file that could not be written is said
+    # last, and the exit status is 1
+    lost = print_results("run", fmt, results) + log_lost
+    lost += write_html(html, [Item("run", k.path or f"run {i + 1}", k.result,
+                                   Path(k.path).stem if k.path else f"run {i + 1}") for i, k in enumerate(results)])
+    finish(lost)
 
 
 @command()
 def phases(
-    *, batch_sizes: Annotated[str, Opt(help="Comma list of batch sizes.")] = "1,8,32,128",
-    input_len: Annotated[str, Opt(help="Comma list of prompt lengths.")] = "512,2048",
-    output_len: Annotated[int, Opt(help="Tokens generated in the decode-only runs.")] = 128,
+    *, batch_sizes: Annotated[str, Opt(help="Comma list of batch sizes."), INTS] = "1,8,32,128",
+    input_len: Annotated[str, Opt(help="Comma list of prompt lengths."), v.int_list("512,2048")] = "512,2048",
+    output_len: Annotated[int, Opt(help="Tokens generated in the decode-only runs."), v.positive_int("128")] = 128,
     gpu: GpuName = None, measure_gpu: MeasureGpu = False,
     engine: Annotated[EngineFlags, Omit("tokenizer", "kv_cache_dtype", "enable_prefix_caching",
                                         "pipeline_parallel_size")],
-    output: Annotated[Optional[str], Opt("--output", "-o", help="Result JSON (mode: phases).")] = None,
+    output: Annotated[Optional[str], Opt("--output", "-o", help="Result JSON (mode: phases)."), OUT] = None,
     plot: PlotOut = None, fmt: Fmt("phases") = "table", verbose: Verbose = False,
     parallel: Annotated[ParallelFlags, Omit("data_parallel_size")], html: Html = None,
 ) -> None:
@@ -105,10 +111,6 @@ def phases(
             spec = probes.measure_gpu()
         result = phases_mod.run_phases(eng, sizes, lens, output_len, spec, engine.seed, engine.tensor_parallel_size)
     typer.echo(render("phases", fmt, result))
-    if output:
-        result.save(output)
-        typer.echo(f"result written to {output}", err=True)
-    if plot:
-        plot_phases(result, plot)
-        typer.echo(f"plot written to {plot}", err=True)
-    write_html(html, [Item("phases", output or "phases", result, Path(output).stem if output else "phases")])
+    lost = write_file("result", output, result.save) + write_file("plot", plot, lambda p: plot_phases(result, p))
+    lost += write_html(html, [Item("phases", output or "phases", result, Path(output).stem if output else "phases")])
+    finish(lost)

@@ -11,31 +11,32 @@ import typer
 from offline_bench.cli import options as o
 from offline_bench.cli.flags import command
 from offline_bench.cli.options import Fmt, Opt
-from offline_bench.cli.terminal import print_results
+from offline_bench.cli.terminal import finish, print_results
 from offline_bench.core.config import EngineConfig, parse_bytes, parse_int_list
 from offline_bench.core.errors import BenchError
 from offline_bench.engine import probes
-from offline_bench.engine.llm import check_max_model_len
 from offline_bench.measure import sweep as sweep_mod
-from offline_bench.model import presets as presets_mod
+from offline_bench.model.limits import check_model
 from offline_bench.predict import plan as kvplan
 from offline_bench.predict import replay as predict_mod
 from offline_bench.predict import roofline as roofline_mod
 from offline_bench.report.formats import check_format, render
-from offline_bench.results.run import check_writable
+from offline_bench.results.run import check_writable, keep_result
 
 
 @dataclass
 class PlanGrid:
     """`plan`'s grid: every setting a comma list."""
-    gpu_memory_utilization: o.SweepList = None
-    kv_cache_memory_bytes: Annotated[Optional[str], Opt(help="KV cache sizes instead of gmu, e.g. 2GiB,4GiB.")] = None
-    max_model_len: o.SweepList = None
-    kv_cache_dtype: o.SweepList = None
-    max_num_batched_tokens: o.SweepList = None
-    max_num_seqs: o.SweepList = None
-    tensor_parallel_size: o.SweepList = None
-    block_size: Annotated[Optional[str], Opt(help="KV block sizes (default: vLLM's, 16 on GPU, 128 on CPU).")] = None
+    gpu_memory_utilization: o.GmuList = None
+    kv_cache_memory_bytes: Annotated[Optional[str], Opt(help="KV cache sizes instead of gmu, e.g. 2GiB,4GiB."),
+                                     o.BYTE_SIZES] = None
+    max_model_len: o.LengthList = None
+    kv_cache_dtype: o.KvDtypeList = None
+    max_num_batched_tokens: o.LengthList = None
+    max_num_seqs: o.CountList = None
+    tensor_parallel_size: o.SizeList = None
+    block_size: Annotated[Optional[str], Opt(help="KV block sizes (default: vLLM's, 16 on GPU, 128 on CPU)."),
+                          o.INTS] = None
 
     def lists(self) -> dict[str, list]:
         """The values of each setting given, parsed like the engine's (and --block-size)."""
@@ -50,12 +51,12 @@ class PlanGrid:
 def plan(
     *, model: o.Model = "preset:llama-3.1-8b",
     gpu: Annotated[Optional[str], Opt("--gpu", help="GPU from the built-in table (default: this machine's device; "
-                                                   "on a CPU machine the CPU build).")] = None,
-    gpu_memory_gib: Annotated[Optional[float], Opt(help="Device memory as torch reports it (overrides --gpu).")]
-    = None,
+                                                   "on a CPU machine the CPU build)."), o.GPU] = None,
+    gpu_memory_gib: Annotated[Optional[float], Opt(help="Device memory as torch reports it (overrides --gpu)."),
+                              o.MEMORY_GIB] = None,
     grid: PlanGrid,
-    calibrate: Annotated[Optional[str], Opt("--calibrate", help="A `run` / sweep-point JSON or a raw vLLM start-up "
-                                                               "log: its measured terms replace the model's.")] = None,
+    calibrate: Annotated[o.File, Opt("--calibrate", help="A `run` / sweep-point JSON or a raw vLLM start-up "
+                                                         "log: its measured terms replace the model's.")] = None,
     fmt: Fmt("plan") = "table",
 ) -> None:
     """KV cache capacity and max concurrency for every point of a grid, without starting an engine.
@@ -64,18 +65,16 @@ def plan(
     --max-model-len 4096,16384 --kv-cache-dtype auto,fp8
     """
     check_format("plan", fmt)
-    resolved = presets_mod.resolve_model(model)
-    if resolved.info is None:
-        raise BenchError(f"no config.json readable for '{model}' without network: pass a local path or a preset")
-    info = resolved.info
-    kvplan.check_supported(info, resolved.config)
     lists = grid.lists()
+    info, config = check_model(model, **{k: lists.get(k) for k in ("max_model_len", "tensor_parallel_size")})
+    if info is None:
+        raise BenchError(f"no config.json readable for '{model}' without network: pass a local path or a preset")
+    kvplan.check_supported(info, config)
     if "gpu_memory_utilization" in lists and "kv_cache_memory_bytes" in lists:
         raise BenchError("give --gpu-memory-utilization or --kv-cache-memory-bytes, not both")
     lists.setdefault("max_model_len", [info.max_position_embeddings or 4096])
     for p in kvplan.grid(lists):  # the checks a run would make, on every point
         EngineConfig(model=model, **{k: v for k, v in p.items() if k != "block_size"}).validate_values()
-        check_max_model_len(EngineConfig(model=model, max_model_len=p["max_model_len"]), info, resolved.config)
     device, total, _source = kvplan.target_device(gpu, gpu_memory_gib, probes.visible_gpu_memory)
     calib = kvplan.load_calibration(calibrate, info) if calibrate else None
     if calib is not None and calib.model not in (None, model):
@@ -89,14 +88,16 @@ def plan(
 
 @command("predict")
 def predict_cmd(
-    *, from_: Annotated[str, Opt("--from", help="A `run` result (it records every engine step) to calibrate on.")],
+    *, from_: Annotated[str, Opt("--from", help="A `run` result (it records every engine step) to calibrate on."),
+                        o.PATH],
     gpu_memory_utilization: o.Gmu = None, kv_cache_memory_bytes: o.KvBytes = None, max_model_len: o.Mml = None,
     max_num_seqs: o.MaxNumSeqs = None, max_num_batched_tokens: o.Mnbt = None,
-    kv_cache_dtype: Annotated[Optional[str], Opt(help="KV cache dtype: auto, fp8 (default: the run's).")] = None,
-    num_prompts: Annotated[Optional[int], Opt(help="Requests (default: the run's, cycled).")] = None,
-    input_len: Annotated[Optional[int], Opt(help="Prompt length of every request (default: the run's).")] = None,
-    output_len: Annotated[Optional[int], Opt(help="Output length of every request (default: the run's).")] = None,
-    concurrency: Annotated[Optional[int], Opt(help="Keep N requests in flight (default: the run's).")] = None,
+    kv_cache_dtype: Annotated[Optional[str], Opt(help="KV cache dtype: auto, fp8 (default: the run's)."),
+                              o.KV_DTYPE] = None,
+    num_prompts: Annotated[o.Count, Opt(help="Requests (default: the run's, cycled).")] = None,
+    input_len: Annotated[o.Count, Opt(help="Prompt length of every request (default: the run's).")] = None,
+    output_len: Annotated[o.Count, Opt(help="Output length of every request (default: the run's).")] = None,
+    concurrency: Annotated[o.Count, Opt(help="Keep N requests in flight (default: the run's).")] = None,
     output: o.Output = None, fmt: Fmt("run") = "table",
 ) -> None:
     """Throughput, latency and preemptions at other engine settings, predicted from one measured run.
@@ -106,23 +107,23 @@ def predict_cmd(
     check_format("run", fmt)
     check_writable(output, "--output")
     cal = predict_mod.Calibrated(from_)
+    check_model(cal.result.model, max_model_len=max_model_len)  # a prediction holds for the calibration's model
     overrides = {"gpu_memory_utilization": gpu_memory_utilization, "max_model_len": max_model_len,
                  "kv_cache_memory_bytes": parse_bytes(kv_cache_memory_bytes) if kv_cache_memory_bytes else None,
                  "max_num_seqs": max_num_seqs, "max_num_batched_tokens": max_num_batched_tokens,
                  "kv_cache_dtype": kv_cache_dtype}
     EngineConfig(model=cal.result.model, **{k: v for k, v in overrides.items() if v is not None}).validate_values()
     result = predict_mod.predict(cal, overrides, num_prompts, input_len, output_len, concurrency)
-    if output:
-        result.save(output)
-    print_results("run", fmt, [(result, output)])
+    finish(print_results("run", fmt, [keep_result(result, output)]))
 
 
 @command("roofline")
 def roofline(
     *, model: o.Model = "preset:llama-3.1-8b", gpu: o.GpuName = None, measure_gpu: o.MeasureGpu = False,
-    batch_sizes: Annotated[str, Opt(help="Comma list of decode batch sizes.")] = "1,8,32,128",
-    context: Annotated[int, Opt(help="Tokens of context per request (KV read per step).")] = 1024,
-    num_gpus: Annotated[int, Opt(help="GPUs of a tensor-parallel group (aggregate bandwidth and FLOP/s).")] = 1,
+    batch_sizes: Annotated[str, Opt(help="Comma list of decode batch sizes."), o.INTS] = "1,8,32,128",
+    context: Annotated[int, Opt(help="Tokens of context per request (KV read per step)."), o.LENGTH] = 1024,
+    num_gpus: Annotated[int, Opt(help="GPUs of a tensor-parallel group (aggregate bandwidth and FLOP/s)."),
+                        o.SIZES] = 1,
     kv_cache_dtype: o.KvDtype = "auto", fmt: Fmt("roofline") = "table",
 ) -> None:
     """Print the hardware ceilings for a model on a GPU, without running the engine.
@@ -131,9 +132,9 @@ def roofline(
     """
     check_format("roofline", fmt)
     sizes = parse_int_list(batch_sizes, "--batch-sizes")
-    resolved = presets_mod.resolve_model(model)
-    if resolved.info is None:
+    info, _ = check_model(model, tensor_parallel_size=num_gpus, tp_flag="--num-gpus")  # a TP group's GPUs
+    if info is None:
         raise BenchError(f"no config.json readable for '{model}' without network: pass a local path or a preset")
     spec = probes.measure_gpu() if measure_gpu else roofline_mod.resolve_gpu(gpu)
-    r = roofline_mod.roofline(model, resolved.info, spec, sizes, context, num_gpus, kv_dtype=kv_cache_dtype)
+    r = roofline_mod.roofline(model, info, spec, sizes, context, num_gpus, kv_dtype=kv_cache_dtype)
     typer.echo(render("roofline", fmt, r))

@@ -8,36 +8,40 @@ from typing import Annotated, Optional
 
 import typer
 
+from offline_bench.cli import options as o
 from offline_bench.cli.configs import EngineFlags, WorkloadFlags
 from offline_bench.cli.flags import Omit, command
 from offline_bench.cli.options import ApiKey, Fmt, Gmu, KvBytes, Mml, Opt, Seed, Timeout
-from offline_bench.cli.terminal import print_results
+from offline_bench.cli.terminal import finish, print_results
+from offline_bench.core import validate as v
 from offline_bench.report.formats import check_format, render
-from offline_bench.results.run import check_writable
+from offline_bench.results.run import check_writable, keep_result
 from offline_bench.serving import probe as serving
 from offline_bench.workloads import scenarios
 from offline_bench.workloads.levels import concurrency_levels
 
+SCENARIO = v.Choice(*scenarios.SCENARIOS, message="{flag} {value}: choose one of {choices}")
+
 
 @command("serve-probe")
 def serve_probe(
-    *, base_url: Annotated[str, Opt("--base-url", help="Server root, e.g. http://127.0.0.1:8000")],
-    served_model_name: Annotated[str, Opt("--served-model-name", help="Model name the server answers to.")],
+    *, base_url: Annotated[str, Opt("--base-url", help="Server root, e.g. http://127.0.0.1:8000"), o.URL],
+    served_model_name: Annotated[str, Opt("--served-model-name", help="Model name the server answers to."), o.MODEL],
     api_key: ApiKey = None,
-    concurrency: Annotated[str, Opt(help="Requests kept in flight; a comma list runs each.")] = "1",
+    concurrency: Annotated[str, Opt(help="Requests kept in flight; a comma list runs each."), o.LEVELS] = "1",
     chat: Annotated[bool, Opt("--chat/--completions", help="Use /v1/chat/completions.")] = False,
     timeout: Timeout = 300.0,
     tokenizer: Annotated[Optional[str], Opt(help="Tokenizer for synthetic token-id prompts (HF id, path, "
-                                                 "preset:NAME).")] = None,
+                                                 "preset:NAME)."), o.MODEL] = None,
     seed: Seed = 0, workload: Annotated[WorkloadFlags, Omit("detokenize", "repeats")],
-    client_processes: Annotated[Optional[int], Opt(help="Processes sending the requests (default: 1, or up to 8 "
-                                                        "for --request-rate and over 32 in flight).")] = None,
+    client_processes: Annotated[o.Count, Opt(help="Processes sending the requests (default: 1, or up to 8 "
+                                                  "for --request-rate and over 32 in flight).")] = None,
     scenario: Annotated[Optional[str], Opt(help="A named stress test instead of the workload flags: seed-single "
                                                 "(one chat stream of the seed's first prompt, max_tokens 512, "
                                                 "temperature 0.7) or seed-10 (10 concurrent streams of the "
-                                                "second, temperature 0.8).")] = None,
-    output: Annotated[Optional[str], Opt("--output", "-o", help="JSON file; with several levels, '-cN' (or "
-                                                                 "'-rR') is added before .json.")] = None,
+                                                "second, temperature 0.8)."), SCENARIO] = None,
+    output: Annotated[o.Dest, Opt("--output", "-o", help="JSON file; with several levels, '-cN' (or "
+                                                          "'-rR') is added before .json.")] = None,
     fmt: Fmt("run") = "table",
 ) -> None:
     """Measure a running OpenAI-compatible server the way `run` measures the engine (streaming, exact usage), with
@@ -63,7 +67,7 @@ def serve_probe(
                               goodput_slo_ms=workload.slo(), client_processes=client_processes)
     cfg.check()
     check_writable(output, "--output")
-    print_results("run", fmt, serving.probe_levels(cfg, levels, tokenizer, output))
+    finish(print_results("run", fmt, serving.probe_levels(cfg, levels, tokenizer, output)))
 
 
 def _probe_scenario(name: str, base_url: str, served_model_name: str, api_key: str | None, timeout: float,
@@ -75,21 +79,20 @@ def _probe_scenario(name: str, base_url: str, served_model_name: str, api_key: s
     cfg.check()
     check_writable(output, "--output")
     result = serving.probe(cfg, len(timed), requests=(warm, timed))
-    if output:
-        result.save(output)
-    print_results("run", fmt, [(result, output)])
+    lost = print_results("run", fmt, [keep_result(result, output)])
     typer.echo(render("scenario", "md" if fmt == "md" else "table", result))
+    finish(lost)
 
 
 @command("serve-preset", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def serve_preset(
     ctx: typer.Context,
-    *, name: Annotated[str, typer.Argument(help="Preset name, e.g. tiny-llama.")],
-    port: Annotated[int, Opt(help="Port to listen on.")] = 8000,
-    host: Annotated[str, Opt(help="Address to bind.")] = "127.0.0.1",
+    *, name: Annotated[str, typer.Argument(help="Preset name, e.g. tiny-llama."), v.Text("tiny-llama")],
+    port: Annotated[int, Opt(help="Port to listen on."), o.PORT] = 8000,
+    host: Annotated[str, Opt(help="Address to bind."), v.Text("127.0.0.1")] = "127.0.0.1",
     max_model_len: Mml = None, gpu_memory_utilization: Gmu = None, kv_cache_memory_bytes: KvBytes = None,
     api_key: Annotated[Optional[str], Opt("--api-key", help="Require this key from clients.",
-                                          show_default=False)] = None,
+                                          show_default=False), o.KEY] = None,
     print_command: Annotated[bool, Opt(help="Print the vLLM command instead of running it.")] = False,
 ) -> None:
     """Start `vllm serve` on a preset (dummy weights), served as 'preset:NAME'; runs until stopped. Any further

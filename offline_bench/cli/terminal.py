@@ -1,5 +1,6 @@
 """What only the CLI does to the terminal and the process: SIGTERM unwinds like Ctrl-C, the library's warnings
-become `warning: ...` lines on stderr, progress bars, and results printed."""
+become `warning: ...` lines on stderr, progress bars, and results printed (a file that could not be written
+after the measurement: one `error: ...` line and exit status 1, the results printed all the same)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TextIO
 
 import typer
@@ -19,9 +21,12 @@ from offline_bench.core.procs import raise_interrupt
 from offline_bench.report import html as htmlreport
 from offline_bench.report.formats import render
 from offline_bench.results.load import Item
-from offline_bench.results.run import RunResult
+from offline_bench.results.run import Kept, Unwritten, keep_file
 
 LIBRARY_LOGGER = "offline_bench"  # every module logs under it (logging.getLogger(__name__))
+# the exit status of a command that did its work but could not write a file of it (disk full, folder gone, no
+# permission): what it printed is whole, and the file's content is in the temp directory the error line names
+OUTPUT_LOST = 1
 
 
 class _WarningLines(logging.Handler):
@@ -96,15 +101,39 @@ def sweep_progress(total: int) -> Iterator[Callable[[int, int, str, str], None]]
         yield on_point
 
 
-def print_results(kind: str, fmt: str, results: list[tuple[RunResult, str | None]]) -> None:
-    for result, path in results:
-        typer.echo(render(kind, fmt, result))
-        if path:
-            typer.echo(f"result written to {path}", err=True)
+def print_results(kind: str, fmt: str, results: list[Kept]) -> list[Unwritten]:
+    """Each result, then where it was written; returns the files that could not be (see `finish`)."""
+    lost = []
+    for kept in results:
+        typer.echo(render(kind, fmt, kept.result))
+        lost += written("result", kept.path, kept.unwritten)
+    return lost
 
 
-def write_html(path: str | None, items: list[Item]) -> None:
-    """--html: the command's results as one self-contained page."""
+def written(what: str, path: str | None, unwritten: Unwritten | None) -> list[Unwritten]:
+    """`WHAT written to PATH` on stderr; or, for a file that could not be written, [unwritten] for `finish`."""
+    if unwritten is not None:
+        return [unwritten]
     if path:
-        htmlreport.write_items(items, path)
-        typer.echo(f"HTML report written to {path}", err=True)
+        typer.echo(f"{what} written to {path}", err=True)
+    return []
+
+
+def write_file(what: str, path: str | None, write: Callable[[Path], None]) -> list[Unwritten]:
+    """`write(path)` after the measurement (a plot, a ladder): written, or kept in the temp directory (`finish`
+    says where); never an exception that would hide what the command printed."""
+    return written(what, path, keep_file(path, write)) if path else []
+
+
+def write_html(path: str | None, items: list[Item]) -> list[Unwritten]:
+    """--html: the command's results as one self-contained page."""
+    return write_file("HTML report", path, lambda p: htmlreport.write_items(items, p))
+
+
+def finish(lost: list[Unwritten]) -> None:
+    """The end of a command that measured: one `error: cannot write ...: saved to ... instead` line per file that
+    could not be written, after everything printed, and exit status OUTPUT_LOST."""
+    for u in lost:
+        typer.echo(f"error: {u.line()}", err=True)
+    if lost:
+        raise typer.Exit(OUTPUT_LOST)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -87,7 +88,7 @@ def parse_bytes(text: str, flag: str = "--kv-cache-memory-bytes") -> int:
         raise BenchError(f"{flag} '{text}' is not a size: give bytes or a size such as 64MiB or 2GiB")
     value = int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
     if value < 1:
-        raise BenchError(f"{flag} '{text}' must be at least one byte")
+        raise BenchError(f"{flag} '{text}' must be at least one byte: give a size such as 64MiB or 2GiB")
     return value
 
 
@@ -182,13 +183,13 @@ def parse_goodput(items: list[str] | None) -> dict[str, float] | None:
     if not items:
         return None
     out: dict[str, float] = {}
-    for item in (t for raw in items for t in raw.replace(",", " ").split()):
+    for item in (t for raw in items for t in raw.replace(",", " ").split() or [raw]):  # an empty one: refused
         key, _, value = item.partition(":")
         try:
             ms = float(value)
         except ValueError:
             ms = -1.0
-        if key.lower() not in GOODPUT_KEYS or not ms > 0:
+        if key.lower() not in GOODPUT_KEYS or not 0 < ms < math.inf:
             raise BenchError(f"--goodput '{item}' must be NAME:MS with NAME one of ttft, tpot, e2e and MS > 0, "
                              "e.g. --goodput ttft:500 --goodput tpot:50")
         out[GOODPUT_KEYS[key.lower()]] = ms

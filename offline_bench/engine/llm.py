@@ -38,9 +38,10 @@ from offline_bench.engine.steps import (
     quiet_iteration_log,
 )
 from offline_bench.model.info import ModelInfo
+from offline_bench.model.limits import check_model_limits
 from offline_bench.model.presets import ResolvedModel, resolve_model
 from offline_bench.results.build import ms
-from offline_bench.results.run import RequestRecord, StepTrace, write_atomic
+from offline_bench.results.run import RequestRecord, StepTrace, Unwritten, keep_text
 from offline_bench.results.startup import explain_engine_failure, parse_startup
 from offline_bench.results.stats import union_length
 from offline_bench.workloads.requests import Request
@@ -91,16 +92,6 @@ def kv_size_kwargs(gmu: float | None, kv_bytes: int | None, on_gpu: bool) -> dic
     if gmu is not None or on_gpu:
         return {"gpu_memory_utilization": gmu or GPU_DEFAULT_GMU}
     return {"kv_cache_memory_bytes": CPU_DEFAULT_KV_BYTES}
-
-
-def check_max_model_len(cfg: EngineConfig, info: ModelInfo | None, config: dict | None) -> None:
-    if cfg.max_model_len is None or info is None or not info.max_position_embeddings:
-        return
-    rope = (config or {}).get("rope_scaling") or {}
-    stretches = rope.get("rope_type", rope.get("type")) in ("yarn", "dynamic", "linear", "longrope")
-    if cfg.max_model_len > info.max_position_embeddings and not stretches:
-        raise BenchError(f"--max-model-len {cfg.max_model_len} is above the model's limit "
-                         f"({info.max_position_embeddings} tokens): lower --max-model-len")
 
 
 class MetricsProbe:
@@ -184,9 +175,10 @@ class Engine:
         cfg.validate_values()
         self.cfg = cfg
         self.save_log = save_log  # written when the engine closes, fails to start or is interrupted
+        self.log_unwritten: Unwritten | None = None  # save_log could not be written: where the log went instead
         self.model = resolve_model(cfg.model)
         self.info = self.model.info
-        check_max_model_len(cfg, self.info, self.model.config)
+        check_model_limits(self.info, self.model.config, max_model_len=cfg.max_model_len)
         check_engine_args(cfg.engine_args)
         check_parallel(cfg, self.info)
         self.ray: dict[str, Any] | None = None  # parallel.ray: what the Ray placement used
@@ -223,6 +215,7 @@ class Engine:
             text = self.capture.text()
             self.capture.stop()
             self._write_log(text)
+            self._tell_log_unwritten()
             self._restore_env()
             self._closed = True
             if not isinstance(e, Exception):
@@ -398,8 +391,16 @@ class Engine:
             self._restore_env()
 
     def _write_log(self, text: str) -> None:
+        """--save-log; a log that cannot be written there goes to the temp directory (`log_unwritten` says where)
+        and never replaces the outcome of the engine's life (an error, an interrupt, results)."""
         if self.save_log:
-            write_atomic(self.save_log, text)
+            self.log_unwritten = keep_text(self.save_log, text)
+
+    def _tell_log_unwritten(self) -> None:
+        """When the engine's life ends in an error or an interrupt, that is what the caller hears: say here where
+        the log went (after a clean close the caller reports `log_unwritten` with the results)."""
+        if self.log_unwritten is not None:
+            log.error(self.log_unwritten.line())
 
     def _restore_env(self) -> None:
         for key, value in self._env_before.items():
@@ -413,6 +414,8 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+        if exc[0] is not None:
+            self._tell_log_unwritten()
 
 
 POLL_S = 0.0005  # while waiting for the next arrival, look for an engine output this often

@@ -11,6 +11,7 @@ from offline_bench.core.config import SAFE_ALLREDUCE_ENV, SAFE_ALLREDUCE_PASS, E
 from offline_bench.core.environment import nvidia_smi, visible_ids
 from offline_bench.core.errors import BenchError
 from offline_bench.model.info import ModelInfo
+from offline_bench.model.limits import check_model_limits
 
 
 def visible_gpus() -> list[str]:
@@ -21,13 +22,7 @@ def visible_gpus() -> list[str]:
 def check_parallel(cfg: EngineConfig, info: ModelInfo | None) -> None:
     """One line naming the fix for settings that cannot work; run before any engine starts."""
     tp, pp, dp = cfg.tensor_parallel_size, cfg.pipeline_parallel_size, cfg.data_parallel_size
-    if info is not None:
-        if info.num_heads % tp:
-            divisors = [d for d in range(1, info.num_heads + 1) if info.num_heads % d == 0 and d <= 16]
-            raise BenchError(f"--tensor-parallel-size {tp} does not divide the model's {info.num_heads} attention "
-                             f"heads: use one of {', '.join(map(str, divisors))}")
-        if pp > info.num_layers:
-            raise BenchError(f"--pipeline-parallel-size {pp} exceeds the model's {info.num_layers} layers")
+    check_model_limits(info, None, tensor_parallel_size=tp, pipeline_parallel_size=pp)
     gpus = visible_gpus()
     if gpus and tp * pp * dp > len(gpus) and cfg.distributed_executor_backend != "ray":
         raise BenchError(f"TP {tp} x PP {pp} x DP {dp} needs {tp * pp * dp} GPUs but {len(gpus)} are visible "

@@ -14,8 +14,7 @@ from offline_bench.engine.llm import Engine
 from offline_bench.measure.runner import run_benchmark
 from offline_bench.results.gap import GapReport
 from offline_bench.results.run import RunResult
-from offline_bench.serving import probe
-from offline_bench.serving.probe import ProbeConfig
+from offline_bench.serving.probe import ProbeConfig, probe
 
 
 def ladder(probe_cfg: ProbeConfig, engine_cfg: EngineConfig,

@@ -9,7 +9,7 @@ from offline_bench.core.config import RunConfig
 from offline_bench.engine.llm import Engine
 from offline_bench.measure.dataparallel import run_data_parallel
 from offline_bench.measure.runner import ProgressFactory, run_benchmark
-from offline_bench.results.run import RunResult
+from offline_bench.results.run import Kept, RunResult, Unwritten
 from offline_bench.workloads.levels import (
     Level,
     keep_level,
@@ -25,10 +25,12 @@ def run_one(cfg: RunConfig) -> RunResult:
 
 
 def run_levels(cfg: RunConfig, levels: list[Level], output: str | None = None, save_log: str | None = None,
-               progress: Callable[[object], ProgressFactory] | None = None) -> list[tuple[RunResult, str | None]]:
-    """Every level, each result saved at once (a later level's failure loses nothing); (result, path) pairs.
-    `progress(console)` makes the progress factory once the engine owns the terminal."""
-    out: list[tuple[RunResult, str | None]] = []
+               progress: Callable[[object], ProgressFactory] | None = None,
+               lost: list[Unwritten] | None = None) -> list[Kept]:
+    """Every level, each result saved at once (a later level's failure loses nothing). `progress(console)` makes
+    the progress factory once the engine owns the terminal; `lost` gets --save-log when it could not be written
+    (kept in the temp directory instead)."""
+    out: list[Kept] = []
     if cfg.engine.data_parallel_size > 1:
         for level in levels:  # replicas in their own processes
             keep_level(out, run_data_parallel(level_config(cfg, level)), output, level, levels)
@@ -38,4 +40,7 @@ def run_levels(cfg: RunConfig, levels: list[Level], output: str | None = None, s
         for level in levels:
             result = run_benchmark(level_config(cfg, level), engine=engine, progress=factory)
             keep_level(out, result, output, level, levels)
+    log_unwritten = getattr(engine, "log_unwritten", None)
+    if log_unwritten is not None and lost is not None:
+        lost.append(log_unwritten)
     return out

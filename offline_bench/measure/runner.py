@@ -12,8 +12,9 @@ from offline_bench.core.config import RunConfig
 from offline_bench.core.environment import capture_environment
 from offline_bench.core.errors import BenchError
 from offline_bench.core.gpus import detect_gpu
-from offline_bench.engine.llm import BatchOutcome, Engine, check_max_model_len
+from offline_bench.engine.llm import BatchOutcome, Engine
 from offline_bench.engine.steps import steady_window
+from offline_bench.model.limits import check_model_limits
 from offline_bench.model.presets import resolve_model
 from offline_bench.predict.plan import check_supported, moved_term, plan_point
 from offline_bench.predict.roofline import achieved
@@ -68,14 +69,15 @@ def preflight(cfg: RunConfig) -> None:
     from_file = check_workload(cfg.workload)
     model = resolve_model(cfg.engine.model)
     info = model.info
-    check_max_model_len(cfg.engine, info, model.config)
+    e = cfg.engine
+    check_model_limits(info, model.config, max_model_len=e.max_model_len, tensor_parallel_size=e.tensor_parallel_size,
+                       pipeline_parallel_size=e.pipeline_parallel_size)
     mml = cfg.engine.max_model_len or (info.max_position_embeddings if info else None)
     wl = cfg.workload
     if mml is None:
         return
     kv_bytes = cfg.engine.kv_cache_memory_bytes
     if kv_bytes and info:  # one request of max_model_len tokens must fit (vLLM refuses the start otherwise)
-        e = cfg.engine
         per_token = info.kv_bytes_per_token(e.kv_cache_dtype if e.kv_cache_dtype != "auto" else None)
         per_gpu = per_token * max(1, info.num_kv_heads // e.tensor_parallel_size) / info.num_kv_heads
         per_gpu *= -(-info.num_layers // e.pipeline_parallel_size) / info.num_layers

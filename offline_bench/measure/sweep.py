@@ -13,12 +13,13 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from offline_bench.analysis.sweep import calibrated, prediction_overrides, summarize
+from offline_bench.analysis.sweep import analyze, calibrated, load_rows, prediction_overrides, summarize
 from offline_bench.core.config import EngineConfig, RunConfig, parse_bytes
 from offline_bench.core.errors import BenchError
 from offline_bench.core.procs import child_error, fail_child, kill_group, spawn
@@ -26,7 +27,7 @@ from offline_bench.engine.llm import Engine
 from offline_bench.measure.levels import run_one
 from offline_bench.measure.runner import preflight, run_benchmark
 from offline_bench.predict import replay as predict_mod
-from offline_bench.results.run import write_atomic
+from offline_bench.results.run import Unwritten, keep_file, temp_copy, write_atomic
 from offline_bench.results.sweep import (
     SWEEPABLE,
     FailedPoint,
@@ -38,7 +39,8 @@ from offline_bench.results.sweep import (
 )
 from offline_bench.workloads.levels import parse_rates
 
-__all__ = ["SWEEPABLE", "SweepSpec", "SweepSummary", "build_spec", "parse_list", "point_key", "run_sweep"]
+__all__ = ["SWEEPABLE", "SweepSpec", "SweepSummary", "build_spec", "parse_list", "point_key", "run_sweep",
+           "written_summary"]
 
 
 def parse_list(field: str, text: str) -> list[Any]:
@@ -90,11 +92,13 @@ def build_spec(base: RunConfig, lists: dict[str, str], timeout_per_point_s: floa
 
 
 def run_sweep(spec: SweepSpec, out_dir: str | Path, resume: bool = True, retry_failed: bool = False,
-              on_point: Callable[[int, int, str, str], None] | None = None) -> SweepSummary:
-    """Run every point not already finished; returns the summary (also written to DIR)."""
+              on_point: Callable[[int, int, str, str], None] | None = None,
+              lost: list[Unwritten] | None = None) -> SweepSummary:
+    """Run every point not already finished; returns the summary (also written to DIR). A point whose file cannot
+    be written is recorded as failed where that can be written, said in its `on_point` line, its result kept in
+    the temp directory, and added to `lost`; the sweep goes on."""
     out = Path(out_dir)
     points_dir = out / "points"
-    points_dir.mkdir(parents=True, exist_ok=True)
     spec_file = out / "sweep.json"
     if spec_file.exists() and resume:
         try:
@@ -104,25 +108,48 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, resume: bool = True, retry_f
         if old.comparable() != spec.comparable():
             raise BenchError(f"{out} holds a sweep with other settings or workload: use another --output-dir, "
                              "or --no-resume to start it over")
-    write_atomic(spec_file, spec.model_dump_json(indent=2))
+    try:
+        points_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(spec_file, spec.model_dump_json(indent=2))
+    except OSError as e:  # before any point ran: nothing measured is lost
+        raise BenchError(f"cannot write {spec_file} ({e.strerror or e}): choose another --output-dir") from None
     # on Ctrl-C (or SIGTERM, which the CLI turns into one) the running point's worker and engine are killed
-    _run_points(spec, spec.points(), points_dir, out, resume, retry_failed, on_point)
-    return summarize(out)  # the CLI adds the plots (report.plots.write_summary)
+    _run_points(spec, spec.points(), points_dir, out, (resume, retry_failed), on_point,
+                lost if lost is not None else [])
+    return written_summary(out, summarize)[0]  # the CLI adds the plots (report.plots.write_summary)
 
 
-def _run_points(spec: SweepSpec, points: list[dict[str, Any]], points_dir: Path, out: Path, resume: bool,
-                retry_failed: bool, on_point: Callable[[int, int, str, str], None] | None) -> None:
+def written_summary(out_dir: str | Path, write: Callable[[str | Path], SweepSummary] = summarize
+                    ) -> tuple[SweepSummary, list[Unwritten]]:
+    """`write(DIR)`: DIR's summary, written there (`summarize`, or with its plots `report.plots.write_summary`).
+    When DIR cannot take it, the summary is built from the points all the same, its JSON kept in the temp
+    directory, and [what was not written] comes with it (`sweep --report DIR` writes the files later)."""
+    try:
+        return write(out_dir), []
+    except OSError as e:
+        out = Path(out_dir)
+        spec, rows = load_rows(out)
+        summary = SweepSummary(spec=spec, rows=rows, analysis=analyze(spec, rows))
+        text = summary.model_dump_json(indent=2)
+        return summary, [Unwritten(str(out / "summary.json"), e.strerror or str(e),
+                                   temp_copy(out / "summary.json", lambda p: write_atomic(p, text)))]
+
+
+def _run_points(spec: SweepSpec, points: list[dict[str, Any]], points_dir: Path, out: Path,
+                resume: tuple[bool, bool], on_point: Callable[[int, int, str, str], None] | None,
+                lost: list[Unwritten]) -> None:
     worker = None if spec.predict_only or spec.fresh_process else _Worker(points_dir / ".worker.log")
     try:
-        _each_point(spec, points, points_dir, out, resume, retry_failed, on_point, worker)
+        _each_point(spec, points, points_dir, out, resume, on_point, worker, lost)
     finally:  # also on Ctrl-C or SIGTERM: the worker and its engine go with the sweep
         if worker is not None:
             worker.close()
 
 
-def _each_point(spec: SweepSpec, points: list[dict[str, Any]], points_dir: Path, out: Path, resume: bool,
-                retry_failed: bool, on_point: Callable[[int, int, str, str], None] | None,
-                worker: _Worker | None) -> None:
+def _each_point(spec: SweepSpec, points: list[dict[str, Any]], points_dir: Path, out: Path,
+                resume_retry: tuple[bool, bool], on_point: Callable[[int, int, str, str], None] | None,
+                worker: _Worker | None, lost: list[Unwritten]) -> None:
+    resume, retry_failed = resume_retry
     for n, settings in enumerate(points, 1):
         key = point_key(settings)
         path = points_dir / f"{key}.json"
@@ -134,12 +161,16 @@ def _each_point(spec: SweepSpec, points: list[dict[str, Any]], points_dir: Path,
         if on_point:
             on_point(n, len(points), key, "predicting" if spec.predict_only else "running")
         if spec.predict_only:
-            _predict_point(spec, settings, path)
+            unsaved = _predict_point(spec, settings, path, lost)
         else:
-            _run_point(spec, settings, path, worker)
-        summarize(out)
+            unsaved = _run_point(spec, settings, path, worker, lost)
+        state = _outcome(path) if unsaved is None else unsaved
+        try:
+            summarize(out)
+        except OSError as e:  # the points are what counts: the summary is written again after the next one
+            state += f" (summary not written: {e.strerror or e})"
         if on_point:
-            on_point(n, len(points), key, _outcome(path))
+            on_point(n, len(points), key, state)
 
 
 def _outcome(path: Path) -> str:
@@ -171,30 +202,63 @@ def engine_log_path(path: str | Path) -> Path:
     return Path(path).with_suffix(".log")
 
 
-def _record_failure(path: Path, settings: dict[str, Any], error: str, t0: float) -> None:
+def _record_failure(path: Path, settings: dict[str, Any], error: str, t0: float,
+                    lost: list[Unwritten]) -> str | None:
+    """points/KEY.json says the point failed, and why; when that file cannot be written either, the line of the
+    point says so (returned) and `lost` has it."""
     log = engine_log_path(path)
-    FailedPoint(settings=settings, error=error, elapsed_s=round(time.time() - t0, 2),
-                engine_log=log.name if log.exists() else None).save(path)
+    failed = FailedPoint(settings=settings, error=error, elapsed_s=round(time.time() - t0, 2),
+                         engine_log=log.name if log.exists() else None)
+    unwritten = keep_file(path, failed.save)
+    if unwritten is None:
+        return None
+    lost.append(unwritten)
+    return f"failed: {error} (not recorded: {unwritten.line()})"
 
 
-def _add_point_time(path: Path, t0: float) -> None:
-    """The parent's wall time for the whole point (hand-over to the result on disk) into the breakdown."""
+def _save_point(path: Path, write: Callable[[Path], None], settings: dict[str, Any], t0: float,
+                lost: list[Unwritten]) -> str | None:
+    """A finished point's file; one that cannot be written is kept in the temp directory and the point recorded
+    as failed (its error names the copy). Returns the point's line when not even that could be written."""
+    unwritten = keep_file(path, write)
+    if unwritten is None:
+        return None
+    lost.append(unwritten)
+    try:
+        FailedPoint(settings=settings, error=unwritten.line(), elapsed_s=round(time.time() - t0, 3)).save(path)
+    except OSError:
+        return f"failed: {unwritten.line()}"
+    return None
+
+
+def _add_point_time(path: Path, t0: float) -> str | None:
+    """The parent's wall time for the whole point (hand-over to the result on disk) into the breakdown; a point
+    whose file cannot take it keeps its result as written (returns why, for the point's line)."""
     data = json.loads(path.read_text())
     data.setdefault("startup", {}).setdefault("breakdown", {})["point_s"] = round(time.time() - t0, 3)
-    write_atomic(path, json.dumps(data, indent=2))
+    try:
+        write_atomic(path, json.dumps(data, indent=2))
+    except OSError as e:
+        return f"point_s not recorded: {e.strerror or e}"
+    return None
 
 
-def _run_point(spec: SweepSpec, settings: dict[str, Any], path: Path, worker: _Worker | None) -> None:
+def _run_point(spec: SweepSpec, settings: dict[str, Any], path: Path, worker: _Worker | None,
+               lost: list[Unwritten]) -> str | None:
     """One point in a long-lived worker (vLLM imported once; a fresh worker after any failure) or, with
-    --fresh-process-per-point, in a process of its own; failures are recorded."""
+    --fresh-process-per-point, in a process of its own; failures are recorded. Returns the point's line when
+    its file could not be written at all."""
     cfg = point_config(spec, settings)
     t0 = time.time()
-    engine_log_path(path).unlink(missing_ok=True)  # a retried point's old log is not this run's
+    _unlink(engine_log_path(path))  # a retried point's old log is not this run's
     error = worker.run(cfg, path, spec.timeout_per_point_s) if worker else _run_fresh(cfg, path, spec)
+    unwritten = Unwritten.from_line(error or "")
+    if unwritten is not None and unwritten.path == str(path):  # measured, but its file could not be written
+        lost.append(unwritten)
     if error is not None:
-        _record_failure(path, settings, error, t0)
-    else:
-        _add_point_time(path, t0)
+        return _record_failure(path, settings, error, t0, lost)
+    note = _add_point_time(path, t0)
+    return None if note is None else f"ok ({note})"
 
 
 def _run_fresh(cfg: RunConfig, path: Path, spec: SweepSpec) -> str | None:
@@ -220,33 +284,51 @@ class _Worker:
     def __init__(self, log: Path) -> None:
         self.log, self.proc = log, None
 
+    def _start(self) -> None:
+        try:
+            log = open(self.log, "w")  # the worker's own output: read back only when it dies
+        except OSError:  # the sweep's folder cannot take it: the temp directory can
+            fd, tmp = tempfile.mkstemp(prefix="offline-bench-worker-", suffix=".log")
+            self.log, log = Path(tmp), os.fdopen(fd, "w")
+        with log:
+            self.proc = spawn([sys.executable, "-m", "offline_bench.measure.sweep", "--worker"], stdout=log,
+                              stderr=subprocess.STDOUT)
+
     def run(self, cfg: RunConfig, path: Path, timeout: float | None) -> str | None:
         if self.proc is None or self.proc.poll() is not None:
-            with open(self.log, "w") as log:  # the worker's own output: read back only when it dies
-                self.proc = spawn([sys.executable, "-m", "offline_bench.measure.sweep", "--worker"], stdout=log,
-                                  stderr=subprocess.STDOUT)
-        error_file = path.with_name(path.name + ".error")
-        error_file.unlink(missing_ok=True)
+            self._start()
+        # where the worker says why a point failed: beside the point, or (that folder full) in the temp directory
+        error_files = [path.with_name(path.name + ".error"), _fallback_error_file(path)]
+        for f in error_files:
+            _unlink(f)
         self.proc.stdin.write(json.dumps({"config": cfg.model_dump(mode="json"), "path": str(path),
-                                          "sent_at": time.time()}) + "\n")
+                                          "sent_at": time.time(), "error_files": list(map(str, error_files))})
+                              + "\n")
         self.proc.stdin.flush()
         deadline = None if timeout is None else time.time() + timeout
         while True:
             if path.exists():
                 return None
-            if error_file.exists() and self.proc.poll() is not None:
-                message = error_file.read_text().strip()
-                error_file.unlink()
-                self.close()
-                return message
-            if self.proc.poll() is not None:  # died without a word: its output says why
-                status = self.proc.returncode
-                self.close()
-                return child_error(self.log.read_text(errors="replace")[-2000:], status)
+            if self.proc.poll() is not None:  # it ended: the point failed (the result may have come just now)
+                return None if path.exists() else self._why(error_files)
             if deadline is not None and time.time() > deadline:
                 self.close()
                 return f"timed out after {timeout:g} s (--timeout-per-point)"
             time.sleep(WORKER_POLL_S)
+
+    def _why(self, error_files: list[Path]) -> str:
+        """Why the ended worker's point failed: its error file, else the end of its output."""
+        status = self.proc.returncode
+        self.close()
+        said = next((f for f in error_files if f.is_file()), None)
+        if said is not None:
+            message = said.read_text().strip()
+            _unlink(said)
+            return message
+        try:
+            return child_error(self.log.read_text(errors="replace")[-2000:], status)
+        except OSError:
+            return f"the worker ended (exit status {status}) and its output cannot be read"
 
     def close(self) -> None:
         if self.proc is not None:
@@ -254,16 +336,28 @@ class _Worker:
             self.proc = None
 
 
-def _predict_point(spec: SweepSpec, settings: dict[str, Any], path: Path) -> None:
-    """--predict-only: the point predicted from the calibration run, in-process (no engine)."""
+def _fallback_error_file(path: Path) -> Path:
+    """A point's error file in the temp directory, named after this sweep's process and the point."""
+    return Path(tempfile.gettempdir()) / f"offline-bench-{os.getpid()}-{path.name}.error"
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:  # its folder is gone (a file in its place): nothing to remove
+        pass
+
+
+def _predict_point(spec: SweepSpec, settings: dict[str, Any], path: Path, lost: list[Unwritten]) -> str | None:
+    """--predict-only: the point predicted from the calibration run, in-process (no engine). Returns the point's
+    line when its file could not be written at all."""
     t0 = time.time()
     try:
         result = predict_mod.predict(calibrated(spec), prediction_overrides(spec, settings),
                                      num_prompts=spec.base.workload.num_prompts)
     except BenchError as e:
-        FailedPoint(settings=settings, error=str(e), elapsed_s=round(time.time() - t0, 3)).save(path)
-        return
-    result.save(path)
+        return _record_failure(path, settings, str(e), t0, lost)
+    return _save_point(path, result.save, settings, t0, lost)
 
 
 def run_point_here(cfg: RunConfig, path: str, sent_at: float | None) -> None:
@@ -282,7 +376,9 @@ def run_point_here(cfg: RunConfig, path: str, sent_at: float | None) -> None:
             close_s = time.perf_counter() - t
     result.startup["breakdown"] = {"handover_s": None if handed_s is None else round(handed_s, 3),
                                    "close_s": None if close_s is None else round(close_s, 3)}
-    result.save(path)
+    unwritten = keep_file(path, result.save)
+    if unwritten is not None:  # the point fails, its error naming the copy of the result
+        raise BenchError(unwritten.line())
 
 
 def _point_main(path: str) -> None:
@@ -303,7 +399,13 @@ def _worker_main() -> None:
             run_point_here(RunConfig.model_validate(job["config"]), job["path"], job["sent_at"])
         except Exception as e:  # noqa: BLE001 - any failure is the point's, and ends this worker
             message = str(e) if isinstance(e, BenchError) else f"{type(e).__name__}: {e}"
-            write_atomic(job["path"] + ".error", message + "\n")
+            print(f"error: {message}", file=sys.stderr, flush=True)  # the end of the worker's log, at worst
+            for error_file in job.get("error_files") or [job["path"] + ".error"]:
+                try:
+                    write_atomic(error_file, message + "\n")
+                    break
+                except OSError:  # that folder is full: the next place
+                    continue
             sys.exit(2)
 
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from offline_bench.core.environment import Environment
 from offline_bench.core.errors import BenchError, input_file
 from offline_bench.core.version import __version__
 from offline_bench.results import build as results
-from offline_bench.results.run import Latency, RequestRecord, RunResult, Throughput, Workload
+from offline_bench.results.run import Kept, Latency, RequestRecord, RunResult, Throughput, Workload, keep_result
 from offline_bench.results.stats import Distribution
 
 # workload facts (positive integers) vs measured figures (non-negative numbers); a run needs one figure at least
@@ -53,7 +54,28 @@ def _nan_rate(x: Any) -> float | None:
     return float(x) if isinstance(x, (int, float)) else None
 
 
+BENCH_FIGURES = ("duration", "completed", "num_prompts", "total_input_tokens", "total_output_tokens",
+                 "request_throughput", "output_throughput", "total_token_throughput", "max_concurrency",
+                 "mean_ttft_ms", "mean_tpot_ms", "mean_e2el_ms", "mean_itl_ms")
+BENCH_LISTS = ("ttfts", "itls", "input_lens", "output_lens")
+
+
+def _check_bench_finite(data: dict[str, Any], source: str) -> None:
+    """NaN or inf where `vllm bench serve` gives a figure (a run whose requests all failed, an edited file): a
+    result would hold null (unknown) in its place without a word, so it is refused."""
+    found = [(k, data.get(k)) for k in BENCH_FIGURES]
+    for key in BENCH_LISTS:
+        for i, item in enumerate(data.get(key) or []):
+            found += [(f"{key}[{i}]", x) for x in (item if isinstance(item, list) else [item])]
+    bad = [(k, v) for k, v in found if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise BenchError(f"'{source}': {bad[0][0]} is {bad[0][1]!r}, not a figure{more}: nothing imported (did "
+                         "every request fail? `completed` says how many finished)")
+
+
 def from_vllm_bench(data: dict[str, Any], source: str) -> RunResult:
+    _check_bench_finite(data, source)
     ttfts, itls = data.get("ttfts") or [], data.get("itls") or []
     ins, outs = data.get("input_lens") or [], data.get("output_lens") or []
     records = []
@@ -129,13 +151,30 @@ def from_hand(doc: dict[str, Any], source: str) -> list[tuple[str, RunResult]]:
                  "settings the report does not give are unknown."]
         out.append((f"{name}-c{conc}" if conc is not None else f"{name}-{i}",
                     _result(str(doc.get("model") or "unknown"), source, conc, tp, lat, wl, [], notes)))
+    _check_distinct([(stem, run) for (stem, _), run in zip(out, runs)], source)
     return out
+
+
+def _check_distinct(named: list[tuple[str, dict[str, Any]]], source: str) -> None:
+    """Two runs of one concurrency would be written to one file, the second over the first: refused, named."""
+    by_stem: dict[str, list[int]] = {}
+    for i, (stem, _) in enumerate(named, 1):
+        by_stem.setdefault(stem, []).append(i)
+    for stem, idx in by_stem.items():
+        if len(idx) > 1:
+            which = ", ".join(f"runs[{i}]" for i in idx[:-1]) + f" and runs[{idx[-1]}]"
+            conc = named[idx[0] - 1][1].get("concurrency")
+            raise BenchError(f"{source}: {which} have the same concurrency ({conc}), so each would be written to "
+                             f"{stem}.json over the other: give each run its own concurrency, or put runs of "
+                             "another workload in a file of their own (with its own name)")
 
 
 def _check_hand_run(run: dict[str, Any], where: str) -> None:
     for key, value in run.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise BenchError(f"{where}: {key} must be a number, got {value!r}")
+        if not math.isfinite(value):  # YAML .nan / .inf, JSON NaN / Infinity: a result would hold null silently
+            raise BenchError(f"{where}: {key} must be a finite number, got {value!r}")
         if key in HAND_COUNTS and (not isinstance(value, int) or value < 1):
             raise BenchError(f"{where}: {key} must be a positive integer, got {value!r}")
         if value < 0:
@@ -145,7 +184,9 @@ def _check_hand_run(run: dict[str, Any], where: str) -> None:
                          "output_tokens_per_s, ... (only workload facts were given)")
 
 
-def import_file(source: str, output_dir: str) -> list[Path]:
+def import_file(source: str, output_dir: str) -> list[Kept]:
+    """Every result converted from `source`, each saved in `output_dir` (in the temp directory when its file cannot
+    be written: `Kept.unwritten`)."""
     path = input_file(source, "figures file", "pass a vllm bench serve result or a YAML/JSON of figures")
     text = path.read_text(encoding="utf-8", errors="replace")
     try:
@@ -166,9 +207,4 @@ def import_file(source: str, output_dir: str) -> list[Path]:
         pairs = [(path.stem + "-imported", from_vllm_bench(doc, source))]
     else:
         raise BenchError(f"'{source}' is not a vllm bench serve result (no output_throughput) and has no 'runs'")
-    written = []
-    for stem, result in pairs:
-        target = outdir / f"{stem}.json"
-        result.save(target)
-        written.append(target)
-    return written
+    return [keep_result(result, str(outdir / f"{stem}.json")) for stem, result in pairs]

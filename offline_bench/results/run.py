@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 import os
+import re
 import tempfile
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, Field
 
@@ -238,6 +242,84 @@ def write_atomic(path: str | Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@dataclass(frozen=True)
+class Unwritten:
+    """A file a command could not write where it was asked to, after its measurement: why, and where its content
+    went instead (None: nowhere, the temp directory failed too; the command's printed output is all there is)."""
+
+    path: str
+    reason: str
+    saved_to: str | None
+
+    def line(self) -> str:
+        """`cannot write result.json (No space left on device): saved to /tmp/offline-bench-....json instead`."""
+        if self.saved_to is None:
+            return (f"cannot write {self.path} ({self.reason}), nor a copy in {tempfile.gettempdir()}: what was "
+                    "printed is all that is left of it")
+        return f"cannot write {self.path} ({self.reason}): saved to {self.saved_to} instead"
+
+    @classmethod
+    def from_line(cls, text: str) -> Unwritten | None:
+        """The inverse of `line()` (what a sweep's point process reports about its result), else None."""
+        m = re.fullmatch(r"cannot write (.+?) \((.+?)\)(?:: saved to (.+) instead|, nor a copy in .*)", text.strip())
+        return cls(m.group(1), m.group(2), m.group(3)) if m else None
+
+
+class Kept(NamedTuple):
+    """A result and the file it was to be written to (None: none asked for); `unwritten` when that failed."""
+
+    result: Any
+    path: str | None
+    unwritten: Unwritten | None = None
+
+    @property
+    def where(self) -> str | None:
+        """Where the file is: the path asked for, or the copy in the temp directory."""
+        return self.unwritten.saved_to if self.unwritten else self.path
+
+
+def keep_file(path: str | Path, write: Callable[[Path], None]) -> Unwritten | None:
+    """`write(path)`; if that fails (disk full, folder gone, no permission), `write` again into a fresh file of
+    the system's temp directory and say so: a measurement is never lost to its file."""
+    try:
+        write(Path(path))
+        return None
+    except OSError as e:
+        reason = e.strerror or str(e)
+        blocking = next((p for p in Path(path).parents if p.exists()), None)
+        if e.errno in (errno.EEXIST, errno.ENOTDIR) and blocking is not None and not blocking.is_dir():
+            reason = f"{blocking} is a file, not a folder"  # a folder removed, and a file in its place
+        return Unwritten(str(path), reason, temp_copy(path, write))
+
+
+def temp_copy(path: str | Path, write: Callable[[Path], None]) -> str | None:
+    """`write` into a fresh file of the system's temp directory named after `path` (offline-bench-NAME-XXXX.json);
+    its path, or None when that fails too."""
+    name = Path(path).name
+    suffix = ".json.gz" if name.endswith(".json.gz") else Path(name).suffix
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f"offline-bench-{name.removesuffix(suffix) or 'output'}-", suffix=suffix)
+        os.close(fd)
+        write(Path(tmp))
+        return tmp
+    except OSError:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        return None
+
+
+def keep_text(path: str | Path, text: str) -> Unwritten | None:
+    """`write_atomic`, or the text kept in the temp directory (see `keep_file`)."""
+    return keep_file(path, lambda p: write_atomic(p, text))
+
+
+def keep_result(result: Any, path: str | None) -> Kept:
+    """A result (anything with `save(path)`) saved at `path` when one is given: in the temp directory when that
+    fails, `unwritten` saying so."""
+    return Kept(result, path, keep_file(path, result.save) if path else None)
 
 
 def check_writable(path: str | Path | None, flag: str, is_dir: bool = False) -> None:

@@ -18,12 +18,12 @@ import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from offline_bench.core.config import WorkloadConfig
 from offline_bench.core.errors import BenchError
+from offline_bench.core.validate import Url
 from offline_bench.workloads.levels import Level
 from offline_bench.workloads.requests import Request
 
@@ -68,16 +68,13 @@ class ProbeConfig:
             raise BenchError(f"--client-processes {self.client_processes} must be at least 1")
 
 
+BASE_URL = Url("http://127.0.0.1:8000")
+
+
 def check_base_url(url: str) -> None:
-    """An http(s) URL with a host, e.g. http://127.0.0.1:8000 (one line naming the fix otherwise)."""
-    try:
-        parts = urlsplit(url)
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 1) > 0
-    except ValueError:  # e.g. a port that is not a number
-        ok = False
-    if not ok:
-        raise BenchError(f"--base-url '{url}' is not an http(s) URL: give the server's root, e.g. "
-                         "http://127.0.0.1:8000")
+    """An http(s) URL with a host, e.g. http://127.0.0.1:8000 (one line naming the fix otherwise): --base-url's
+    own validator."""
+    BASE_URL.check(url, "--base-url")
 
 
 @dataclass

@@ -21,7 +21,7 @@ from offline_bench.engine.llm import kv_size_kwargs
 from offline_bench.model.presets import resolve_model
 from offline_bench.results import build
 from offline_bench.results.build import ms
-from offline_bench.results.run import RequestRecord, RunResult
+from offline_bench.results.run import Kept, RequestRecord, RunResult
 from offline_bench.serving.client import (
     Driven,
     ProbeConfig,
@@ -252,10 +252,10 @@ def api_key_from_env(explicit: str | None) -> str | None:
     return explicit or os.environ.get("OPENAI_API_KEY") or None
 
 
-def probe_levels(cfg: ProbeConfig, levels: list[Level], tokenizer: str | None,
-                 output: str | None) -> list[tuple[RunResult, str | None]]:
-    """serve-probe at each level (concurrency, count, rate); each result saved as soon as it exists."""
-    out: list[tuple[RunResult, str | None]] = []
+def probe_levels(cfg: ProbeConfig, levels: list[Level], tokenizer: str | None, output: str | None) -> list[Kept]:
+    """serve-probe at each level (concurrency, count, rate); each result saved as soon as it exists (in the temp
+    directory when its file cannot be written: `Kept.unwritten`)."""
+    out: list[Kept] = []
     for level in levels:
         keep_level(out, probe(cfg.at_level(level), level.concurrency or 1, tokenizer), output, level, levels)
     return out

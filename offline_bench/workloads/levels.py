@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from offline_bench.core.config import RunConfig
 from offline_bench.core.errors import BenchError
-from offline_bench.results.run import RunResult
+from offline_bench.results.run import Kept, RunResult, keep_result
 
 
 class Level(NamedTuple):
@@ -83,13 +83,10 @@ def level_path(output: str, level: Level, levels: list[Level]) -> str:
     return (output[:-5] if output.endswith(".json") else output) + tag + ".json"
 
 
-def keep_level(out: list[tuple[RunResult, str | None]], result: RunResult, output: str | None,
-               level: Level, levels: list[Level]) -> None:
-    """Save a level's result at once (a later level's failure loses nothing) and add (result, path) to out."""
-    path = level_path(output, level, levels) if output else None
-    if path:
-        result.save(path)
-    out.append((result, path))
+def keep_level(out: list[Kept], result: RunResult, output: str | None, level: Level, levels: list[Level]) -> None:
+    """Save a level's result at once (a later level's failure loses nothing) and add it to out; a file that cannot
+    be written is kept in the temp directory instead (`Kept.unwritten`), and the next level runs."""
+    out.append(keep_result(result, level_path(output, level, levels) if output else None))
 
 
 def level_config(cfg: RunConfig, level: Level) -> RunConfig:

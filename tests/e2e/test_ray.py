@@ -1,5 +1,6 @@
 """Ray for real: a two-node Ray cluster on loopback (started here, stopped by PID), `run` with vLLM's Ray executor
-against it, and what `parallel.ray` records of a placement spread over both nodes, read back from the cluster."""
+against it, and what `parallel.ray` records of a placement spread over both nodes, read back from the cluster (which
+Ray nodes make one host: tests/unit/test_ray.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import KV_BYTES, MAX_MODEL_LEN, run_cli
+from tests.e2e.ray_cluster import LOOPBACK_ENV
+from tests.helpers import KV_BYTES, MAX_MODEL_LEN, run_cli
 
 ray = pytest.importorskip("ray", reason="Ray is part of the test extra: bash scripts/install.sh test")
 RAY = Path(sys.executable).with_name("ray")
@@ -30,14 +32,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ray_node(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([str(RAY), "start", "--block", "--node-ip-address", "127.0.0.1", "--num-cpus", "1",
-                             "--num-gpus", "1", "--disable-usage-stats", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-
-
 def _stop(proc: subprocess.Popen) -> None:
-    """By PID: the process group of `ray start --block` (its GCS, raylet and workers)."""
+    """By PID: the process group of ray_cluster.py (its GCS, raylets, agents and workers)."""
     os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(timeout=60)
@@ -59,30 +55,31 @@ def _wait_for_nodes(address: str, n: int, procs: list[subprocess.Popen]) -> None
 
 @pytest.fixture(scope="module")
 def ray_head():
-    """A Ray cluster of two nodes on this host, as issue 18 places one per GPU: a head (`ray start --head --block`
-    on a free loopback port) and a second node joining it, one CPU and one (declared) GPU each; yields the head's
-    address; both are stopped by PID."""
+    """A Ray cluster of two nodes on this host, as issue 18 places one per GPU, on loopback only (ray_cluster.py
+    says how): one CPU and one (declared) GPU each, the head on a free port; yields the head's address; stopped by
+    PID. This process and every one it starts meanwhile (the tests' children, offline-bench, vLLM's engine core)
+    get the environment that keeps Ray's clients on 127.0.0.1 too."""
     # Ray 2.5x turns token auth on for a head that finds ~/.ray/auth_token (which any local `ray.init()` writes);
-    # this loopback test cluster and every client of it (the tests, offline-bench, vLLM's engine core) run without
-    saved_mode = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "disabled"
+    # this loopback test cluster and every client of it run without
+    env = {"RAY_AUTH_MODE": "disabled", **LOOPBACK_ENV}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     port = _free_port()
     address = f"127.0.0.1:{port}"
     tmp = tempfile.mkdtemp(prefix="rb", dir="/tmp")  # short: Ray's socket paths must stay under ~107 characters
-    procs = [_ray_node("--head", "--port", str(port), "--include-dashboard=false", "--temp-dir", tmp)]
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("ray_cluster.py")), str(port), tmp],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        _wait_for_nodes(address, 1, procs)
-        procs.append(_ray_node("--address", address))
-        _wait_for_nodes(address, 2, procs)
+        _wait_for_nodes(address, 2, [proc])
         yield address
     finally:
-        for proc in reversed(procs):
-            _stop(proc)
+        _stop(proc)
         shutil.rmtree(tmp, ignore_errors=True)
-        if saved_mode is None:
-            os.environ.pop("RAY_AUTH_MODE", None)
-        else:
-            os.environ["RAY_AUTH_MODE"] = saved_mode
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _in_child(target: Callable[..., None], *args: object) -> Any:
@@ -172,21 +169,6 @@ def test_the_engine_core_can_join_after_the_front_end_left(ray_head, monkeypatch
     monkeypatch.setenv("VLLM_WORKER_MULTIPROC_METHOD", "fork")  # the user's own choice is kept
     env, _ = engine_env_and_kwargs(EngineConfig(distributed_executor_backend="ray"), on_gpu=True)
     assert "VLLM_WORKER_MULTIPROC_METHOD" not in env
-
-
-def test_one_host_tp_group_needs_gpu_nodes_that_share_a_host_and_none_holding_the_group():
-    from offline_bench.engine.parallel import one_host_tp_group
-
-    def node(host: str, gpus: float, alive: bool = True) -> dict:
-        return {"Alive": alive, "NodeManagerHostname": host, "Resources": {"CPU": 8.0, "GPU": gpus}}
-
-    assert one_host_tp_group([node("a", 1), node("a", 1)], 2) == ("a", 2)
-    assert one_host_tp_group([node("a", 1), node("a", 1), node("b", 1)], 2) == ("a", 2)
-    assert one_host_tp_group([node("a", 1), node("b", 1)], 2) is None  # real hosts: vLLM tells them apart
-    assert one_host_tp_group([node("a", 2), node("a", 2)], 2) is None  # one node holds the group
-    assert one_host_tp_group([node("a", 1), node("a", 1)], 1) is None
-    assert one_host_tp_group([node("a", 1), node("a", 1, alive=False)], 2) is None
-    assert one_host_tp_group([node("a", 0), node("a", 0)], 2) is None  # CPU-only nodes: no custom all-reduce
 
 
 def test_a_tp_group_over_ray_nodes_of_one_host_is_refused_before_the_start(ray_head, tmp_path):

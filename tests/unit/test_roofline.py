@@ -8,7 +8,7 @@ from offline_bench.core.gpus import GPUS, detect_gpu
 from offline_bench.model.info import ModelInfo
 from offline_bench.model.presets import preset_config, preset_names
 from offline_bench.predict.roofline import roofline, weight_bytes_read
-from tests.conftest import run_cli
+from tests.helpers import cli
 
 LLAMA8 = ModelInfo.from_config(preset_config("llama-3.1-8b"))
 
@@ -63,17 +63,17 @@ def test_gpu_detection():
     assert detect_gpu("AMD EPYC") is None
 
 
-def test_roofline_cli_json():
-    p = run_cli("roofline", "--model", "preset:llama-3.1-8b", "--gpu", "h100-sxm", "--batch-sizes", "1,8",
-                "--format", "json", timeout=60)
-    assert p.returncode == 0, p.stderr
-    d = json.loads(p.stdout)
+def test_roofline_cli_json(capsys):
+    rc, out, err = cli(capsys, "roofline", "--model", "preset:llama-3.1-8b", "--gpu", "h100-sxm", "--batch-sizes",
+                       "1,8", "--format", "json")
+    assert rc == 0, err
+    d = json.loads(out)
     for key in ("weight_bytes", "kv_bytes_per_token", "flops_per_token", "decode_tokens_per_s_ceiling",
                 "prefill_tokens_per_s_ceiling"):
         assert key in d
     assert set(d["decode_tokens_per_s_ceiling"]) == {"1", "8"}
-    bad = run_cli("roofline", "--gpu", "tpu-v9", timeout=60)
-    assert bad.returncode == 2 and "unknown GPU 'tpu-v9'" in bad.stderr
+    rc, _, err = cli(capsys, "roofline", "--gpu", "tpu-v9")
+    assert rc == 2 and "unknown GPU 'tpu-v9'" in err
 
 
 def test_decode_floor_turns_compute_bound_at_large_batches():

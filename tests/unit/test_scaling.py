@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from offline_bench.analysis.scaling import layout, render, scaling_report
+from offline_bench.analysis.scaling import layout, scaling_report
 from offline_bench.core.errors import BenchError
 from offline_bench.predict.stepmodel import full_batch_decode_step
+from offline_bench.report.formats import render
 from offline_bench.report.inputs import load_items
 from offline_bench.results.run import RunResult, StepTrace
-from tests.conftest import ROOT, run_cli
+from tests.helpers import ROOT, cli
 
 PAR = ROOT / "docs" / "results" / "2gpu-parallel"
 TP1, TP2, DP2, H100 = (str(PAR / f) for f in ("h200-tp1.json", "h200-tp2.json", "h200-dp2.json", "h100-tp1.json"))
@@ -64,12 +65,12 @@ def test_decode_step_against_the_tp_groups_floor():
     assert [x.batch_size for x in scaling_report(load_items([PHASES]), batch_sizes=(1, 128)).decode] == [1, 128]
 
 
-def test_scaling_cli(tmp_path):
-    p = run_cli("scaling", TP1, TP2, PHASES, "--format", "md")
-    assert p.returncode == 0, p.stderr
-    assert "| 2gpu-parallel/h200-tp2 | TP=2" in p.stdout and "gap per all-reduce us" in p.stdout
-    p = run_cli("scaling", TP1, TP2, "--format", "json")
-    assert [r["layout"] for r in json.loads(p.stdout)["runs"]] == ["1 GPU", "TP=2"]
+def test_scaling_cli(capsys, tmp_path):
+    rc, out, err = cli(capsys, "scaling", TP1, TP2, PHASES, "--format", "md")
+    assert rc == 0, err
+    assert "| 2gpu-parallel/h200-tp2 | TP=2" in out and "gap per all-reduce us" in out
+    rc, out, _ = cli(capsys, "scaling", TP1, TP2, "--format", "json")
+    assert [r["layout"] for r in json.loads(out)["runs"]] == ["1 GPU", "TP=2"]
     serving = str(ROOT / "docs" / "results" / "h100-offline-vs-serving" / "serving-c64.json")
     for args, line in (
         ([TP1, serving], f"error: '{serving}' is not an offline `run` or `phases` result (a serving result): "
@@ -78,8 +79,8 @@ def test_scaling_cli(tmp_path):
         ([str(tmp_path / "none.json")], f"error: '{tmp_path / 'none.json'}' does not exist: give result files "
                                          "(JSON) or directories of them"),
     ):
-        p = run_cli("scaling", *args)
-        assert p.returncode != 0 and p.stderr.strip().splitlines() == [line], p.stderr
+        rc, _, err = cli(capsys, "scaling", *args)
+        assert rc != 0 and err.strip().splitlines() == [line], err
 
 
 def test_a_sweep_is_refused_in_one_line():
@@ -138,11 +139,11 @@ def test_scaling_shows_the_full_batch_decode_step_per_request_of_each_engine():
         assert rows[name].us_per_request == pytest.approx(1000 * step[0] / step[1])
     assert rows["70b-tp4/tp4-8b"].full_batch_requests > 1.5 * rows["70b-tp4/dp2tp2-8b"].full_batch_requests
     assert rows["2gpu-parallel/h200-tp2"].full_batch_step_ms is None  # recorded before steps were kept
-    header = [h.strip() for h in render(report, "md").splitlines()[0].split("|")]
+    header = [h.strip() for h in render("scaling", "md", report).splitlines()[0].split("|")]
     assert header[-4:-1] == ["decode step ms", "at batch", "us per request"]
 
 
-def test_scaling_reads_the_gzipped_ray_and_mp_runs_and_names_the_backend():
+def test_scaling_reads_the_gzipped_ray_and_mp_runs_and_names_the_backend(capsys):
     """The Ray-vs-mp runs on 2 x H200 (docs/results/ray-2node.md) are kept gzipped: `scaling` reads them, marks
     the Ray layouts and takes efficiencies against the --baseline path given."""
     seq = ROOT / "docs" / "results" / "ray-2node" / "h200-seq"
@@ -162,6 +163,6 @@ def test_scaling_reads_the_gzipped_ray_and_mp_runs_and_names_the_backend():
         if ray:  # the placement really spanned two Ray nodes, one GPU on each
             assert r.parallel["ray"]["placement_nodes"] == 2
             assert sorted(r.parallel["ray"]["gpus_per_node"].values()) == [1.0, 1.0]
-    result = run_cli("scaling", *paths, "--baseline", base, "--format", "csv")
-    assert result.returncode == 0, result.stderr
-    assert sum("(ray)" in line for line in result.stdout.splitlines()) == 4
+    rc, out, err = cli(capsys, "scaling", *paths, "--baseline", base, "--format", "csv")
+    assert rc == 0, err
+    assert sum("(ray)" in line for line in out.splitlines()) == 4

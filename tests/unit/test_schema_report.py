@@ -5,9 +5,9 @@ import json
 import pytest
 
 from offline_bench.core.errors import BenchError
-from offline_bench.report.run_tables import render
+from offline_bench.report.formats import render
 from offline_bench.results.run import RunResult
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 H100_RUN = ROOT / "docs" / "results" / "h100-run" / "run-1x128-512.json"
 
@@ -32,7 +32,7 @@ def test_version_mismatch_is_one_line(tmp_path):
 @pytest.mark.parametrize("fmt", ["table", "md", "csv", "json"])
 def test_render_formats(fmt):
     r = RunResult.load(H100_RUN)
-    text = render(r, fmt)
+    text = render("run", fmt, r)
     if fmt == "json":
         assert json.loads(text)["throughput"]["output_tokens_per_s"] == r.throughput.output_tokens_per_s
     elif fmt == "csv":

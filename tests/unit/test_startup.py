@@ -1,5 +1,5 @@
 from offline_bench.results.startup import FACT_KEYS, explain_engine_failure, parse_startup
-from tests.conftest import FIXTURES, ROOT
+from tests.helpers import FIXTURES, ROOT
 
 
 def test_h100_log_facts_exact():

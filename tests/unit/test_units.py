@@ -11,7 +11,7 @@ from offline_bench.engine.llm import drive
 from offline_bench.results.build import aggregate_replicas
 from offline_bench.results.run import RunResult
 from offline_bench.workloads.arrivals import arrival_offsets
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 @dataclass

@@ -11,7 +11,7 @@ from offline_bench.workloads.requests import (
     synthetic_requests,
     with_lengths,
 )
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def test_txt_one_prompt_per_line(tmp_path):
@@ -82,9 +82,7 @@ def test_build_workload_cycles_file_and_separates_warmup(tmp_path):
 
 
 def test_shipped_prompt_files_load():
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1] / "prompts"
+    root = ROOT / "prompts"
     seed = load_prompt_file(root / "seed.txt", 512)
     assert [r.prompt for r in seed] == ["假设你是唐朝诗人李白,请用七言绝句描述一次雪夜独钓的场景",
                                          "请用鲁迅的文学风格描写一次深夜咖啡馆的场景"]
