@@ -179,23 +179,3 @@ def table(runs: list[Labeled], baseline: Labeled) -> tuple[list[str], list[list[
                   for r, v in zip(runs, values) if r is not baseline]
         rows.append([name, *values, *ratios])
     return headers, rows
-
-
-def plot(runs: list[Labeled], path: str | Path) -> None:
-    import matplotlib  # matplotlib is heavy to import: only when a plot is drawn
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # matplotlib is heavy to import: only when a plot is drawn
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), dpi=110)
-    labels = [r.label for r in runs]
-    axes[0].barh(labels, [r.result.throughput.output_tokens_per_s or 0 for r in runs])
-    axes[0].set_xlabel("output tokens/s")
-    axes[1].barh(labels, [r.result.latency.ttft_ms.p50 or 0 for r in runs])
-    axes[1].set_xlabel("TTFT p50 (ms)")
-    for ax in axes:
-        ax.grid(True, axis="x", alpha=0.3)
-    axes[1].set_yticklabels([])
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)

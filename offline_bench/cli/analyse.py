@@ -9,7 +9,6 @@ import typer
 
 from offline_bench.analysis import scaling as scaling_mod
 from offline_bench.analysis.compare import load_runs, order
-from offline_bench.analysis.compare import plot as compare_plot
 from offline_bench.cli.flags import command
 from offline_bench.cli.options import INTS, OUT, PATH, File, Fmt, Html, Opt, PlotOut
 from offline_bench.cli.terminal import finish, write_file, write_html
@@ -19,6 +18,7 @@ from offline_bench.core.errors import BenchError
 from offline_bench.report import html as htmlreport
 from offline_bench.report.formats import check_format, render
 from offline_bench.report.inputs import load_items
+from offline_bench.report.plots import compare_plot
 from offline_bench.results import startup as startup_mod
 from offline_bench.results.load import Item
 from offline_bench.results.run import check_writable

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from offline_bench.analysis.compare import Labeled
 from offline_bench.analysis.sweep import group_series, summarize
 from offline_bench.report import formats  # noqa: F401 - registers summary.md and summary.csv, which summarize writes
 from offline_bench.results.phases import PhasesResult
@@ -114,3 +115,24 @@ def write_summary(out_dir: str | Path, plots: bool = True) -> SweepSummary:
         summary.analysis["plots"] = sweep_plots(summary, out / "plots")
         write_atomic(out / "summary.json", summary.model_dump_json(indent=2))
     return summary
+
+
+def compare_plot(runs: list[Labeled], path: str | Path) -> None:
+    """`compare --plot`: output tokens/s and TTFT p50 of each run, side by side."""
+    import matplotlib  # matplotlib is heavy to import: only when a plot is drawn
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # matplotlib is heavy to import: only when a plot is drawn
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), dpi=110)
+    labels = [r.label for r in runs]
+    axes[0].barh(labels, [r.result.throughput.output_tokens_per_s or 0 for r in runs])
+    axes[0].set_xlabel("output tokens/s")
+    axes[1].barh(labels, [r.result.latency.ttft_ms.p50 or 0 for r in runs])
+    axes[1].set_xlabel("TTFT p50 (ms)")
+    for ax in axes:
+        ax.grid(True, axis="x", alpha=0.3)
+    axes[1].set_yticklabels([])
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -117,3 +117,10 @@ def test_only_the_engine_package_imports_vllm_or_torch():
     found = [f"{name}: {mod}" for name, tree in _modules().items() if name.split(".")[0] != "engine"
              for mod in _external_imports(tree, in_functions=False) if mod.split(".")[0] in ENGINE_ONLY]
     assert found == []
+
+
+def test_only_the_report_package_draws():
+    """Charts and PNG plots are drawn in one place (report/): matplotlib is imported nowhere else."""
+    found = [name for name, tree in _modules().items() if name.split(".")[0] != "report"
+             and any(m.split(".")[0] == "matplotlib" for m in _external_imports(tree, in_functions=False))]
+    assert found == []
