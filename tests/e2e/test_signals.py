@@ -70,7 +70,11 @@ def test_a_signal_to_the_group_during_the_start_ends_the_run_within_10_s(tmp_pat
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert took <= DEADLINE_S, f"{point}: the run took {took:.1f} s to end after the signal"
-    assert proc.returncode == 130, err[-2000:]
+    # while Python itself still imports, an interrupt can also end the interpreter by the signal itself (-2) after
+    # the interrupted line was printed (seen 2 of 6 times on a fresh clone: the interpreter's own finalisation, not
+    # our code); once the engine's start begins, the status is 130 every time
+    allowed = (130, -signal.SIGINT) if point == "import" else (130,)
+    assert proc.returncode in allowed, err[-2000:]
     assert err.strip().splitlines()[-1] == INTERRUPTED
     assert "Traceback" not in err
     assert wait_gone(below, timeout=10) == [], "processes outlived the interrupted run"
