@@ -3,7 +3,7 @@
     python scripts/predict_report.py                      # prints the Markdown tables, writes predictions.json
     python scripts/predict_report.py --check               # exit 1 if a goal of issue 14 is missed (a report)
 
-Predictions come from docs/results/h100-predict/calibration.json alone (`plan` for KV tokens, model-only and
+Predictions come from docs/results/h100-predict/calibration.json.gz alone (`plan` for KV tokens, model-only and
 calibrated; `predict` for throughput and latency); measurements from measured/*.json and the earlier H100 sweep.
 """
 
@@ -19,8 +19,8 @@ from offline_bench import Calibrated, PlanSettings, RunResult, plan_point, predi
 
 ROOT = Path(__file__).resolve().parents[1]
 DIR = ROOT / "docs" / "results" / "h100-predict"
-POINTS = [DIR / "calibration.json", *sorted((DIR / "measured").glob("*.json")),
-          *sorted((ROOT / "docs/results/h100-sweep/points").glob("*.json"))]
+POINTS = [DIR / "calibration.json.gz", *sorted((DIR / "measured").glob("*.json*")),
+          *sorted((ROOT / "docs/results/h100-sweep/points").glob("*.json*"))]
 MOVABLE = ("gpu_memory_utilization", "max_model_len", "max_num_seqs", "max_num_batched_tokens")
 
 
@@ -72,7 +72,7 @@ def tables(rows: list[dict]) -> str:
                      e["output_tokens_per_s"], f"{m['ttft_p50']:,.0f}", f"{p['ttft_p50']:,.0f}", e["ttft_p50"],
                      f"{m['ttft_p99']:,.0f}", f"{p['ttft_p99']:,.0f}", e["ttft_p99"], f"{m['tpot_p50']:.2f}",
                      f"{p['tpot_p50']:.2f}", e["tpot_p50"], m["preemptions"], p["preemptions"]])
-    out += ["### Throughput, latency, preemptions (predict, from calibration.json)", "",
+    out += ["### Throughput, latency, preemptions (predict, from calibration.json.gz)", "",
             tabulate(perf, headers=["point", "out tok/s", "pred", "err %", "TTFT p50 ms", "pred", "err %",
                                     "TTFT p99 ms", "pred", "err %", "TPOT p50 ms", "pred", "err %", "preempt",
                                     "pred"], tablefmt="github", disable_numparse=True), ""]
@@ -107,9 +107,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
     args = ap.parse_args()
-    cal = Calibrated(DIR / "calibration.json")
+    cal = Calibrated(DIR / "calibration.json.gz")
     rows = [compare_point(cal, p) for p in POINTS]
-    write_atomic(DIR / "predictions.json", json.dumps({"calibration": "calibration.json",
+    write_atomic(DIR / "predictions.json", json.dumps({"calibration": "calibration.json.gz",
                                                        "step_model": cal.steps.model_dump(), "points": rows},
                                                       indent=2))
     print(tables(rows))

@@ -17,14 +17,15 @@ def _f(v: float | None, spec: str = ",.1f") -> str:
 
 
 def rows(d: Path) -> list[str]:
-    rates = sorted({float(m.group(1)) for p in d.glob("offline-r*.json") if (m := re.match(r"offline-r([\d.]+)\.json",
-                                                                                            p.name))})
+    names = (re.match(r"offline-r([\d.]+)\.json(\.gz)?$", p.name) for p in d.glob("offline-r*.json*"))
+    rates = sorted({float(m.group(1)) for m in names if m})
     out = ["| rate (req/s) | side | requests | output tok/s | TTFT p50 / p99 ms | TPOT p50 / p99 ms | good % "
            "| goodput req/s | arrival lateness p50 / p99 ms | peak KV % | preemptions |",
            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for rate in rates:
         for side in ("offline", "serving"):
-            r = RunResult.load(d / f"{side}-r{rate:g}.json")
+            path = d / f"{side}-r{rate:g}.json"
+            r = RunResult.load(path if path.exists() else path.with_name(path.name + ".gz"))  # large ones gzipped
             t, lat, late = r.throughput, r.latency, r.latency.arrival_lateness_ms
             out.append(f"| {rate:g} | {side} | {len(r.requests)} | {_f(t.output_tokens_per_s, ',.0f')} "
                        f"| {_f(lat.ttft_ms.p50)} / {_f(lat.ttft_ms.p99)} | {_f(lat.tpot_ms.p50, '.2f')} / "

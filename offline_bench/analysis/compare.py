@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from offline_bench.core.errors import BenchError
 from offline_bench.results.load import load_as
 from offline_bench.results.run import RunResult, result_name
 
-# (row label, getter); None values print as "unknown"
+# (row label, getter); None values print as "unknown", a row unknown for every run is left out
 METRICS: list[tuple[str, Any]] = [
     ("requests_per_s", lambda r: r.throughput.requests_per_s),
     ("output_tokens_per_s", lambda r: r.throughput.output_tokens_per_s),
@@ -34,10 +35,16 @@ class _None:
 _NONE = _None()
 
 
+GOODPUT_ROWS = ("goodput_requests_per_s", "good_requests_pct")  # only when some run was given SLOs
+RESULT_SUFFIXES = (".json", ".json.gz")
+
+
 @dataclass
 class Labeled:
     label: str
     result: RunResult
+    name: str = ""  # the file's name alone: a column header short enough for many runs side by side
+    path: str = ""  # the file read
 
 
 def label_for(path: str | Path, r: RunResult) -> str:
@@ -47,9 +54,29 @@ def label_for(path: str | Path, r: RunResult) -> str:
 
 
 def load_runs(paths: list[str]) -> list[Labeled]:
-    """`compare`'s inputs: run results of any mode; any other file refused in one line."""
-    runs = [(p, load_as(p, "run", "compare")) for p in paths]
-    return [Labeled(label_for(p, r), r) for p, r in runs]
+    """`compare`'s inputs: run results of any mode; any other file named is refused in one line. A directory
+    stands for the run results in it (a sweep's: its points), its other files left out."""
+    runs = []
+    for p in paths:
+        runs += [(p, load_as(p, "run", "compare"))] if not Path(p).is_dir() else _runs_in(Path(p))
+    names = [result_name(p) for p, _ in runs]
+    return [Labeled(label_for(p, r), r, n if names.count(n) == 1 else "", p) for (p, r), n in zip(runs, names)]
+
+
+def _runs_in(directory: Path) -> list[tuple[str, RunResult]]:
+    points = directory / "points"
+    root = points if (directory / "sweep.json").is_file() and points.is_dir() else directory
+    found = []
+    for f in sorted(root.iterdir()):
+        if f.is_file() and f.name.endswith(RESULT_SUFFIXES):
+            try:
+                found.append((str(f), load_as(f, "run", "compare")))
+            except BenchError:  # a ladder, a sweep's own files, a failed point: not a run
+                continue
+    if not found:
+        raise BenchError(f"'{directory}' holds no run result (.json or .json.gz): give run result files or a "
+                         "directory of them")
+    return found
 
 
 class _About:
@@ -169,10 +196,15 @@ def order(runs: list[Labeled]) -> list[Labeled]:
 
 
 def table(runs: list[Labeled], baseline: Labeled) -> tuple[list[str], list[list[Any]]]:
+    """Metrics x runs, then each run's ratio to the baseline; rows nobody asked for left out (goodput without
+    SLOs, a metric no run records)."""
     headers = ["metric"] + [r.label for r in runs] + [f"{r.label} / baseline" for r in runs if r is not baseline]
+    slos = any(r.result.goodput_slo_ms for r in runs)
     rows = []
     for name, get in METRICS:
         values = [get(r.result) for r in runs]
+        if all(v is None for v in values) or (name in GOODPUT_ROWS and not slos):
+            continue
         base = get(baseline.result)
         # 0 against 0 (no preemptions on either side, say) is no change, not an unknown ratio
         ratios = [(1.0 if v == base == 0 else v / base if v is not None and base else None)

@@ -278,7 +278,9 @@ def load_rows(out_dir: str | Path) -> tuple[SweepSpec, list[PointRow]]:
         key = point_key(settings)
         path = out / "points" / f"{key}.json"
         if not path.exists():
-            continue
+            path = path.with_name(path.name + ".gz")  # kept gzipped (docs/results)
+            if not path.exists():
+                continue
         r: RunResult | FailedPoint = load_as(path, ("run", "failed-point"), "sweep")
         if isinstance(r, FailedPoint):
             rows.append(PointRow(key=key, settings=settings, status="failed", error=r.error, elapsed_s=r.elapsed_s))

@@ -30,7 +30,7 @@ def startup(
                           PATH],
     fmt: Fmt("startup") = "table",
 ) -> None:
-    """Explain a vLLM start-up log: where the GPU memory and the start-up time went.
+    """Where a vLLM start-up's memory and time went, from its log.
 
     Example: vllm serve MODEL 2>&1 | tee vllm.log; offline-bench startup vllm.log --format md
     """
@@ -40,24 +40,30 @@ def startup(
 
 @command()
 def compare(
-    *, results: Annotated[list[str], typer.Argument(help="Result JSON files (run, serve-probe, import)."), PATH],
+    *, results: Annotated[list[str], typer.Argument(help="Result files (run, serve-probe, import) or directories "
+                                                         "of them (a sweep's: its points)."), PATH],
     baseline: Annotated[File, Opt(help="The run ratios are taken against (default: the first).")] = None,
     fmt: Fmt("compare") = "table", plot: PlotOut = None, html: Html = None,
 ) -> None:
-    """Put runs side by side (metrics x runs, plus ratios to the baseline) and warn about every difference.
+    """Put runs side by side, with ratios to a baseline.
+
+    Metrics x runs (a directory: the run results in it, a sweep's points), and a warning for every condition
+    that differs from the baseline.
 
     Example: offline-bench compare offline-c10.json serving-c10.json --baseline offline-c10.json --format md
     """
     check_format("compare", fmt)
     check_writable(plot, "--plot")
     check_writable(html, "--html")
-    if baseline and baseline not in results:
-        raise BenchError(f"--baseline {baseline} is not one of the compared files")
+    if baseline and baseline not in results and not any(Path(p).is_dir() for p in results):
+        raise BenchError(f"--baseline {baseline} is not one of the compared files")  # before reading them all
     runs = load_runs(results)
-    base = runs[results.index(baseline) if baseline else 0]
+    base = next((r for r in runs if Path(r.path) == Path(baseline)), None) if baseline else runs[0]
+    if base is None:
+        raise BenchError(f"--baseline {baseline} is not one of the compared files")
     typer.echo(render("compare", fmt, order(runs), base))
     lost = write_file("plot", plot, lambda p: compare_plot(order(runs), p))
-    finish(lost + write_html(html, [Item("run", p, r.result, Path(p).stem) for p, r in zip(results, runs)]))
+    finish(lost + write_html(html, [Item("run", r.path, r.result, Path(r.path).stem) for r in runs]))
 
 
 @command()
@@ -68,7 +74,9 @@ def scaling(
     batch_sizes: Annotated[str, Opt(help="Decode batch sizes to show from phases results."), INTS] = "1",
     fmt: Fmt("scaling") = "table",
 ) -> None:
-    """What more GPUs bought: runs of one workload on different layouts (TP x PP x DP) with output tokens/s per
+    """What more GPUs bought: per-GPU throughput and efficiency.
+
+    Runs of one workload on different layouts (TP x PP x DP) with output tokens/s per
     GPU and scaling efficiency against a baseline, and phases' decode step against the TP group's floor (the gap,
     charged to the all-reduces as an upper bound).
 
@@ -88,12 +96,17 @@ def report(
     output: Annotated[str, Opt("--output", "-o", help="The HTML file to write (one self-contained page)."), OUT],
     title: Annotated[Optional[str], Opt(help="Page title."), v.Text("H100 runs")] = None,
 ) -> None:
-    """One self-contained HTML page of every result given, grouped by kind: open it in a browser, send it, attach
+    """Write one self-contained HTML page of the results given.
+
+    Grouped by kind: open it in a browser, send it, attach
     it to an issue (no network needed to view it).
 
     Example: offline-bench report docs/results/h100-run docs/results/h100-sweep docs/results/h100-phases
     --output report.html
     """
     check_writable(output, "--output")
-    path = htmlreport.write_report(inputs, output, title)
-    typer.echo(f"HTML report written to {path} ({path.stat().st_size / 2**20:.2f} MiB)", err=True)
+    items = load_items(inputs)
+    path = htmlreport.write_items(items, output, title)
+    skipped = sum(i.kind == "skipped" for i in items)
+    typer.echo(f"HTML report written to {path} ({path.stat().st_size / 2**20:.2f} MiB)"
+               + (f"; {skipped} input(s) not shown (listed under 'Not shown')" if skipped else ""), err=True)

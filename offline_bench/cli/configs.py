@@ -14,7 +14,7 @@ from offline_bench.cli import options as o
 from offline_bench.core.config import EngineConfig, WorkloadConfig, parse_bytes, parse_engine_arg, parse_goodput
 from offline_bench.core.errors import BenchError
 from offline_bench.model.limits import check_model
-from offline_bench.workloads.requests import check_workload
+from offline_bench.workloads.requests import check_workload, prompt_source
 
 
 def _known(model: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
@@ -92,6 +92,8 @@ class WorkloadFlags:
     may be comma lists (one level each), which the command turns into levels."""
     prompts: o.Prompts = None
     dataset: o.Dataset = None
+    dataset_name: o.DatasetName = None
+    dataset_path: o.DatasetPath = None
     num_prompts: o.NumPromptsList = None
     input_len: o.InputLen = 128
     output_len: o.OutputLen = 128
@@ -112,13 +114,13 @@ class WorkloadFlags:
         """WorkloadConfig of one level (its request count and rate), checked (prompt file read) before any engine
         starts."""
         flags = dataclasses.asdict(self)
-        prompts, dataset = flags.pop("prompts"), flags.pop("dataset")
+        # the prompt file: ours (--prompts, --dataset) or vllm bench's (--dataset-name, --dataset-path)
+        prompts_file, dataset = prompt_source(*(flags.pop(k) for k in ("prompts", "dataset", "dataset_name",
+                                                                       "dataset_path")))
         for level_flag in ("num_prompts", "request_rate", "goodput"):  # levels and SLOs: the command's
             flags.pop(level_flag)
-        if dataset and prompts:
-            raise BenchError("give --prompts FILE or --dataset NAME FILE, not both")
-        wl = WorkloadConfig(**_known(WorkloadConfig, flags), prompts_file=dataset[1] if dataset else prompts,
-                            dataset=dataset[0] if dataset else None, num_prompts=num_prompts, seed=seed,
+        wl = WorkloadConfig(**_known(WorkloadConfig, flags), prompts_file=prompts_file, dataset=dataset,
+                            num_prompts=num_prompts, seed=seed,
                             request_rate=None if request_rate == float("inf") else request_rate)
         check_workload(wl)
         return wl

@@ -38,16 +38,19 @@ def explain_gap(
         "--serving-result", help="A saved serve-probe result of this workload, one per level (repeatable): for a "
                                  "server that had to be stopped to free the GPU."), o.PATH] = None,
     api_key: ApiKey = None,
-    concurrency: Annotated[str, Opt(help="Requests in flight, for the serving run and the last offline step; a "
-                                         "comma list explains each level."), o.LEVELS] = "10",
+    concurrency: Annotated[str, Opt("--concurrency", "--max-concurrency",
+                                    help="Requests in flight, for the serving run and the last offline step; a comma "
+                                         "list explains each level."), o.LEVELS] = "10",
     timeout: Timeout = 300.0,
     engine: Annotated[EngineFlags, Omit("tokenizer", "dtype", "kv_cache_dtype", "enforce_eager", "tensor_parallel_size",
                                         "pipeline_parallel_size", "load_format")],
     workload: Annotated[GapWorkloadFlags, Omit("range_ratio", "detokenize", "repeats", "goodput")],
-    output: Annotated[o.Dest, Opt("--output", "-o", help="Write the ladder (JSON) here.")] = None,
+    output: Annotated[o.Dest, Opt("--output", "-o", "--output-json", help="Write the ladder (JSON) here.")] = None,
     fmt: Fmt("gap") = "table", verbose: Verbose = False, html: Html = None,
 ) -> None:
-    """Measure the server, then offline runs that switch one condition at a time toward it; attribute the gap.
+    """Explain the gap between a server and the offline engine.
+
+    Measure the server, then offline runs that switch one condition at a time toward it; attribute the gap.
 
     Example: offline-bench explain-gap --base-url http://127.0.0.1:8011 --served-model-name preset:tiny-llama
     --model preset:tiny-llama --concurrency 4 --num-prompts 32

@@ -10,26 +10,47 @@ from __future__ import annotations
 import importlib
 import signal
 import sys
+from typing import Annotated
 
 import typer
 
 from offline_bench.cli import analyse, gap, measure, predict, serving, sweep, utilities
+from offline_bench.cli.grouped_help import GroupedHelp
 from offline_bench.cli.terminal import library_warnings, sigterm_unwinds
 from offline_bench.core.environment import record_command
 from offline_bench.core.errors import BenchError
 from offline_bench.core.procs import raise_interrupt
+from offline_bench.core.version import versions_line
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
-                  help="Measure what vLLM's in-process engine really does. Example: offline-bench run")
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, cls=GroupedHelp)
 
-# `offline-bench --help` lists them in this order. Groups: measure (run, sweep, phases, explain-gap), serving
-# (serve-probe, serve-preset), predict (plan, predict, roofline), analyse (startup, compare, scaling, report),
-# utilities (import, presets).
-COMMANDS = (measure.run, sweep.sweep, analyse.startup, serving.serve_probe, serving.serve_preset, analyse.compare,
-            analyse.scaling, utilities.import_results, gap.explain_gap, predict.plan, predict.predict_cmd,
-            predict.roofline, measure.phases, analyse.report, utilities.presets)
-for _cmd in COMMANDS:
-    app.command(_cmd.cli_name, **_cmd.cli_settings)(_cmd)
+# `offline-bench --help` lists the commands in this order, under these headings (the one list of the commands)
+COMMAND_GROUPS = (
+    ("Measure", (measure.run, sweep.sweep, measure.phases, gap.explain_gap, serving.serve_probe)),
+    ("Predict (no engine)", (predict.plan, predict.predict_cmd, predict.roofline)),
+    ("Analyse results", (analyse.compare, analyse.scaling, analyse.startup, analyse.report)),
+    ("Utilities", (serving.serve_preset, utilities.import_results, utilities.presets)),
+)
+COMMANDS = tuple(cmd for _, cmds in COMMAND_GROUPS for cmd in cmds)
+for _group, _cmds in COMMAND_GROUPS:
+    for _cmd in _cmds:
+        app.command(_cmd.cli_name, rich_help_panel=_group, **_cmd.cli_settings)(_cmd)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(versions_line())
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                                help="Print offline-bench's version and the installed vLLM's.")]
+          = False) -> None:
+    """Measure what vLLM's in-process engine really does.
+
+    Example: offline-bench run --model preset:tiny-llama --num-prompts 100
+    """
 
 
 def _click_exceptions():  # noqa: ANN202 - the click module typer really uses

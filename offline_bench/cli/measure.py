@@ -32,9 +32,11 @@ from offline_bench.workloads.levels import concurrency_levels
 @command()
 def run(
     *, engine: EngineFlags, workload: WorkloadFlags,
-    concurrency: Annotated[Optional[str], Opt(help="Keep N requests in flight instead of one batch (with "
-                                                   "--request-rate: at most N); a comma list runs each level in "
-                                                   "the same engine."), LEVELS] = None,
+    concurrency: Annotated[Optional[str], Opt("--concurrency", "--max-concurrency",
+                                              help="Keep N requests in flight instead of one batch (with "
+                                                   "--request-rate: at most N, as vllm bench serve's "
+                                                   "--max-concurrency); a comma list runs each level in the same "
+                                                   "engine."), LEVELS] = None,
     parallel: ParallelFlags, output: Output = None, fmt: Fmt("run") = "table", verbose: Verbose = False,
     save_log: Annotated[Optional[str], Opt(help="Also write the engine's raw log to this file (also when the "
                                                 "engine fails to start or the run is interrupted)."),
@@ -85,11 +87,14 @@ def phases(
     gpu: GpuName = None, measure_gpu: MeasureGpu = False,
     engine: Annotated[EngineFlags, Omit("tokenizer", "kv_cache_dtype", "enable_prefix_caching",
                                         "pipeline_parallel_size")],
-    output: Annotated[Optional[str], Opt("--output", "-o", help="Result JSON (mode: phases)."), OUT] = None,
+    output: Annotated[Optional[str], Opt("--output", "-o", "--output-json", help="Result JSON (mode: phases)."),
+                      OUT] = None,
     plot: PlotOut = None, fmt: Fmt("phases") = "table", verbose: Verbose = False,
     parallel: Annotated[ParallelFlags, Omit("data_parallel_size")], html: Html = None,
 ) -> None:
-    """Prefill-only and decode-only runs per batch size and prompt length, with % of the hardware ceiling.
+    """Time prefill and decode apart, per batch size and length.
+
+    Prefill-only and decode-only runs, each with its % of the hardware ceiling.
 
     Example: offline-bench phases --model preset:llama-3.1-8b --batch-sizes 1,8,32,128 --input-len 512,2048
     """

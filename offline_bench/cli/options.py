@@ -14,6 +14,7 @@ import typer
 from offline_bench.core import validate as v
 from offline_bench.core.gpus import GPUS
 from offline_bench.report.formats import formats_of
+from offline_bench.workloads.requests import VLLM_BENCH_DATASETS
 
 Opt = typer.Option
 
@@ -36,6 +37,9 @@ DTYPE_LIST = v.ListOf(DTYPES, "auto,bfloat16", "a comma list of dtypes", per_ite
 KV_DTYPES = v.ListOf(KV_DTYPE, "auto,fp8", "a comma list of KV cache dtypes", per_item=True)
 GPU = v.Choice(*GPUS, casefold=True, message="unknown GPU '{value}': give {flag} one of {choices} (or --measure-gpu "
                                              "on the GPU)")
+# plan measures nothing: another device is its memory size
+PLAN_GPU = v.Choice(*GPUS, casefold=True, message="unknown GPU '{value}': give {flag} one of {choices} (or "
+                                                  "--gpu-memory-gib for another device)")
 URL, KEY = v.Url("http://127.0.0.1:8000"), v.Text("sk-123456", accepts=["empty"])
 PORT = v.Number("8000", integer=True, lo=1, hi=65535, what="a port in [1, 65535]")
 # value types carrying their validator, for an option one command declares: `Annotated[o.Count, Opt(...)]`
@@ -68,7 +72,7 @@ Dp = Annotated[int, Opt("--data-parallel-size", "-dp", help="Engine replicas, ea
 LoadFormat = Annotated[Optional[str], Opt(help="auto, dummy, safetensors... (presets: dummy)."), v.name("dummy")]
 Seed = Annotated[int, Opt(help="Engine and workload seed."), v.non_negative_int("1234")]
 EngineArg = Annotated[Optional[list[str]], Opt(help="Extra vllm.LLM argument KEY=VALUE (repeatable)."),
-                      v.KeyValue("swap_space=4")]
+                      v.KeyValue("max_num_seqs=128")]  # an engine argument of every vLLM release supported
 Backend = Annotated[Optional[str], Opt(help="mp (one host) or ray (a Ray cluster)."),
                     v.Choice("mp", "ray", message="{flag} {value}: use mp or ray")]
 RayAddress = Annotated[Optional[str], Opt(help="Ray cluster HOST:PORT (default $RAY_ADDRESS or local)."),
@@ -89,6 +93,11 @@ Dataset = Annotated[Optional[tuple[str, str]], Opt("--dataset", help="NAME FILE:
                                                                      "output length) or custom (vllm bench's JSONL)."),
                     v.Pair(v.Choice("sharegpt", "custom", message="{flag} {value}: choose one of {choices} (then the "
                                                                   "file)"), v.Text("prompts/sharegpt-mini.json"))]
+DatasetName = Annotated[Optional[str], Opt("--dataset-name", help="vllm bench's name: random (synthetic), or "
+                                       "sharegpt / custom with --dataset-path (= --dataset NAME FILE)."),
+                        v.Choice(*VLLM_BENCH_DATASETS, message="{flag} {value}: offline-bench reads {choices}")]
+DatasetPath = Annotated[Optional[str], Opt("--dataset-path", help="vllm bench's name: the file of --dataset-name; "
+                                                                  "alone, the same as --prompts FILE."), PATH]
 NumPromptsList = Annotated[Optional[str], Opt("--num-prompts", help="Synthetic: how many (default 100); file: "
                                               "cycle to N. One per --concurrency level, or one for all."),
                           v.int_list("4,20,128", what="positive integers")]
@@ -96,14 +105,16 @@ NumPrompts = Annotated[Optional[int], Opt("--num-prompts", help="Synthetic: how 
                        v.positive_int("100")]
 InputLen = Annotated[int, Opt(help="Synthetic prompt length in tokens."), v.positive_int("512")]
 OutputLen = Annotated[int, Opt(help="Tokens to generate (max_tokens)."), v.positive_int("128")]
-RangeRatio = Annotated[float, Opt(help="Lengths uniform in len x [1-r, 1+r]."), v.share("0.1")]
+RangeRatio = Annotated[float, Opt("--range-ratio", "--random-range-ratio",
+                                  help="Synthetic input and output lengths uniform in [len x (1-r), len x (1+r)], "
+                                       "as vllm bench's (its own random draws)."), v.share("0.1")]
 IgnoreEos = Annotated[Optional[bool], Opt("--ignore-eos/--no-ignore-eos",
                                           help="Always generate output_len (default: on for synthetic).")]
 Temperature = Annotated[float, Opt(help="Sampling temperature."),
                         v.Number("0.7", integer=False, lo=0, what="a number >= 0")]
 TopP = Annotated[float, Opt(help="Nucleus sampling."), v.fraction("0.95")]
-Detokenize = Annotated[bool, Opt("--detokenize/--no-detokenize", help="Detokenize outputs.")]
-Warmup = Annotated[int, Opt(help="Untimed warm-up requests."), v.non_negative_int("4")]
+Detokenize = Annotated[bool, Opt("--detokenize/--no-detokenize", " /--disable-detokenize", help="Detokenize outputs.")]
+Warmup = Annotated[int, Opt("--warmup", "--num-warmups", help="Untimed warm-up requests."), v.non_negative_int("4")]
 Repeats = Annotated[int, Opt(help="Timed passes (mean and 95% CI)."), v.positive_int("3")]
 PrefixLen = Annotated[int, Opt(help="Synthetic: shared prefix tokens before each prompt's own --input-len."),
                       v.non_negative_int("256")]
@@ -117,7 +128,8 @@ Goodput = Annotated[Optional[list[str]], Opt(help="SLOs in ms, NAME:MS with NAME
                                                   "a request is good when it meets all."), v.Goodput()]
 
 # ---------------------------------------------------------------- output, serving, hardware
-Output = Annotated[Optional[str], Opt("--output", "-o", help="Write the result JSON here (atomically)."), OUT]
+Output = Annotated[Optional[str], Opt("--output", "-o", "--output-json", help="Write the result JSON here "
+                                      "(atomically; --output-json: vllm bench's name, this tool's schema)."), OUT]
 Verbose = Annotated[bool, Opt("--verbose", "-v", help="Show the engine's log.")]
 PlotOut = Annotated[Optional[str], Opt("--plot", help="Also write a PNG here."), v.Text("plot.png")]
 Html = Annotated[Optional[str], Opt("--html", help="Also write a self-contained HTML report here (as `report`)."),

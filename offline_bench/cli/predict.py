@@ -49,17 +49,21 @@ class PlanGrid:
 
 @command()
 def plan(
-    *, model: o.Model = "preset:llama-3.1-8b",
+    *, model: o.Model = "preset:tiny-llama",
     gpu: Annotated[Optional[str], Opt("--gpu", help="GPU from the built-in table (default: this machine's device; "
-                                                   "on a CPU machine the CPU build)."), o.GPU] = None,
+                                                   "on a CPU machine the CPU build)."), o.PLAN_GPU] = None,
     gpu_memory_gib: Annotated[Optional[float], Opt(help="Device memory as torch reports it (overrides --gpu)."),
                               o.MEMORY_GIB] = None,
     grid: PlanGrid,
     calibrate: Annotated[o.File, Opt("--calibrate", help="A `run` / sweep-point JSON or a raw vLLM start-up "
                                                          "log: its measured terms replace the model's.")] = None,
     fmt: Fmt("plan") = "table",
+    wide: Annotated[bool, Opt("--wide", help="Console table: also the memory budget (weights, activation, ...) and "
+                                             "every setting (csv and json always have them).")] = False,
 ) -> None:
-    """KV cache capacity and max concurrency for every point of a grid, without starting an engine.
+    """KV cache and max concurrency per setting, without an engine.
+
+    One row for every point of the grid of settings given.
 
     Example: offline-bench plan --model preset:llama-3.1-8b --gpu h100-sxm --gpu-memory-utilization 0.5,0.8,0.9
     --max-model-len 4096,16384 --kv-cache-dtype auto,fp8
@@ -83,7 +87,7 @@ def plan(
     if calib is not None and gpu is None and gpu_memory_gib is None:
         device, total = calib.device, calib.total_gib  # the calibration run's device, unless another is named
     rows = kvplan.plan_rows(info, kvplan.grid(lists), device, total, calib)
-    typer.echo(render("plan", fmt, rows))
+    typer.echo(render("plan", fmt, rows, wide))
 
 
 @command("predict")
@@ -97,10 +101,13 @@ def predict_cmd(
     num_prompts: Annotated[o.Count, Opt(help="Requests (default: the run's, cycled).")] = None,
     input_len: Annotated[o.Count, Opt(help="Prompt length of every request (default: the run's).")] = None,
     output_len: Annotated[o.Count, Opt(help="Output length of every request (default: the run's).")] = None,
-    concurrency: Annotated[o.Count, Opt(help="Keep N requests in flight (default: the run's).")] = None,
+    concurrency: Annotated[o.Count, Opt("--concurrency", "--max-concurrency",
+                                        help="Keep N requests in flight (default: the run's).")] = None,
     output: o.Output = None, fmt: Fmt("run") = "table",
 ) -> None:
-    """Throughput, latency and preemptions at other engine settings, predicted from one measured run.
+    """Predict a run at other engine settings from one measured run.
+
+    Throughput, latency and preemptions, replayed on a step model fitted to the run's engine steps.
 
     Example: offline-bench predict --from run.json --gpu-memory-utilization 0.6 --max-num-seqs 128
     """
@@ -119,14 +126,14 @@ def predict_cmd(
 
 @command("roofline")
 def roofline(
-    *, model: o.Model = "preset:llama-3.1-8b", gpu: o.GpuName = None, measure_gpu: o.MeasureGpu = False,
+    *, model: o.Model = "preset:tiny-llama", gpu: o.GpuName = None, measure_gpu: o.MeasureGpu = False,
     batch_sizes: Annotated[str, Opt(help="Comma list of decode batch sizes."), o.INTS] = "1,8,32,128",
     context: Annotated[int, Opt(help="Tokens of context per request (KV read per step)."), o.LENGTH] = 1024,
     num_gpus: Annotated[int, Opt(help="GPUs of a tensor-parallel group (aggregate bandwidth and FLOP/s)."),
                         o.SIZES] = 1,
     kv_cache_dtype: o.KvDtype = "auto", fmt: Fmt("roofline") = "table",
 ) -> None:
-    """Print the hardware ceilings for a model on a GPU, without running the engine.
+    """A model's hardware ceilings on a GPU, without an engine.
 
     Example: offline-bench roofline --model preset:llama-3.1-8b --gpu h100-sxm --batch-sizes 1,32,256
     """

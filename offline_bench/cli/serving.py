@@ -20,7 +20,8 @@ from offline_bench.serving import probe as serving
 from offline_bench.workloads import scenarios
 from offline_bench.workloads.levels import concurrency_levels
 
-SCENARIO = v.Choice(*scenarios.SCENARIOS, message="{flag} {value}: choose one of {choices}")
+SCENARIO = v.Choice(*scenarios.SCENARIOS, former=scenarios.FORMER_NAMES,
+                    message="{flag} {value}: choose one of {choices}")
 
 
 @command("serve-probe")
@@ -28,7 +29,8 @@ def serve_probe(
     *, base_url: Annotated[str, Opt("--base-url", help="Server root, e.g. http://127.0.0.1:8000"), o.URL],
     served_model_name: Annotated[str, Opt("--served-model-name", help="Model name the server answers to."), o.MODEL],
     api_key: ApiKey = None,
-    concurrency: Annotated[str, Opt(help="Requests kept in flight; a comma list runs each."), o.LEVELS] = "1",
+    concurrency: Annotated[str, Opt("--concurrency", "--max-concurrency", help="Requests kept in flight (with "
+                                    "--request-rate: at most); a comma list runs each."), o.LEVELS] = "1",
     chat: Annotated[bool, Opt("--chat/--completions", help="Use /v1/chat/completions.")] = False,
     timeout: Timeout = 300.0,
     tokenizer: Annotated[Optional[str], Opt(help="Tokenizer for synthetic token-id prompts (HF id, path, "
@@ -36,16 +38,17 @@ def serve_probe(
     seed: Seed = 0, workload: Annotated[WorkloadFlags, Omit("detokenize", "repeats")],
     client_processes: Annotated[o.Count, Opt(help="Processes sending the requests (default: 1, or up to 8 "
                                                   "for --request-rate and over 32 in flight).")] = None,
-    scenario: Annotated[Optional[str], Opt(help="A named stress test instead of the workload flags: seed-single "
-                                                "(one chat stream of the seed's first prompt, max_tokens 512, "
-                                                "temperature 0.7) or seed-10 (10 concurrent streams of the "
-                                                "second, temperature 0.8)."), SCENARIO] = None,
-    output: Annotated[o.Dest, Opt("--output", "-o", help="JSON file; with several levels, '-cN' (or "
-                                                          "'-rR') is added before .json.")] = None,
+    scenario: Annotated[Optional[str], Opt(help="A named chat stress test instead of the workload flags: chat-1 "
+                                                "(one stream, max_tokens 512, temperature 0.7) or chat-10 (10 "
+                                                "concurrent streams, temperature 0.8)."), SCENARIO] = None,
+    output: Annotated[o.Dest, Opt("--output", "-o", "--output-json", help="JSON file; with several levels, '-cN' "
+                                                                         "(or '-rR') is added before .json.")] = None,
     fmt: Fmt("run") = "table",
 ) -> None:
-    """Measure a running OpenAI-compatible server the way `run` measures the engine (streaming, exact usage), with
-    the server's own state (KV use, running/waiting, preemptions, prefix-cache hits) sampled from its /metrics.
+    """Measure a running OpenAI-compatible server, as `run` does.
+
+    Streaming, exact usage, with the server's own state (KV use, running/waiting, preemptions, prefix-cache hits)
+    sampled from its /metrics.
 
     With --request-rate the requests follow the same seeded schedule as `run --request-rate` (--concurrency then
     caps requests in flight: give a cap as large as you allow, e.g. the number of prompts).
@@ -53,8 +56,8 @@ def serve_probe(
     Example: offline-bench serve-probe --base-url http://127.0.0.1:8000 --served-model-name preset:tiny-llama
     --tokenizer preset:tiny-llama --concurrency 1,10,64 --num-prompts 64 --output serving.json
 
-    The seed's stress test: offline-bench serve-probe --base-url http://127.0.0.1:8000 --served-model-name gpt-4o
-    --api-key sk-123456 --scenario seed-10 --warmup 0
+    A chat stress test: offline-bench serve-probe --base-url http://127.0.0.1:8000 --served-model-name gpt-4o
+    --api-key sk-123456 --scenario chat-10 --warmup 0
     """
     check_format("run", fmt)
     if scenario:
@@ -72,7 +75,8 @@ def serve_probe(
 
 def _probe_scenario(name: str, base_url: str, served_model_name: str, api_key: str | None, timeout: float,
                     warmup: int, seed: int, output: str | None, fmt: str) -> None:
-    """serve-probe --scenario: the named stress test as chat streams; the result, then the seed's own table."""
+    """serve-probe --scenario: the named stress test as chat streams; the result, then its per-stream table (json:
+    the result alone, one document)."""
     wl, warm, timed = scenarios.scenario_workload(name, warmup, seed)
     cfg = serving.ProbeConfig(base_url=base_url, served_model_name=served_model_name,
                               api_key=serving.api_key_from_env(api_key), chat=True, timeout_s=timeout, workload=wl)
@@ -80,7 +84,8 @@ def _probe_scenario(name: str, base_url: str, served_model_name: str, api_key: s
     check_writable(output, "--output")
     result = serving.probe(cfg, len(timed), requests=(warm, timed))
     lost = print_results("run", fmt, [keep_result(result, output)])
-    typer.echo(render("scenario", "md" if fmt == "md" else "table", result))
+    if fmt != "json":
+        typer.echo(render("scenario", fmt, result))
     finish(lost)
 
 
@@ -95,15 +100,16 @@ def serve_preset(
                                           show_default=False), o.KEY] = None,
     print_command: Annotated[bool, Opt(help="Print the vLLM command instead of running it.")] = False,
 ) -> None:
-    """Start `vllm serve` on a preset (dummy weights), served as 'preset:NAME'; runs until stopped. Any further
-    flags go to `vllm serve` as given (a later --served-model-name replaces the preset's name). On a loopback
-    address vLLM's dev-mode endpoints are on (VLLM_SERVER_DEV_MODE=1: serve-probe reads the scheduler limits from
-    /server_info).
+    """Start `vllm serve` on a preset model (dummy weights).
+
+    Served as 'preset:NAME'; runs until stopped. Any further flags go to `vllm serve` as given (a later
+    --served-model-name replaces the preset's name). On a loopback address vLLM's dev-mode endpoints are on
+    (VLLM_SERVER_DEV_MODE=1: serve-probe reads the scheduler limits from /server_info).
 
     Example: offline-bench serve-preset tiny-llama --port 8011
 
-    As the seed served its model: offline-bench serve-preset llama-3.1-8b --api-key sk-123456
-    --served-model-name gpt-4o
+    As served for the chat stress tests (serve-probe --scenario): offline-bench serve-preset llama-3.1-8b
+    --api-key sk-123456 --served-model-name gpt-4o
     """
     ecfg = EngineFlags(model=f"preset:{name}", max_model_len=max_model_len,
                        gpu_memory_utilization=gpu_memory_utilization,

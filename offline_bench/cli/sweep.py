@@ -83,7 +83,9 @@ def sweep(
     = False,
     parallel: ParallelFlags, html: Html = None,
 ) -> None:
-    """Run a grid of engine settings (a fresh engine per point, one worker process): resumable, with summary, plots.
+    """Run a grid of engine settings, a fresh engine per point.
+
+    One worker process runs the points; resumable, with a summary and plots.
 
     Example: offline-bench sweep --output-dir sw --gpu-memory-utilization 0.5,0.7,0.9 --max-model-len 2048,8192
 

@@ -18,7 +18,7 @@ from offline_bench.results.run import check_writable
 
 @command()
 def presets(*, fmt: Fmt("presets") = "table") -> None:
-    """List the built-in models (shipped configs, dummy weights, self-made tokenizers).
+    """List the built-in models (shipped configs, dummy weights).
 
     Example: offline-bench presets --format md
     """
@@ -31,7 +31,9 @@ def import_results(
                                                  "YAML/JSON figures."), PATH],
     output_dir: Annotated[str, Opt("--output-dir", help="Where the converted results go."), v.Text("DIR")] = ".",
 ) -> None:
-    """Convert serving figures from elsewhere into this tool's result schema (unknowns stay unknown).
+    """Convert serving figures from elsewhere into result files.
+
+    Into this tool's result schema; what the source does not say stays unknown.
 
     Example: offline-bench import report.yaml --output-dir imported/
     """

@@ -164,7 +164,7 @@ class RunConfig(BaseModel):
 def parse_engine_arg(item: str) -> tuple[str, Any]:
     """KEY=VALUE -> (key, value); the value is JSON when it parses (numbers, true/false, objects), else text."""
     if "=" not in item:
-        raise BenchError(f"--engine-arg '{item}' must look like KEY=VALUE, e.g. --engine-arg swap_space=4")
+        raise BenchError(f"--engine-arg '{item}' must look like KEY=VALUE, e.g. --engine-arg max_num_seqs=128")
     key, raw = item.split("=", 1)
     key = key.strip().lstrip("-").replace("-", "_")
     try:

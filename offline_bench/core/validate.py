@@ -162,17 +162,19 @@ class ByteSize(Validator):
 
 
 class Choice(Validator):
-    """One of a fixed set (the first is the example)."""
+    """One of a fixed set (the first is the example); `former` values are accepted too but never listed (names
+    an option had before, kept for scripts)."""
 
     kind = "choice"
 
-    def __init__(self, *choices: str, casefold: bool = False, varies: bool = False,
+    def __init__(self, *choices: str, casefold: bool = False, varies: bool = False, former: Sequence[str] = (),
                  message: str = "{flag} {value} is not one of {choices}") -> None:
         self.choices, self.casefold, self.message, self.varies = tuple(choices), casefold, message, varies
+        self.former = tuple(former)
         super().__init__(choices[0])
 
     def check(self, value: Any, flag: str) -> None:
-        known = [c.lower() for c in self.choices] if self.casefold else self.choices
+        known = [c.lower() for c in self.choices + self.former] if self.casefold else self.choices + self.former
         if (str(value).lower() if self.casefold else str(value)) not in known:
             raise BenchError(self.message.format(flag=flag, value=value, choices=", ".join(self.choices)))
 

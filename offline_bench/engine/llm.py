@@ -20,7 +20,7 @@ from offline_bench.core.config import CPU_DEFAULT_KV_BYTES, GPU_DEFAULT_GMU, Eng
 from offline_bench.core.environment import has_cuda, installed_vllm_version, vllm_support_warning
 from offline_bench.core.errors import BenchError
 from offline_bench.core.logcapture import LogCapture
-from offline_bench.core.procs import kill_descendants
+from offline_bench.core.procs import guard_descendants, kill_descendants
 from offline_bench.engine.args import check_engine_args
 from offline_bench.engine.parallel import (
     check_parallel,
@@ -568,7 +568,10 @@ class _InterruptLatch:
     process may wait on them (a handshake, a utility call) for minutes, and code on that path (bare `except:`)
     can swallow the KeyboardInterrupt. So the first signal also kills every process below this one, and the
     interrupt is raised again each second until the start has unwound. Only handlers already installed (Python's
-    SIGINT, the CLI's SIGTERM) are re-routed; the previous ones are back on exit."""
+    SIGINT, the CLI's SIGTERM) are re-routed; the previous ones are back on exit.
+
+    What no handler sees, kill -9 of this process, is for the watchdog that entering starts (once per process:
+    core.procs.guard_descendants): it kills the engine's processes once this one is gone."""
 
     RAISE_AGAIN_S = 1.0
 
@@ -592,6 +595,7 @@ class _InterruptLatch:
                     os.kill(os.getpid(), signum)
 
     def __enter__(self) -> _InterruptLatch:
+        guard_descendants()  # before the engine's first process: none outlives this one, however it ends
         if threading.current_thread() is not threading.main_thread():
             return self
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,174 +1,116 @@
-"""Charts for the HTML report as inline SVG strings (matplotlib's SVG backend): no network, no fonts to fetch.
-
-Every chart keeps its text as text (svg.fonttype none: the browser's sans-serif draws it) and gets its own id
-salt, so several charts in one page never share an element id.
-"""
+"""Charts for the HTML report as inline SVG strings (report.svg draws them): no network, no fonts to fetch, the
+text kept as text. Long series are thinned to MAX_POINTS a line: a chart 720 px wide shows no more."""
 
 from __future__ import annotations
 
-import io
 import itertools
 from collections.abc import Sequence
-from typing import Any
 
-MAX_POINTS = 300  # a line never needs more points than the chart has pixels to spare
+from offline_bench.report.svg import Axis, Plot, Point
+
+MAX_POINTS = 300
 COLORS = ["#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df", "#bf3989", "#0a3069", "#57606a"]
-_SALT = itertools.count()
+LINE_STYLES = [("o", ""), ("s", "6 3"), ("^", "2 3"), ("D", "8 3 2 3")]  # lines that coincide stay visible
 
 
-def _plt() -> Any:
-    import matplotlib  # matplotlib is heavy to import: only when a report draws a chart
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # matplotlib is heavy to import: only when a report draws a chart
-
-    return plt
-
-
-def _figure(height: float = 3.0) -> tuple[Any, Any]:
-    plt = _plt()
-    plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": f"ob{next(_SALT)}", "font.size": 9,
-                         "font.family": "sans-serif", "axes.spines.top": False, "axes.spines.right": False})
-    return plt.subplots(figsize=(7.2, height), dpi=100)
-
-
-def to_svg(fig: Any, title: str) -> str:
-    """The figure as an <svg> element (no XML prolog), with a <title> for screen readers."""
-    buf = io.StringIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
-    _plt().close(fig)
-    text = buf.getvalue()
-    svg = text[text.index("<svg"):]
-    if "<metadata>" in svg:  # RDF boilerplate (URLs of schemas, never fetched): nothing a reader needs
-        svg = svg[:svg.index("<metadata>")] + svg[svg.index("</metadata>") + len("</metadata>"):]
-    head_end = svg.index(">") + 1
-    return f'{svg[:head_end]}<title>{title}</title>{svg[head_end:]}'.replace(
-        "<svg ", '<svg role="img" class="chart" ', 1)
-
-
-def _thin(xs: Sequence[float], ys: Sequence[float]) -> tuple[list[float], list[float]]:
-    step = max(1, len(xs) // MAX_POINTS)
-    keep = list(range(0, len(xs), step))
-    if keep and keep[-1] != len(xs) - 1:
-        keep.append(len(xs) - 1)
-    return [xs[i] for i in keep], [ys[i] for i in keep]
+def _thin(pts: Sequence[Point]) -> list[Point]:
+    """At most MAX_POINTS evenly spread points, the first and the last kept."""
+    if len(pts) <= MAX_POINTS:
+        return list(pts)
+    last = len(pts) - 1
+    return [pts[round(i * last / (MAX_POINTS - 1))] for i in range(MAX_POINTS)]
 
 
 def cdf(series: dict[str, list[float]], xlabel: str, title: str) -> str:
     """Empirical CDF per series (share of requests at or below x)."""
-    fig, ax = _figure()
-    for color, (label, values) in zip(COLORS, series.items()):
+    curves = {}
+    for name, values in series.items():
         vs = sorted(v for v in values if v is not None)
         if vs:
-            xs, ys = _thin(vs, [(i + 1) / len(vs) for i in range(len(vs))])
-            ax.step(xs, ys, where="post", color=color, label=f"{label} (n={len(vs)})")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("share of requests")
-    ax.set_ylim(0, 1.02)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    return to_svg(fig, title)
+            curves[f"{name} (n={len(vs)})"] = [(vs[0], 0.0)] + _thin([(v, (i + 1) / len(vs)) for i, v in enumerate(vs)])
+    p = Plot(title)
+    p.axes([x for c in curves.values() for x, _ in c], [0.0], ybounds=(0.0, 1.0))
+    p.frame(xlabel, "share of requests")
+    for color, (name, pts) in zip(COLORS, curves.items()):
+        p.line(pts, color, name, step=True)
+    return p.svg()
 
 
 def stacked_bars(rows: list[tuple[str, list[float]]], parts: list[str], xlabel: str, title: str) -> str:
     """One horizontal bar per row, split into `parts` (e.g. queue / prefill / decode of a request)."""
-    fig, ax = _figure(0.6 + 0.42 * len(rows))
+    p = Plot(title, height=34 * len(rows) + 10, left=int(14 + 6.2 * max(len(name) for name, _ in rows)))
+    p.axes([0.0, max(sum(v) for _, v in rows) * 1.03], [0.0], ybounds=(-0.6, len(rows) - 0.4))
+    top = len(rows) - 1  # the first row drawn at the top
+    p.frame(xlabel, "", yticks=[(top - i, name) for i, (name, _) in enumerate(rows)])
     for i, (_, values) in enumerate(rows):
         left = 0.0
         for j, v in enumerate(values):
-            ax.barh(i, v, left=left, color=COLORS[j % len(COLORS)], label=parts[j] if i == 0 else None)
+            p.bar(left, left + v, top - i - 0.32, top - i + 0.32, COLORS[j % len(COLORS)])
             left += v
-    ax.set_yticks(range(len(rows)), [label for label, _ in rows])
-    ax.set_xlim(0, 1.03 * max((sum(values) for _, values in rows), default=1.0) or 1.0)
-    ax.invert_yaxis()
-    ax.set_xlabel(xlabel)
-    ax.legend(fontsize=8, ncol=len(parts), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
-    ax.grid(True, axis="x", alpha=0.3)
-    return to_svg(fig, title)
+    for j, name in enumerate(parts):
+        p.key(name, COLORS[j % len(COLORS)], box=True)
+    return p.svg()
 
 
 def timeline(points: list[dict[str, float]], preempted_at: list[float], title: str) -> str:
     """Running and waiting requests (left axis) and KV use % (right axis) over time; preemptions as red ticks."""
-    fig, ax = _figure(3.2)
-    t = [p["t_s"] for p in points]
+    p = Plot(title, right=58)
+    t = [q["t_s"] for q in points]
+    p.axes(t, [q["running"] for q in points] + [q["waiting"] for q in points], xbounds=(min(t), max(t)))
+    p.y2 = Axis([0.0], p.bottom, p.top, bounds=(0.0, 105.0))
+    p.frame("time since the timed window began (s)", "requests", y2label="KV cache use (%)")
     for key, color in (("running", COLORS[0]), ("waiting", COLORS[3])):
-        xs, ys = _thin(t, [p[key] for p in points])
-        ax.plot(xs, ys, color=color, label=f"{key} requests")
-    ax.set_xlabel("time since the timed window began (s)")
-    ax.set_ylabel("requests")
-    kv = ax.twinx()
-    xs, ys = _thin(t, [p["kv_usage_pct"] for p in points])
-    kv.plot(xs, ys, color=COLORS[2], ls="--", label="KV cache use %")
-    kv.set_ylabel("KV cache use (%)")
-    kv.set_ylim(0, 105)
-    kv.spines["right"].set_visible(True)
+        p.line(_thin([(q["t_s"], q[key]) for q in points]), color, f"{key} requests")
+    p.line(_thin([(q["t_s"], q["kv_usage_pct"]) for q in points]), COLORS[2], "KV cache use %", dash="5 3",
+           second=True)
     if preempted_at:
-        kv.plot(preempted_at, [102] * len(preempted_at), "|", color=COLORS[1], markersize=9,
-                label=f"preemption ({len(preempted_at)} marked)")
-    lines = ax.get_legend_handles_labels()
-    more = kv.get_legend_handles_labels()
-    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper right")
-    ax.grid(True, alpha=0.3)
-    return to_svg(fig, title)
+        ticks = "".join(f"M{p.x(x):.1f},{p.top - 2}v9" for x in preempted_at)
+        p.items.append(f'<path d="{ticks}" stroke="{COLORS[1]}" stroke-width="1.5"/>')
+        p.key(f"preemption ({len(preempted_at)} marked)", COLORS[1])
+    return p.svg()
 
 
 def budget_bar(parts: list[tuple[str, float]], total: float | None, title: str) -> str:
     """The device memory as one stacked bar (GiB), each part labelled."""
-    fig, ax = _figure(2.0)
+    p = Plot(title, height=40, left=20)
+    left = sum(g for _, g in parts)
+    p.axes([0.0, max(total or 0.0, left)], [0.0], ybounds=(-0.5, 0.5))
+    p.frame("GiB" + (f" (device: {total:,.2f} GiB)" if total else ""), "", yticks=[])
     left = 0.0
     for j, (name, gib) in enumerate(parts):
-        ax.barh(0, gib, left=left, color=COLORS[j % len(COLORS)], label=f"{name} {gib:,.2f}")
+        p.bar(left, left + gib, -0.4, 0.4, COLORS[j % len(COLORS)])
+        p.key(f"{name} {gib:,.2f}", COLORS[j % len(COLORS)], box=True)
         left += gib
-    ax.set_yticks([])
-    ax.set_xlabel("GiB" + (f" (device: {total:,.2f} GiB)" if total else ""))
-    if total:
-        ax.set_xlim(0, max(total, left))
-    ax.legend(fontsize=7, ncol=min(len(parts), 3), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
-    return to_svg(fig, title)
-
-
-MARKERS = [("o", "-", 8), ("s", "--", 6), ("^", ":", 5), ("D", "-.", 4)]  # lines that coincide stay visible
+    return p.svg()
 
 
 def lines(series: dict[str, list[tuple[float, float]]], xlabel: str, ylabel: str, title: str, logx: bool = False,
           dashed: dict[str, list[tuple[float, float]]] | None = None, logy: bool = False) -> str:
     """One marked line per series; `dashed` series (ceilings) drawn thin and dashed in the same colours."""
-    fig, ax = _figure(3.2)
-    for color, style, (label, pts) in zip(itertools.cycle(COLORS), itertools.cycle(MARKERS), series.items()):
-        pts = sorted(pts)
-        marker, ls, size = style
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, ls=ls, markersize=size, color=color,
-                label=label)
-        ceiling = sorted((dashed or {}).get(label, []))
+    every = [pt for pts in [*series.values(), *(dashed or {}).values()] for pt in pts]
+    p = Plot(title)
+    p.axes([x for x, _ in every], [y for _, y in every], logx=2 if logx else 0, logy=10 if logy else 0)
+    p.frame(xlabel, ylabel)
+    for color, (marker, dash), (name, pts) in zip(itertools.cycle(COLORS), itertools.cycle(LINE_STYLES),
+                                                   series.items()):
+        p.line(sorted(pts), color, name, dash=dash, marker=marker)
+        ceiling = sorted((dashed or {}).get(name, []))
         if ceiling:
-            ax.plot([p[0] for p in ceiling], [p[1] for p in ceiling], ls="--", lw=1, color=color,
-                    label=f"{label}: ceiling")
-    if logx:
-        ax.set_xscale("log", base=2)
-    if logy:
-        ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    return to_svg(fig, title)
+            p.line(ceiling, color, f"{name}: ceiling", dash="4 3", width=1.0)
+    return p.svg()
 
 
 def waterfall(steps: list[tuple[str, float]], ylabel: str, title: str) -> str:
     """The first and last steps as full bars, each step between as the change it made (green up, red down)."""
-    fig, ax = _figure(3.4)
+    p = Plot(title)
+    p.axes([0.0], [v for _, v in steps], xbounds=(-0.6, len(steps) - 0.4))
+    p.frame("step (see the table)", ylabel, xticks=[(i, str(i + 1)) for i in range(len(steps))])
     prev = None
     for i, (_, value) in enumerate(steps):
         if prev is None or i == len(steps) - 1:
-            ax.bar(i, value, color=COLORS[0])
+            p.bar(i - 0.4, i + 0.4, 0.0, value, COLORS[0])
         else:
-            change = value - prev
-            ax.bar(i, change, bottom=prev, color=COLORS[2] if change >= 0 else COLORS[1])
-        ax.text(i, value, f"{value:,.0f}", ha="center", va="bottom", fontsize=7)
+            p.bar(i - 0.4, i + 0.4, prev, value, COLORS[2] if value >= prev else COLORS[1])
+        p.text(i, value, f"{value:,.0f}")
         prev = value
-    ax.set_xticks(range(len(steps)), [f"{i + 1}" for i in range(len(steps))])
-    ax.set_xlabel("step (see the table)")
-    ax.set_ylabel(ylabel)
-    ax.grid(True, axis="y", alpha=0.3)
-    return to_svg(fig, title)
+    return p.svg()

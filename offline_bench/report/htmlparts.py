@@ -25,9 +25,12 @@ nav > ul { padding-left: 18px; margin: 6px 0 12px; } nav a { color: var(--accent
 nav ul ul { display: inline; padding: 0; } nav ul ul li { display: inline; }
 nav ul ul li + li::before { content: " · "; }
 nav ul ul::before { content: ": "; }
-table { border-collapse: collapse; margin: 6px 0 12px; font-size: 13px; }
-th, td { border: 1px solid var(--line); padding: 3px 8px; text-align: left; vertical-align: top; }
+table { border-collapse: collapse; margin: 6px 0 12px; font-size: 13px; max-width: 100%; }
+th, td { border: 1px solid var(--line); padding: 3px 6px; text-align: left; vertical-align: top;
+         overflow-wrap: break-word; }
+table.kv td, td.label { overflow-wrap: anywhere; }
 th { background: var(--card); font-weight: 600; }
+td.num, .nw { white-space: nowrap; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .cards { display: flex; flex-wrap: wrap; gap: 10px; margin: 8px 0; }
 .card { background: var(--card); border: 1px solid var(--line); border-radius: 6px; padding: 8px 12px;
@@ -37,7 +40,16 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .scroll { overflow-x: auto; max-width: 100%; }
 .warn { color: #9a6700; }
 section.item { border-top: 3px solid var(--card); margin-top: 18px; }
+details.fold > section.item { border-top: 0; margin-top: 0; }
 svg.chart { max-width: 100%; height: auto; display: block; margin: 4px 0 10px; }
+svg.chart .g { stroke: #d8dee4; stroke-width: .7; } svg.chart .a { stroke: var(--muted); fill: none; }
+svg.chart text { fill: var(--fg); }
+nav.top { margin: 4px 0 10px; } nav.top a { margin-right: 12px; }
+#findings ul { padding-left: 20px; } #findings li { margin: 4px 0; max-width: 1000px; }
+#findings .topic { font-weight: 600; }
+details.fold { border-top: 3px solid var(--card); margin-top: 10px; }
+details.fold > summary { padding: 4px 0; font-weight: 600; }
+details.fold > summary .how { font-weight: 400; color: var(--muted); }
 code, pre { font: 12px/1.4 ui-monospace, "DejaVu Sans Mono", monospace; background: var(--card); }
 pre { padding: 8px; overflow-x: auto; white-space: pre-wrap; word-break: break-all; border-radius: 4px; }
 details summary { cursor: pointer; color: var(--accent); }
@@ -81,7 +93,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Sequen
 
 
 def kv_table(pairs: Sequence[tuple[str, str]]) -> str:
-    return "<table><tbody>" + "".join(f"<tr><th>{esc(k)}</th><td>{v}</td></tr>" for k, v in pairs) + \
+    return '<table class="kv"><tbody>' + "".join(f"<tr><th>{esc(k)}</th><td>{v}</td></tr>" for k, v in pairs) + \
         "</tbody></table>"
 
 
@@ -90,6 +102,25 @@ def section(anchor: str, title: str, how: str, body: str, level: int = 2, kind: 
     cls = f' class="{esc(kind)}"' if kind else ""
     return (f'<section id="{esc(anchor)}"{cls}><h{level}>{esc(title)}</h{level}><p class="how">{esc(how)}</p>'
             f"{body}</section>")
+
+
+def folded(anchor: str, summary: str, body: str) -> str:
+    """A closed <details> (a run's whole section): `summary` (HTML) is what shows until it is opened."""
+    return f'<details class="fold" id="{esc(anchor)}-fold"><summary>{summary}</summary>{body}</details>'
+
+
+def breakable(text: str) -> str:
+    """A name (a path, a label) that may break after each / (long ones would widen their table)."""
+    return esc(text).replace("/", "/<wbr>")
+
+
+def nowrap(text: str) -> str:
+    """A short value kept on one line (a model or GPU name breaking at its hyphens reads badly)."""
+    return f'<span class="nw">{esc(text)}</span>'
+
+
+def link(anchor: str, text: str) -> str:
+    return f'<a href="#{esc(anchor)}">{breakable(text)}</a>'
 
 
 def missing(what: str) -> str:

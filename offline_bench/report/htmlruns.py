@@ -6,12 +6,14 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from offline_bench.analysis.compare import Labeled, mismatches, order
+from offline_bench.analysis.compare import Labeled, mismatches
 from offline_bench.analysis.compare import table as compare_table
+from offline_bench.analysis.findings import compare_anchor, comparison_groups, gpu_of
 from offline_bench.report import charts
 from offline_bench.report.htmlparts import cards, esc, fmt, kv_table, missing, num, section, table
 from offline_bench.report.table import KNOWN, RATIO
 from offline_bench.report.table import fmt as fmt_value
+from offline_bench.results.load import Item
 from offline_bench.results.run import RunResult
 
 RATES = ("requests_per_s", "input_tokens_per_s", "output_tokens_per_s", "total_tokens_per_s", "prefill_tokens_per_s",
@@ -23,10 +25,6 @@ VLLM_DEFAULTS: dict[str, Any] = {"dtype": "auto", "kv_cache_dtype": "auto", "see
                                  "pipeline_parallel_size": 1, "enforce_eager": False, "load_format": "auto",
                                  "gpu_memory_utilization": 0.9}
 TYPICAL = (("p10", 0.10), ("p50", 0.50), ("p90", 0.90), ("p99", 0.99))  # requests shown in the breakdown bars
-
-
-def gpu_of(r: RunResult) -> str | None:
-    return r.environment.gpu_name or (r.engine_args or {}).get("server", {}).get("gpu_name")
 
 
 def summary(r: RunResult, src: str) -> str:
@@ -77,13 +75,29 @@ def latency(r: RunResult, src: str) -> str:
         rows.append([esc(name), fmt(d.count)] + [num(getattr(d, q), src, f"latency.{name}.{q}", ",.2f")
                                                  for q in ("mean", "p50", "p90", "p99", "max")])
     out = table(["metric", "n", "mean", "p50", "p90", "p99", "max"], rows, numeric=(1, 2, 3, 4, 5, 6))
-    series = {k: [getattr(q, k) for q in r.requests if getattr(q, k) is not None] for k in ("ttft_ms", "e2e_ms")}
-    if any(series.values()):
-        out += charts.cdf({k: v for k, v in series.items() if v}, "ms", "TTFT and E2E, CDF over requests")
-    tpot = [q.tpot_ms for q in r.requests if q.tpot_ms is not None]
-    if tpot:
-        out += charts.cdf({"tpot_ms": tpot}, "ms per output token", "TPOT, CDF over requests")
-    return out + breakdown(r)
+    return out + distributions(r) + breakdown(r)
+
+
+MIN_CDF = 20  # fewer requests than this make a staircase, not a distribution: the percentiles say it all
+
+
+def distributions(r: RunResult) -> str:
+    """CDFs of TTFT, E2E and TPOT over the requests, when there are enough of them to draw one."""
+    series = {k: [getattr(q, k) for q in r.requests if getattr(q, k) is not None]
+              for k in ("ttft_ms", "e2e_ms", "tpot_ms")}
+    n = max(len(v) for v in series.values())
+    if n == 0:
+        return ""
+    if n < MIN_CDF:
+        return missing(f"{n} request(s) only: no distribution drawn below {MIN_CDF} (the percentiles above are "
+                       "the requests themselves).")
+    out = ""
+    if series["ttft_ms"] or series["e2e_ms"]:
+        out += charts.cdf({k: series[k] for k in ("ttft_ms", "e2e_ms") if series[k]}, "ms",
+                          "TTFT and E2E, CDF over requests")
+    if series["tpot_ms"]:
+        out += charts.cdf({"tpot_ms": series["tpot_ms"]}, "ms per output token", "TPOT, CDF over requests")
+    return out
 
 
 def breakdown(r: RunResult) -> str:
@@ -242,30 +256,22 @@ def run_section(r: RunResult, anchor: str, label: str) -> str:
                                                                               if notes else ""), level=3, kind="item")
 
 
-def _pair_key(r: RunResult) -> tuple[Any, ...]:
-    w = r.workload
-    return (w.source, w.num_prompts, w.concurrency, w.request_rate, w.output_len)
-
-
-def comparison(runs: list[tuple[str, RunResult]]) -> str:
-    """Offline and serving results of the same workload side by side, one table per workload."""
-    groups: dict[tuple[Any, ...], list[Labeled]] = {}
-    for label, r in runs:
-        if r.mode in ("offline", "serving", "imported"):
-            groups.setdefault(_pair_key(r), []).append(Labeled(f"{label} [{r.mode}]", r))
+def comparison(runs: list[Item]) -> str:
+    """Offline and serving results of the same workload side by side, one table per workload (its id:
+    findings.compare_anchor, where the findings link)."""
     out = []
-    for key, members in groups.items():
-        if len({m.result.mode for m in members}) < 2:
-            continue
-        members = order(members)
-        base = next((m for m in members if m.result.mode == "offline"), members[0])
-        headers, rows = compare_table(members, base)
+    for key, base, members in comparison_groups(runs):
+        labeled = [Labeled(f"{m.label.split('/')[-1]} [{m.data.mode}]", m.data) for m in members]
+        headers, rows = compare_table(labeled, labeled[members.index(base)])
         n = len(members)
         cells = [[esc(c) if i == 0 else esc(fmt_value(c, RATIO if i > n else KNOWN)) for i, c in enumerate(row)]
                  for row in rows]
         what = f"{key[0]}, {key[1]} requests" + (f", {key[2]} in flight" if key[2] else "") + (
             f", {key[3]:g} req/s" if key[3] else "")
-        warns = [f"{m.label}: {w}" for m in members if m is not base for w in mismatches(base, m)]
-        out.append(f"<h4>{esc(what)}</h4>" + table(headers, cells, numeric=tuple(range(1, len(headers))))
-                   + "".join(f'<p class="warn">warning: {esc(w)}</p>' for w in warns))
+        warns = [f"{m.label}: {w}" for m, x in zip(members, labeled) if m is not base
+                 for w in mismatches(labeled[members.index(base)], x)]
+        names = ", ".join(f"{m.label} [{m.data.mode}]" for m in members)
+        out.append(f'<div id="{esc(compare_anchor(base))}"><h4>{esc(what)}</h4><p class="how">{esc(names)}</p>'
+                   + table(headers, cells, numeric=tuple(range(1, len(headers))))
+                   + "".join(f'<p class="warn">warning: {esc(w)}</p>' for w in warns) + "</div>")
     return "".join(out)

@@ -15,13 +15,15 @@ from typing import Any, Literal
 @dataclass(frozen=True)
 class Style:
     """How a value is shown: floats with `spec` (`small`: below 1 in magnitude, 0 excepted), ints with `ints`
-    (None: as floats), None as `none`; `suffix` after a number. Strings and bools are shown as they are."""
+    (None: as floats), None as `none`; `suffix` after a number; bools as `bools` (False, True) words. Strings are
+    shown as they are."""
 
     spec: str = ",.2f"
     ints: str | None = ","
     none: str = ""
     suffix: str = ""
     small: str | None = None
+    bools: tuple[str, str] | None = None
 
     def __call__(self, value: Any) -> str:
         return fmt(value, self)
@@ -32,6 +34,8 @@ def fmt(value: Any, style: Style | None = None) -> str:
     s = style or NUM
     if value is None:
         return s.none
+    if isinstance(value, bool) and s.bools:
+        return s.bools[value]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, int) and s.ints is not None:
@@ -47,6 +51,7 @@ KNOWN = Style(none="unknown")  # NUM, a missing value "unknown"
 RATIO = Style(".3f", ints=None, none="unknown", suffix="x")  # 0.187x
 AUTO = Style(small=".3g")  # NUM, and 3 significant digits below 1: 0.5, 0.0123
 SIG4 = Style(".4g")  # 4 significant digits, ints 1,234
+YES_NO = Style(bools=("no", "yes"))
 
 
 def decimals(n: int, none: str = "", ints: str | None = ",") -> Style:
@@ -108,6 +113,8 @@ class Document:
     final_newline: bool = True  # the text formats end with a newline (the CLI adds one more)
     own_json: Callable[[], str] | None = None  # json: the objects' own JSON (else the document's tables)
     csv_sections: list[str] | None = None  # csv: one table of every table's rows, each led by the table's title
+    # csv and json: these tables instead of those shown (every column, whole labels), when the console shows less
+    data: list[Table] | None = None
 
     @property
     def tables(self) -> list[Table]:

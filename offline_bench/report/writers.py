@@ -97,11 +97,12 @@ class CsvWriter(Writer):
     def write(self, doc: Document) -> str:
         buf = io.StringIO()
         w = csv.writer(buf)
+        tables = doc.data if doc.data is not None else doc.tables
         if doc.csv_sections is not None:
             w.writerow(doc.csv_sections)
-            w.writerows([[t.title, *row] for t in doc.tables for row in t.rows])
+            w.writerows([[t.title, *row] for t in tables for row in t.rows])
         else:
-            for i, t in enumerate(doc.tables):
+            for i, t in enumerate(tables):
                 if i:
                     w.writerow([])
                 if t.header:
@@ -119,7 +120,9 @@ class JsonWriter(Writer):
             return doc.own_json()
         out: dict[str, list] = {"tables": [], "notes": [], "warnings": []}
         title = ""
-        for item in doc.items:
+        # data tables stand for the tables shown; the texts (notes, warnings) stay
+        items = doc.items if doc.data is None else [*doc.data, *(i for i in doc.items if not isinstance(i, Table))]
+        for item in items:
             if isinstance(item, Table):
                 out["tables"].append({"title": item.title or title, "columns": [c.name for c in item.columns],
                                       "units": [c.unit for c in item.columns], "rows": item.rows,

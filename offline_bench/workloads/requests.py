@@ -18,6 +18,29 @@ WARMUP_SEED_OFFSET = 1_000_003  # warm-up prompts differ from the timed ones of 
 # of at most 1024 tokens, and prompt + output at most 2048 tokens.
 SHAREGPT_MIN_LEN, SHAREGPT_MAX_PROMPT, SHAREGPT_MAX_TOTAL = 4, 1024, 2048
 DATASETS = ("sharegpt", "custom")
+# `vllm bench --dataset-name` values this tool reads: random is its synthetic prompts (ours: no file given)
+VLLM_BENCH_DATASETS = ("random", *DATASETS)
+
+
+def prompt_source(prompts: str | None, dataset: tuple[str, str] | None, dataset_name: str | None = None,
+                  dataset_path: str | None = None) -> tuple[str | None, str | None]:
+    """(prompt file, its format) from our --prompts FILE / --dataset NAME FILE, or from vllm bench's
+    --dataset-name / --dataset-path: random (or no name and no path) is synthetic; sharegpt or custom with a path
+    is --dataset NAME FILE; a path alone is --prompts FILE (format by suffix: .txt or .jsonl)."""
+    if (prompts or dataset) and (dataset_name or dataset_path):
+        raise BenchError("give --prompts/--dataset or vllm bench's --dataset-name/--dataset-path, not both")
+    if dataset and prompts:
+        raise BenchError("give --prompts FILE or --dataset NAME FILE, not both")
+    if dataset:
+        return dataset[1], dataset[0]
+    if dataset_name in (None, "random"):
+        if dataset_name and dataset_path:
+            raise BenchError("--dataset-name random makes synthetic prompts (--input-len, --output-len): drop "
+                             "--dataset-path, or give --dataset-name sharegpt or custom")
+        return prompts or dataset_path, None
+    if not dataset_path:
+        raise BenchError(f"--dataset-name {dataset_name} needs --dataset-path FILE")
+    return dataset_path, dataset_name
 
 
 @dataclass

@@ -1,10 +1,11 @@
-"""Named serving scenarios: the seed project's two stress tests, reproduced by `serve-probe --scenario NAME`.
+"""Named serving scenarios, run by `serve-probe --scenario NAME`: chat stress tests of a fixed prompt.
 
-The seed served its model as `vllm serve ... --served-model-name gpt-4o --api-key sk-123456` and streamed chat
-completions: one stream of its first prompt (max_tokens 512, temperature 0.7), and 10 concurrent streams of its
-second (temperature 0.8). Its report shows, per stream and in all: time to first token, tokens/s and total
-tokens; `scenario_rows` holds those of a serve-probe result, with the server's exact token counts (printed by
-report.tables.scenario).
+chat-1 is one stream of the first prompt of prompts/seed.txt (max_tokens 512, temperature 0.7), chat-10 is 10
+concurrent streams of the second (temperature 0.8), as the original test served its model (`vllm serve ...
+--served-model-name gpt-4o --api-key sk-123456`) and streamed chat completions. Its report shows, per stream and in
+all: time to first token, tokens/s and total tokens; `scenario_rows` holds those of a serve-probe result, with the
+server's exact token counts (printed by report.tables.scenario). The names they first had (seed-single, seed-10)
+are still accepted; results record the names above.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from offline_bench.core.errors import BenchError
 from offline_bench.results.run import RunResult
 from offline_bench.workloads.requests import Request
 
-# the seed's two prompts (prompts/seed.txt holds the same lines; a test keeps them equal)
+# the scenarios' two prompts (prompts/seed.txt holds the same lines; a test keeps them equal)
 SEED_PROMPTS = ("假设你是唐朝诗人李白,请用七言绝句描述一次雪夜独钓的场景", "请用鲁迅的文学风格描写一次深夜咖啡馆的场景")
 
 
@@ -30,31 +31,37 @@ class Scenario:
 
 
 SCENARIOS = {
-    "seed-single": Scenario(SEED_PROMPTS[0], 1, 512, 0.7, "one stream of the seed's first prompt"),
-    "seed-10": Scenario(SEED_PROMPTS[1], 10, 512, 0.8, "10 concurrent streams of the seed's second prompt"),
+    "chat-1": Scenario(SEED_PROMPTS[0], 1, 512, 0.7, "one chat stream of a classical-poetry prompt"),
+    "chat-10": Scenario(SEED_PROMPTS[1], 10, 512, 0.8, "10 concurrent chat streams of a prose prompt"),
 }
+FORMER_NAMES = {"seed-single": "chat-1", "seed-10": "chat-10"}  # accepted, not listed: scripts and old results
+
+
+def canonical(name: str) -> str:
+    """A scenario's name now (a former name: the one it has now)."""
+    return FORMER_NAMES.get(name, name)
 
 
 def scenario(name: str) -> Scenario:
-    if name not in SCENARIOS:
+    if canonical(name) not in SCENARIOS:
         raise BenchError(f"--scenario {name}: choose one of {', '.join(SCENARIOS)}")
-    return SCENARIOS[name]
+    return SCENARIOS[canonical(name)]
 
 
 def scenario_workload(name: str, warmup: int, seed: int = 0) -> tuple[WorkloadConfig, list[Request],
                                                                        list[Request]]:
-    """The workload record and the (warm-up, timed) requests of a scenario: chat streams, EOS honoured (as the
-    seed's client did), top_p 1."""
+    """The workload record (under the scenario's name now) and the (warm-up, timed) requests of a scenario: chat
+    streams, EOS honoured (as the original test's client did), top_p 1."""
     sc = scenario(name)
-    wl = WorkloadConfig(prompts_file=f"scenario:{name}", num_prompts=sc.streams, output_len=sc.max_tokens,
+    wl = WorkloadConfig(prompts_file=f"scenario:{canonical(name)}", num_prompts=sc.streams, output_len=sc.max_tokens,
                         temperature=sc.temperature, ignore_eos=False, warmup=warmup, seed=seed)
     req = Request(sc.max_tokens, prompt=sc.prompt)
     return wl, [req] * warmup, [req] * sc.streams
 
 
 def scenario_rows(r: RunResult) -> list[dict]:
-    """Per stream: TTFT, output tokens, tokens/s (output tokens / the stream's whole time, as the seed's client
-    timed it) and decode tokens/s (after the first token); then one row for all streams together."""
+    """Per stream: TTFT, output tokens, tokens/s (output tokens / the stream's whole time, as the original test's
+    client timed it) and decode tokens/s (after the first token); then one row for all streams together."""
     rows = []
     for q in r.requests:
         e2e_s = (q.e2e_ms or 0.0) / 1000

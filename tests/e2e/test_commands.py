@@ -20,10 +20,10 @@ H100_LOG = str(FIXTURES / "h100-vllm0.26-llama8b-startup.log")
     (["presets"], "preset:tiny-llama"),
     (["roofline", "--model", "preset:llama-3.1-8b", "--gpu", "h100-sxm"], "weight_bytes"),
     (["plan", "--model", "preset:llama-3.1-8b", "--gpu", "h100-sxm", "--gpu-memory-utilization", "0.9"],
-     "kv_cache_tokens"),
-    (["predict", "--from", f"{R}/h100-predict/calibration.json", "--gpu-memory-utilization", "0.6"], "PREDICTED"),
-    (["compare", f"{R}/h100-run/run-1000x512-256.json", f"{R}/h100-run/run-10x64-512.json"], "output_tokens_per_s"),
-    (["scaling", f"{R}/2gpu-parallel/h200-tp1.json", f"{R}/2gpu-parallel/h200-tp2.json"], "TP=2"),
+     "KV tokens"),
+    (["predict", "--from", f"{R}/h100-predict/calibration.json.gz", "--gpu-memory-utilization", "0.6"], "PREDICTED"),
+    (["compare", f"{R}/h100-run/run-1000x512-256.json.gz", f"{R}/h100-run/run-10x64-512.json"], "output_tokens_per_s"),
+    (["scaling", f"{R}/2gpu-parallel/h200-tp1.json.gz", f"{R}/2gpu-parallel/h200-tp2.json.gz"], "TP=2"),
     (["startup", H100_LOG], "kv_cache_tokens"),
 ], ids=lambda v: v[0] if isinstance(v, list) else None)
 def test_each_command_round_trips_in_a_process(args, shown):

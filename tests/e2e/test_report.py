@@ -33,9 +33,9 @@ def browser():
         b.close()
 
 
-def _open(browser, path: Path):
+def _open(browser, path: Path, width: int = 1200):
     """The page and everything it did wrong: console errors/warnings, script errors, any request off the file."""
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page = browser.new_page(viewport={"width": width, "height": 900})
     problems: list[str] = []
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning")
             else None)
@@ -97,7 +97,7 @@ def test_report_of_the_h100_results_in_a_browser(capsys, browser, tmp_path):
     assert "<script" not in text and not any(f'{a}="http' in text for a in ("src", "href"))  # nothing to fetch
     page, problems = _open(browser, out)
     groups = page.eval_on_selector_all("section[id^=group-]", "els => els.map(e => e.id)")
-    assert groups == ["group-offline", "group-serving", "group-compare", "group-gap", "group-sweep", "group-phases",
+    assert groups == ["group-compare", "group-gap", "group-sweep", "group-phases", "group-offline", "group-serving",
                       "group-startup", "group-skipped"]
     runs = page.eval_on_selector_all("#group-offline section.item", "els => els.length")
     assert runs == 8  # h100-run's five and the three offline levels
@@ -108,6 +108,7 @@ def test_report_of_the_h100_results_in_a_browser(capsys, browser, tmp_path):
     # what the H100 sweep's analysis answers is on the page
     sweep = page.inner_text("#group-sweep")
     assert "Knee: " in sweep and "Target concurrency: " in sweep and "No point failed." in sweep
+    assert "Preemptions: preemption stops at gmu 0.9" in sweep
     _not_blank(page, tmp_path / "r.png")
     assert problems == []
 
@@ -126,12 +127,13 @@ def test_report_of_a_cpu_run_and_partial_results(capsys, browser, engine, tmp_pa
     (tmp_path / "hand.yaml").write_text("name: hand\nruns:\n  - {concurrency: 10, ttft_s: 0.39, "
                                         "output_tokens_per_s: 355, total_output_tokens: 5130}\n")
     assert cli(capsys, "import", str(tmp_path / "hand.yaml"), "--output-dir", str(tmp_path))[0] == 0
-    inputs = [run, ROOT / "docs/results/h100-offline-vs-serving/serving-c10.json", tmp_path / "hand-c10.json",
+    inputs = [run, ROOT / "docs/results/h100-offline-vs-serving/serving-c10.json.gz", tmp_path / "hand-c10.json",
               ROOT / "tests/fixtures/h100-vllm0.26-llama8b-startup.log"]
     out = tmp_path / "cpu.html"
     rc, _, err = cli(capsys, "report", *map(str, inputs), "--output", str(out))
     assert rc == 0, err
     page, problems = _open(browser, out)
+    page.evaluate("document.querySelectorAll('details.fold').forEach(d => d.open = true)")  # as a reader does
     item = page.locator("#group-offline section.item")
     assert item.count() == 1 and "goodput req/s" in item.inner_text()
     titles = page.eval_on_selector_all("#group-offline svg.chart title", "els => els.map(e => e.textContent)")
@@ -146,4 +148,40 @@ def test_report_of_a_cpu_run_and_partial_results(capsys, browser, engine, tmp_pa
     assert "weights_gib" in page.locator("#group-startup").inner_text()
     assert _check_numbers(page, _sources(inputs)) >= 40
     _not_blank(page, tmp_path / "cpu.png")
+    assert problems == []
+
+
+def test_the_report_leads_with_its_findings(capsys, browser, tmp_path):
+    """At 1,280 px wide, the findings are the page's first section and start on the first screen; each finding's
+    link lands on its evidence (a run's folded details open when linked to)."""
+    out = tmp_path / "ovs.html"
+    assert cli(capsys, "report", str(ROOT / "docs/results/h100-offline-vs-serving"), "--output", str(out))[0] == 0
+    page, problems = _open(browser, out, width=1280)
+    first = page.eval_on_selector("main > section", "e => [e.id, e.getBoundingClientRect().top]")
+    assert first[0] == "findings" and 0 < first[1] < 900 * 0.5
+    assert page.locator("#findings li").count() == 4  # offline vs serving, and one per explain-gap ladder
+    assert "serving / offline output tok/s = 1.009, 1.008, 0.992" in page.inner_text("#findings")
+    page.click("#findings li >> nth=0 >> a >> nth=2")  # the comparison at c=64
+    top = page.eval_on_selector(":target", "e => [e.id, e.getBoundingClientRect().top]")
+    assert top[0].startswith("cmp-") and abs(top[1]) < 5
+    assert page.eval_on_selector("details.fold", "e => e.open") is False  # run details start folded
+    page.click("#overview a >> nth=0")  # offline-c1's name in the overview opens its details
+    target = page.eval_on_selector(":target", "e => [e.id, e.closest('details').open, e.innerText]")
+    assert target[0].endswith("offline-c1-json") and target[1] is True
+    assert "no distribution drawn below 20" in target[2]  # four requests: no CDF
+    assert problems == []
+
+
+def test_every_table_fits_a_1280_px_page(capsys, browser, tmp_path):
+    """Every committed result in one page, every fold opened: no table wider than the viewport, and no sideways
+    scrolling of the page."""
+    out = tmp_path / "all.html"
+    assert cli(capsys, "report", str(ROOT / "docs/results"), "--output", str(out))[0] == 0
+    page, problems = _open(browser, out, width=1280)
+    page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+    widths = page.eval_on_selector_all("table", "ts => ts.map(t => [t.closest('[id]').id, "
+                                                "Math.ceil(t.getBoundingClientRect().right)])")
+    assert len(widths) > 300
+    assert [w for w in widths if w[1] > 1280] == []
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
     assert problems == []

@@ -233,17 +233,18 @@ def test_probe_samples_the_servers_own_state(probed):
         assert any("GET /metrics" in n for n in r.notes)
 
 
-def test_scenario_seed_10_and_seed_single(capsys, monkeypatch, server, tmp_path):
-    """The seed's stress tests by name, against the name the seed served (gpt-4o, passed through serve-preset)."""
+def test_scenarios_chat_10_and_chat_1(capsys, monkeypatch, server, tmp_path):
+    """The chat stress tests by name (old names accepted, new names recorded), against the name the original test
+    served (gpt-4o, passed through serve-preset)."""
     from offline_bench.results.run import RunResult
     from offline_bench.workloads.scenarios import SEED_PROMPTS
 
     assert list(SEED_PROMPTS) == (ROOT / "prompts" / "seed.txt").read_text(encoding="utf-8").splitlines()
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    for name, streams, temperature in (("seed-10", 10, 0.8), ("seed-single", 1, 0.7)):
+    for name, given, streams, temperature in (("chat-10", "chat-10", 10, 0.8), ("chat-1", "seed-single", 1, 0.7)):
         out = tmp_path / f"{name}.json"
         rc, stdout, err = cli(capsys, "serve-probe", "--base-url", server, "--served-model-name", "gpt-4o",
-                              "--scenario", name, "--warmup", "0", "--output", str(out))
+                              "--scenario", given, "--warmup", "0", "--output", str(out))
         assert rc == 0, err[-3000:]
         r = RunResult.load(out)
         assert r.endpoint.endswith("/v1/chat/completions") and r.model == "gpt-4o"

@@ -20,6 +20,18 @@ def _refuse(what: str):  # noqa: ANN202
     return refuse
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _warm_caches() -> None:
+    """Caches the standard library and matplotlib fill by running a process once, filled before the guard: a fresh
+    machine then gives the same result as one where an earlier test (or tier) filled them. matplotlib builds its
+    font cache with `fc-list`; platform.platform() asks `uname -p` for the processor (environment capture)."""
+    import platform
+
+    import matplotlib.font_manager  # noqa: F401
+
+    platform.platform()
+
+
 @pytest.fixture(autouse=True)
 def _no_processes(monkeypatch: pytest.MonkeyPatch) -> None:
     """subprocess (run, Popen, check_output...), multiprocessing (fork and spawn), os.system, os.fork, posix_spawn:

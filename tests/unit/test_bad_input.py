@@ -188,7 +188,7 @@ def test_gzipped_results_are_read_and_a_cut_one_gets_one_line(capsys, tmp_path):
 
 
 def test_compare_ratio_of_zero_to_zero_is_no_change():
-    tp1, tp2 = (RunResult.load(RESULTS / "2gpu-parallel" / f"h200-{n}.json") for n in ("tp1", "tp2"))
+    tp1, tp2 = (RunResult.load(RESULTS / "2gpu-parallel" / f"h200-{n}.json.gz") for n in ("tp1", "tp2"))
     assert tp1.kv_cache.preemptions == tp2.kv_cache.preemptions == 0
     a, b = Labeled("tp1", tp1), Labeled("tp2", tp2)
     _, rows = compare_table([a, b], a)

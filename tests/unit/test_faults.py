@@ -24,7 +24,7 @@ from offline_bench.results.run import RunResult, Unwritten, keep_file, keep_resu
 from offline_bench.workloads.levels import Level, keep_level
 from tests.helpers import FIXTURES, RESULTS, cli
 
-CALIBRATION = str(RESULTS / "h100-predict" / "calibration.json")
+CALIBRATION = str(RESULTS / "h100-predict" / "calibration.json.gz")
 NO_SPACE = os.strerror(errno.ENOSPC)  # "No space left on device"
 LINE = re.compile(r"error: cannot write (\S+) \(([^)]+)\): saved to (\S+) instead")
 
@@ -317,7 +317,7 @@ def test_a_sweep_that_cannot_write_its_definition_stops_before_any_point(disk, t
 
 
 def test_compare_prints_its_table_when_html_cannot_be_written(disk, tmp_path, capsys):
-    runs = [str(RESULTS / "h100-run" / n) for n in ("run-1000x512-256.json", "run-10x64-512.json")]
+    runs = [str(RESULTS / "h100-run" / n) for n in ("run-1000x512-256.json.gz", "run-10x64-512.json")]
     html = disk.full(tmp_path / "pages") / "c.html"
     rc, stdout, err = cli(capsys, "compare", *runs, "--html", str(html))
     assert rc == 1 and "output_tokens_per_s" in stdout

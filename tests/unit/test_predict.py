@@ -14,12 +14,12 @@ from offline_bench.predict.replay import Calibrated, predict
 from offline_bench.predict.schedsim import simulate
 from offline_bench.predict.stepmodel import fit
 from offline_bench.results.plan import PlanSettings
-from offline_bench.results.run import RunResult, StepTrace
+from offline_bench.results.run import RunResult, StepTrace, read_text
 from tests.helpers import ROOT, cli
 
 H100 = ROOT / "docs" / "results" / "h100-predict"
-CALIBRATION = H100 / "calibration.json"
-MEASURED = sorted((H100 / "measured").glob("*.json")) + sorted((ROOT / "docs/results/h100-sweep/points").glob("*"))
+CALIBRATION = H100 / "calibration.json.gz"
+MEASURED = sorted((H100 / "measured").glob("*.json*")) + sorted((ROOT / "docs/results/h100-sweep/points").glob("*"))
 SETTINGS = ("gpu_memory_utilization", "max_model_len", "max_num_batched_tokens", "max_num_seqs",
             "tensor_parallel_size")
 
@@ -43,7 +43,7 @@ def test_plan_model_alone_within_one_percent_of_h100(path: Path) -> None:
 
 
 def test_plan_calibrated_within_a_fifth_of_a_percent_when_gmu_moves() -> None:
-    cal_data = json.loads(CALIBRATION.read_text())
+    cal_data = json.loads(read_text(CALIBRATION))
     info = resolve_model(cal_data["model"]).info
     calib = calibration_from_result(cal_data, str(CALIBRATION), info)
     own = plan_point(info, calib.settings, "cuda", calib.total_gib, calib)
@@ -151,7 +151,7 @@ def test_predict_h100_points_from_the_calibration_run() -> None:
     """The committed H100 runs: preemptions and throughput of gmu 0.6 and mnbt 4096 from the gmu 0.9 run."""
     cal = Calibrated(CALIBRATION)
     for name, tol in (("gmu-0.6", 0.05), ("mnbt-4096", 0.05), ("mns-128", 0.05)):
-        r = RunResult.load(H100 / "measured" / f"{name}.json")
+        r = RunResult.load(H100 / "measured" / f"{name}.json.gz")
         res = r.engine_args["resolved"]
         p = predict(cal, {k: res[k] for k in ("gpu_memory_utilization", "max_num_batched_tokens", "max_num_seqs")})
         assert p.mode == "predicted"
@@ -172,3 +172,16 @@ def test_sweep_predict_only_answers_a_grid(capsys, tmp_path: Path) -> None:
     assert by[(0.9, 1024)]["output_tokens_per_s"] > by[(0.5, 1024)]["output_tokens_per_s"]
     rc, _, err = cli(capsys, "sweep", "--output-dir", str(tmp_path / "x"), "--predict-only")
     assert rc == 2 and "--calibrate" in err
+
+
+def test_predict_prints_the_fit_error_its_json_stores(capsys, tmp_path: Path) -> None:
+    """The console said "step model fit: 0.00%" (the summed step times, which the fit matches by construction)
+    while the JSON held the median step's error."""
+    out = tmp_path / "p.json"
+    rc, text, err = cli(capsys, "predict", "--from", str(CALIBRATION), "--gpu-memory-utilization", "0.6", "--output",
+                        str(out))
+    assert rc == 0, err
+    sm = RunResult.load(out).prediction["step_model"]
+    assert sm["median_step_error_pct"] > 1  # a real fit error, not the sum's ~0
+    assert (f"step model fit: {sm['median_step_error_pct']:.2f}% median step error over its {sm['steps_fitted']} "
+            "steps") in text

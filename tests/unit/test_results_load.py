@@ -213,15 +213,15 @@ FOREIGN = {  # written by scripts/ (not by the tool): refused as not offline-ben
     "vs-vllm-bench/h100-1000x512-256.json", "vs-vllm-bench/h100-400x512-256.json"}
 KNOWN = {  # a sample: file -> (kind, mode of a run)
     "h100-run/run-10x64-512.json": ("run", "offline"),
-    "h100-offline-vs-serving/serving-c10.json": ("run", "serving"),
-    "h100-predict/blind/gmu-0.55_mns-256_mnbt-8192.json": ("run", "predicted"),
+    "h100-offline-vs-serving/serving-c10.json.gz": ("run", "serving"),
+    "h100-predict/blind/gmu-0.55_mns-256_mnbt-8192.json.gz": ("run", "predicted"),
     "ray-2node/h200-seq/pass1/tp2-ray.json.gz": ("run", "offline"),
     "h100-offline-vs-serving/gap.json.gz": ("gap", None),
     "h100-phases/phases.json": ("phases", None),
     "h100-sweep/summary.json": ("sweep", None),
     "h100-sweep/sweep.json": ("sweep-spec", None),
     "70b-tp4/points/gmu-0.95_mml-8192.json": ("failed-point", None),
-    "70b-tp4/points/gmu-0.9_mml-8192.json": ("run", "offline"),
+    "70b-tp4/points/gmu-0.9_mml-8192.json.gz": ("run", "offline"),
     "h100-offline-vs-serving/server.log": ("startup", None),
     "ray-2node/h200-tp2-ray-hang.log": ("startup", None),
 }

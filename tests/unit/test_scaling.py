@@ -13,11 +13,11 @@ from offline_bench.core.errors import BenchError
 from offline_bench.predict.stepmodel import full_batch_decode_step
 from offline_bench.report.formats import render
 from offline_bench.report.inputs import load_items
-from offline_bench.results.run import RunResult, StepTrace
+from offline_bench.results.run import RunResult, StepTrace, read_text
 from tests.helpers import ROOT, cli
 
 PAR = ROOT / "docs" / "results" / "2gpu-parallel"
-TP1, TP2, DP2, H100 = (str(PAR / f) for f in ("h200-tp1.json", "h200-tp2.json", "h200-dp2.json", "h100-tp1.json"))
+TP1, TP2, DP2, H100 = (str(PAR / f"{n}.json.gz") for n in ("h200-tp1", "h200-tp2", "h200-dp2", "h100-tp1"))
 PHASES = str(ROOT / "docs" / "results" / "70b-tp" / "phases-70b-tp2.json")
 
 
@@ -41,7 +41,7 @@ def test_runs_against_the_run_on_the_fewest_gpus():
         assert rows[name].efficiency_pct == pytest.approx(100 * out[name] / 2 / out["h200-tp1"])
     assert rows["h200-tp1"].efficiency_pct == pytest.approx(100)
     # TP=2 holds one KV pool; DP=2 two, counted together
-    dp = json.loads(Path(DP2).read_text())["parallel"]
+    dp = json.loads(read_text(DP2))["parallel"]
     assert rows["h200-dp2"].kv_capacity_tokens_total == sum(dp["kv_capacity_tokens_per_replica"])
     assert report.warnings == []  # one workload, one card: nothing differs but the layout
 
@@ -71,7 +71,7 @@ def test_scaling_cli(capsys, tmp_path):
     assert "| 2gpu-parallel/h200-tp2 | TP=2" in out and "gap per all-reduce us" in out
     rc, out, _ = cli(capsys, "scaling", TP1, TP2, "--format", "json")
     assert [r["layout"] for r in json.loads(out)["runs"]] == ["1 GPU", "TP=2"]
-    serving = str(ROOT / "docs" / "results" / "h100-offline-vs-serving" / "serving-c64.json")
+    serving = str(ROOT / "docs" / "results" / "h100-offline-vs-serving" / "serving-c64.json.gz")
     for args, line in (
         ([TP1, serving], f"error: '{serving}' is not an offline `run` or `phases` result (a serving result): "
                          "scaling compares offline runs (throughput) and phases results (decode step)"),
@@ -95,7 +95,7 @@ def test_the_70b_sweep_points_at_tp2_and_tp4_keep_apart_and_warn_that_the_cards_
     """The same point of two sweeps (TP=2 on 2 x H200, TP=4 on 4 x H100) has the same file name: the labels take
     one more folder; the per-GPU efficiency is the measured ratio, with the card difference said next to it."""
     res = ROOT / "docs" / "results"
-    tp2, tp4 = (str(res / d / "points" / "gmu-0.9_mml-8192.json") for d in ("70b-tp", "70b-tp4"))
+    tp2, tp4 = (str(res / d / "points" / "gmu-0.9_mml-8192.json.gz") for d in ("70b-tp", "70b-tp4"))
     report = scaling_report(load_items([tp4, tp2]))
     assert [r.result for r in report.runs] == ["70b-tp4/points/gmu-0.9_mml-8192", "70b-tp/points/gmu-0.9_mml-8192"]
     assert report.baseline == "70b-tp/points/gmu-0.9_mml-8192"
@@ -130,7 +130,7 @@ def test_scaling_shows_the_full_batch_decode_step_per_request_of_each_engine():
     """The 8B on 4 x H100: a TP=4 engine at ~1000 requests steps about as long per request as a DP replica's at
     ~500 -- the column that says why DP=2 x TP=2 gave more than TP=4 (docs/results/70b-tp.md)."""
     res = ROOT / "docs" / "results"
-    dp, tp4 = (str(res / "70b-tp4" / f) for f in ("dp2tp2-8b.json", "tp4-8b.json"))
+    dp, tp4 = (str(res / "70b-tp4" / f) for f in ("dp2tp2-8b.json.gz", "tp4-8b.json.gz"))
     report = scaling_report(load_items([dp, tp4, TP2]))
     rows = {r.result: r for r in report.runs}
     for name, path in (("70b-tp4/dp2tp2-8b", dp), ("70b-tp4/tp4-8b", tp4)):

@@ -54,7 +54,7 @@ def test_import_vllm_bench_and_hand_figures(capsys, tmp_path):
 def test_explain_gap_refuses_a_saved_result_of_another_workload(capsys):
     """A saved serve-probe result (the committed H100 one: seed prompts, 20 requests at concurrency 10, 512 tokens
     each) explains only its own workload, and only its own concurrency level."""
-    saved = str(RESULTS / "h100-offline-vs-serving" / "serving-c10.json")
+    saved = str(RESULTS / "h100-offline-vs-serving" / "serving-c10.json.gz")
     same = ["--num-prompts", "20", "--prompts", "prompts/seed.txt"]
     rc, _, err = cli(capsys, "explain-gap", "--serving-result", saved, "--concurrency", "10", *same,
                      "--output-len", "64")

@@ -1,5 +1,5 @@
 """Pure logic of the serving side: the server's /metrics and /server_info read, explain-gap's ladder with an
-arrival rate, and the seed scenarios' table (no server, no engine)."""
+arrival rate, and the chat scenarios' table (no server, no engine)."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def test_gap_refuses_a_saved_result_at_another_rate():
 
 
 def _scenario_result() -> RunResult:
-    wl, _, timed = scenario_workload("seed-10", warmup=0)
+    wl, _, timed = scenario_workload("chat-10", warmup=0)
     cfg = ProbeConfig("http://127.0.0.1:1", "gpt-4o", chat=True, workload=wl)
     streams = [StreamResult(True, None, 30, 100 + i, 0.0, 0.05, 1.05, [], "length") for i in range(len(timed))]
     return serving_result(cfg, len(timed), streams, 2.0)
@@ -100,5 +100,5 @@ def test_scenario_rows_per_stream_and_in_all():
     assert rows[0]["decode_tokens_per_s"] == pytest.approx(99 / 1.0)
     assert rows[-1]["total_tokens"] == sum(30 + 100 + i for i in range(10))
     assert rows[-1]["output_tokens_per_s"] == pytest.approx(sum(100 + i for i in range(10)) / 2.0)
-    with pytest.raises(BenchError, match="choose one of seed-single, seed-10"):
+    with pytest.raises(BenchError, match="choose one of chat-1, chat-10"):
         scenario_workload("seed-3", warmup=0)

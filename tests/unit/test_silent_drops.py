@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from offline_bench.analysis.compare import Labeled, mismatches
-from offline_bench.results.run import RunResult
+from offline_bench.results.run import RunResult, read_text
 from tests.helpers import RESULTS, cli, error_line
 
 BASE = RESULTS / "h100-run" / "run-1x128-512.json"  # 1 x H100, vLLM 0.26, llama-3.1-8b, TP=1, mml 4096
 OFFLINE = RESULTS / "h100-offline-vs-serving" / "offline-c10.json"
-SERVING = RESULTS / "h100-offline-vs-serving" / "serving-c10.json"
+SERVING = RESULTS / "h100-offline-vs-serving" / "serving-c10.json.gz"
 
 
 # ---------------------------------------------------------------- import
@@ -83,7 +83,7 @@ def test_import_refuses_nan_and_inf_in_a_vllm_bench_result(capsys, tmp_path, cha
 
 
 def _edit(path: Path, edit: Callable[[dict], None], where: Path) -> str:
-    data = json.loads(path.read_text())
+    data = json.loads(read_text(path))
     edit(data)
     where.write_text(json.dumps(data))
     return str(where)
@@ -187,7 +187,7 @@ def test_a_server_that_reports_its_limits_is_checked_on_them(capsys):
     """h100-rate's server answered /server_info: its batch limits and max_model_len are compared, not unknown; its
     KV cache is within 1% of the offline engine's."""
     rate = RESULTS / "h100-rate"
-    rc, out, _ = cli(capsys, "compare", str(rate / "offline-r5.json"), str(rate / "serving-r5.json"))
+    rc, out, _ = cli(capsys, "compare", str(rate / "offline-r5.json.gz"), str(rate / "serving-r5.json.gz"))
     assert rc == 0
     (line,) = [line for line in out.splitlines() if line.startswith("warning: ")]
     assert line.endswith(": dtype, CUDA graphs, parallel layout: unknown in serving-r5 [serving, c=1024, 5 req/s] "
@@ -197,7 +197,7 @@ def test_a_server_that_reports_its_limits_is_checked_on_them(capsys):
 def test_scaling_warns_on_all_but_the_layout(capsys, tmp_path):
     """scaling compares layouts: their TP/PP/DP and KV cache differ by design (the table shows both); anything
     else that differs is warned about."""
-    tp4, dp2 = (str(RESULTS / "70b-tp4" / n) for n in ("tp4-8b.json", "dp2tp2-8b.json"))
+    tp4, dp2 = (str(RESULTS / "70b-tp4" / n) for n in ("tp4-8b.json.gz", "dp2tp2-8b.json.gz"))
     rc, out, _ = cli(capsys, "scaling", dp2, tp4, "--format", "md")
     assert rc == 0 and "warning" not in out
     other = _edit(Path(tp4), _resolved("max_num_seqs", 256), tmp_path / "tp4-mns256.json")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from offline_bench.analysis.compare import Labeled, label_for, order
+from offline_bench.analysis.compare import Labeled, label_for, load_runs, order
 from offline_bench.analysis.scaling import scaling_report
 from offline_bench.analysis.sweep import SUMMARY_FILES, analyze, load_rows, summarize
 from offline_bench.core.errors import BenchError
@@ -42,7 +42,7 @@ from offline_bench.report.table import (
 from offline_bench.report.writers import Writer
 from offline_bench.results.gap import GapReport
 from offline_bench.results.phases import PhasesResult
-from offline_bench.results.run import RunResult
+from offline_bench.results.run import RunResult, result_name
 from offline_bench.results.sweep import SweepSummary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,7 +142,7 @@ def test_key_value_table_without_header_and_final_newline():
 # ---------------------------------------------------------------- every kind, every format
 
 def _runs() -> list[Labeled]:
-    paths = [RESULTS / "h100-offline-vs-serving" / f"{n}-c10.json" for n in ("offline", "serving")]
+    paths = [next((RESULTS / "h100-offline-vs-serving").glob(f"{n}-c10.json*")) for n in ("offline", "serving")]
     return order([Labeled(label_for(p, r), r) for p in paths for r in [RunResult.load(p)]])
 
 
@@ -154,7 +154,7 @@ def _sweep(name: str = "70b-tp4") -> SweepSummary:
 def _objects(kind: str) -> tuple:
     """Small objects of each kind, from committed results."""
     if kind == "run":
-        return (RunResult.load(RESULTS / "h100-run" / "run-1000x512-256.json"),)
+        return (RunResult.load(RESULTS / "h100-run" / "run-1000x512-256.json.gz"),)
     if kind == "plan":
         info = ModelInfo.from_config(preset_config("llama-3.1-8b"))
         points = kvplan.grid({"gpu_memory_utilization": [0.5, 0.9], "max_model_len": [4096]})
@@ -172,12 +172,12 @@ def _objects(kind: str) -> tuple:
     if kind == "presets":
         return (preset_rows(),)
     if kind == "scenario":
-        return (RunResult.load(RESULTS / "h100-rate" / "seed-10.json"),)
+        return (RunResult.load(RESULTS / "h100-rate" / "seed-10.json.gz"),)
     if kind == "compare":
         runs = _runs()
         return runs, runs[0]
     if kind == "scaling":
-        paths = [RESULTS / "70b-tp4" / n for n in ("dp2tp2-8b.json", "tp4-8b.json", "phases-70b-tp4.json")]
+        paths = [RESULTS / "70b-tp4" / n for n in ("dp2tp2-8b.json.gz", "tp4-8b.json.gz", "phases-70b-tp4.json")]
         return (scaling_report(load_items([str(p) for p in paths])),)
     assert kind == "sweep"
     return (_sweep(),)
@@ -210,7 +210,7 @@ def test_every_kind_renders_in_every_format(kind, fmt_name):
 # ---------------------------------------------------------------- the renderings are those committed
 
 @pytest.mark.parametrize("kind,objects,committed", [
-    ("run", lambda: (RunResult.load(RESULTS / "70b-tp4" / "tp4-8b.json"),), "70b-tp4/tp4-8b.md"),
+    ("run", lambda: (RunResult.load(RESULTS / "70b-tp4" / "tp4-8b.json.gz"),), "70b-tp4/tp4-8b.md"),
     ("phases", lambda: _objects("phases"), "h100-phases/phases.md"),
     ("gap", lambda: _objects("gap"), "h100-offline-vs-serving/gap.md"),
     ("sweep", lambda: (_sweep("70b-tp4"),), "70b-tp4/summary.md"),
@@ -260,8 +260,81 @@ def test_cli_compare_json_in_process(capsys):
     from offline_bench.cli.main import run_app
 
     capsys.readouterr()
-    paths = [str(RESULTS / "h100-run" / n) for n in ("run-1000x512-256.json", "run-10x64-512.json")]
+    paths = [str(RESULTS / "h100-run" / n) for n in ("run-1000x512-256.json.gz", "run-10x64-512.json")]
     assert run_app(["compare", *paths, "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["tables"][0]["columns"][1] == "run-10x64-512 [offline]"
     assert out["warnings"] and out["warnings"][0].startswith("run-10x64-512 [offline] vs run-1000x512-256")
+
+
+# ---------------------------------------------------------------- plan and compare on a terminal
+
+CONSOLE = 120  # columns: a console table fits a terminal this wide
+
+
+def _plan_rows(**grid: list) -> list:
+    info = ModelInfo.from_config(preset_config("llama-3.1-8b"))
+    return kvplan.plan_rows(info, kvplan.grid(grid), "cuda", gpu_spec("a10").memory_gib, None)
+
+
+def test_plan_console_leads_with_the_answer_within_a_terminal():
+    rows = _plan_rows(gpu_memory_utilization=[0.3, 0.9], max_model_len=[4096, 131072], kv_cache_dtype=["auto", "fp8"])
+    text = render("plan", "table", rows)
+    head = text.splitlines()[0].split("  ")
+    assert [h.strip() for h in head if h.strip()] == ["gmu", "max_model_len", "KV dtype", "KV tokens", "KV GiB",
+                                                      "max concurrency", "fits", "why"]
+    assert max(map(len, text.splitlines())) <= CONSOLE
+    fits = [line.split()[-2 if line.endswith(")") else -1] for line in text.splitlines()[2:len(rows) + 2]]
+    assert sorted(set(fits)) == ["no", "yes"] and "weights_gib" not in text
+    reasons = sorted({r.reason for r in rows if r.reason})
+    assert len(reasons) >= 2 and all(text.count("(" + str(i + 1) + ") ") == 1 for i in range(len(reasons)))
+    assert "every row: batched tokens" in text  # the settings no row changes, said once
+
+
+def test_plan_budget_terms_with_wide_and_always_in_csv_and_json():
+    rows = _plan_rows(gpu_memory_utilization=[0.5, 0.9], max_model_len=[4096])
+    budget = ("weights_gib", "peak_activation_gib", "non_torch_gib", "requested_gib")
+    wide = render("plan", "table", rows, True)
+    assert all(b in wide.splitlines()[0] for b in budget)
+    header = next(csv.reader(io.StringIO(render("plan", "csv", rows))))
+    assert all(b in header for b in budget) and "reason" in header and "max_num_seqs" in header
+    assert all(b in json.loads(render("plan", "json", rows))["rows"][0] for b in budget)
+
+
+def test_compare_leaves_out_the_rows_nobody_asked_for():
+    runs = _runs()  # offline and serving: no SLO; itl measured by the server only
+    names = [row[0] for row in json.loads(render("compare", "json", runs, runs[0]))["tables"][0]["rows"]]
+    assert "goodput_requests_per_s" not in names and "good_requests_pct" not in names and "itl_ms p50" in names
+    offline = [Labeled(label_for(p, r), r) for p in (RESULTS / "h100-run").glob("run-1*.json*")
+               for r in [RunResult.load(p)]]
+    data = json.loads(render("compare", "json", offline, offline[0]))["tables"][0]["rows"]
+    assert "itl_ms p50" not in [row[0] for row in data]  # no offline run records it: its row is left out
+    assert all(any(v is not None for v in row[1:len(offline) + 1]) for row in data)
+    slo = runs[1].result.model_copy(deep=True)
+    slo.goodput_slo_ms = {"ttft_ms": 500.0}
+    slo.throughput.goodput_requests_per_s, slo.throughput.good_requests_pct = 1.5, 50.0
+    text = render("compare", "md", [runs[0], Labeled("slo", slo)], runs[0])
+    assert "goodput_requests_per_s" in text and "good_requests_pct" in text
+
+
+def test_compare_of_a_sweep_fits_a_terminal_and_keeps_whole_labels_in_data():
+    runs = load_runs([str(RESULTS / "h100-sweep")])  # a sweep directory: its points
+    points = sorted(p.name for p in (RESULTS / "h100-sweep" / "points").glob("*.json*"))
+    assert len(runs) == len(points) >= 9
+    text = render("compare", "table", runs, runs[0]).split("\nwarning: ")[0]  # warnings: a line each, as ever
+    assert max(map(len, text.splitlines())) <= CONSOLE  # before: 626-character lines
+    assert "values (1 of " in text and "every run: offline" in text
+    data = json.loads(render("compare", "json", runs, runs[0]))["tables"]
+    assert len(data) == 1 and data[0]["columns"][1] == runs[0].label and len(data[0]["columns"]) == 2 * len(runs)
+    table_csv = list(csv.reader(io.StringIO(render("compare", "csv", runs, runs[0]))))
+    assert table_csv[0] == data[0]["columns"]
+
+
+def test_compare_reads_the_runs_of_a_directory_and_skips_its_other_files():
+    directory = RESULTS / "h100-offline-vs-serving"
+    runs = load_runs([str(directory)])
+    files = [p for p in directory.iterdir() if p.name.endswith((".json", ".json.gz"))]
+    assert len(runs) == len(files) - 1  # gap.json.gz is a ladder, not a run
+    assert {r.name for r in runs} == {result_name(p) for p in files} - {"gap"}
+    with pytest.raises(BenchError, match="holds no run result"):
+        load_runs([str(RESULTS / "h100-phases")])

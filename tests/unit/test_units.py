@@ -127,7 +127,7 @@ def test_replica_aggregation_over_the_union_of_windows():
 def test_steady_window_from_recorded_steps():
     from offline_bench.engine.steps import steady_window
 
-    r = RunResult.load(ROOT / "docs" / "results" / "h100-predict" / "calibration.json")
+    r = RunResult.load(ROOT / "docs" / "results" / "h100-predict" / "calibration.json.gz")
     start, end, tokens = steady_window(r.steps)
     assert 0 < start < end < r.steps.t_s[-1]
     steady = tokens / (end - start)

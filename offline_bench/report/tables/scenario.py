@@ -1,10 +1,10 @@
-"""`serve-probe --scenario`: the seed project's stress tests, per stream and in all."""
+"""`serve-probe --scenario`: a chat stress test, per stream and in all."""
 
 from __future__ import annotations
 
 from offline_bench.report.table import NUM, Column, Document, Style, Table, heading
 from offline_bench.results.run import RunResult
-from offline_bench.workloads.scenarios import SCENARIOS, scenario_rows
+from offline_bench.workloads.scenarios import canonical, scenario, scenario_rows
 
 ONE = Style(",.1f", ints=None)
 COLUMNS = [Column("stream"), Column("TTFT ms", "ms", ONE), Column("prompt tokens", "tokens", NUM),
@@ -18,8 +18,8 @@ NOTE = ("tokens/s: output tokens / the stream's whole time (request sent to last
 
 
 def document(r: RunResult) -> Document:
-    name = r.workload.source.removeprefix("scenario:")
+    name = canonical(r.workload.source.removeprefix("scenario:"))  # results of before record a former name
     rows = [[row[k] for k in KEYS] for row in scenario_rows(r)]
-    title = (f"scenario {name}: {SCENARIOS[name].description} (temperature {r.workload.temperature:g}, "
+    title = (f"scenario {name}: {scenario(name).description} (temperature {r.workload.temperature:g}, "
              f"max_tokens {r.workload.output_len})")
     return Document([heading(title, 3), Table(COLUMNS, rows, notes=[NOTE])])
