@@ -12,13 +12,13 @@ import typer
 from offline_bench.cli import options as o
 from offline_bench.cli.configs import EngineFlags, ParallelFlags, WorkloadFlags
 from offline_bench.cli.flags import command
-from offline_bench.cli.options import Html, Opt
+from offline_bench.cli.options import Fmt, Html, Opt
 from offline_bench.cli.terminal import finish, sweep_progress, write_html
 from offline_bench.core.config import EngineConfig, RunConfig
 from offline_bench.core.errors import BenchError
 from offline_bench.measure import sweep as sweep_mod
 from offline_bench.predict import replay as predict_mod
-from offline_bench.report.formats import render
+from offline_bench.report.formats import check_format, render
 from offline_bench.report.plots import write_summary
 from offline_bench.results.load import Item
 from offline_bench.results.run import Unwritten, check_writable
@@ -81,7 +81,7 @@ def sweep(
     fresh_process_per_point: Annotated[bool, Opt(help="Every point in a process of its own (default: one worker "
                                                       "process runs the points, replaced after a failure).")]
     = False,
-    parallel: ParallelFlags, html: Html = None,
+    parallel: ParallelFlags, html: Html = None, fmt: Fmt("sweep") = "md",
 ) -> None:
     """Run a grid of engine settings, a fresh engine per point.
 
@@ -96,9 +96,10 @@ def sweep(
     --num-prompts 200 --request-rate 2,5,10,20 --goodput ttft:500 --goodput tpot:50
     """
     check_writable(html, "--html")
+    check_format("sweep", fmt)
     if report:
         summary, lost = sweep_mod.written_summary(report, write_summary)
-        typer.echo(render("sweep", "md", summary))
+        typer.echo(render("sweep", fmt, summary))
         finish(lost + write_html(html, [Item("sweep", report, summary, Path(report).name)]))
         return
     if not output_dir:
@@ -124,7 +125,7 @@ def sweep(
     finally:  # the plots of every point finished, however the sweep ended
         if (Path(output_dir) / "sweep.json").is_file():
             summary, summary_lost = sweep_mod.written_summary(output_dir, write_summary)
-    typer.echo(render("sweep", "md", summary))
+    typer.echo(render("sweep", fmt, summary))
     lost += summary_lost + write_html(html, [Item("sweep", output_dir, summary, Path(output_dir).name)])
     typer.echo(f"summary, points and plots in {output_dir}", err=True)
     finish(lost)

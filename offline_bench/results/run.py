@@ -226,13 +226,15 @@ class RunResult(BaseModel):
 
 
 def write_atomic(path: str | Path, text: str) -> None:
-    """Write to a temporary file in the same directory, then rename: readers never see half a file."""
+    """Write to a temporary file in the same directory, then rename: readers never see half a file. A `.gz` path
+    is written gzipped, as `read_text` reads it (`--output run.json.gz` keeps a result small)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    data = text.encode("utf-8")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(gzip.compress(data, mtime=0) if path.name.endswith(".gz") else data)
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)

@@ -25,7 +25,7 @@ def cpu_runs(tmp_path_factory):
     """A calibration run (its result and its engine log), then a measuring sweep calibrated by it over two smaller
     KV caches: its SMALL_KV point is the run of the other setting that plan and predict are checked against."""
     d = tmp_path_factory.mktemp("predict")
-    calibration = d / "calibration.json.gz"
+    calibration = d / "calibration.json"
     p = run_cli("run", *KV_ARGS, *WORKLOAD, "--output", str(calibration), "--save-log", str(d / "calibration.log"))
     assert p.returncode == 0, p.stderr
     sw = d / "sw"

@@ -5,6 +5,7 @@ names, and no project jargon in what users read."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import sys
 from importlib import metadata
@@ -97,8 +98,21 @@ def test_every_model_option_defaults_to_the_embedded_preset():
 def test_every_format_option_takes_the_same_values():
     formats = {name: cmd.callback.cli_checks["fmt"][1].choices for name, cmd in CLICK.commands.items()
                if "--format" in _options(cmd)}
-    assert set(formats) == set(CLICK.commands) - {"sweep", "report", "import", "serve-preset"}
+    assert set(formats) == set(CLICK.commands) - {"report", "import", "serve-preset"}
     assert set(formats.values()) == {("table", "md", "csv", "json")}
+
+
+def test_sweep_prints_its_summary_in_every_format(capsys, tmp_path):
+    """`sweep` (a new grid, or --report of a finished one) takes --format like the others; markdown by default."""
+    import shutil
+
+    d = shutil.copytree(ROOT / "docs" / "results" / "h100-sweep", tmp_path / "sw")  # --report rewrites its files
+    out = {fmt: cli(capsys, "sweep", "--report", str(d), "--format", fmt) for fmt in ("table", "md", "csv", "json")}
+    assert all(rc == 0 for rc, _, _ in out.values())
+    assert json.loads(out["json"][1])["kind"] == "sweep" and len(json.loads(out["json"][1])["rows"]) == 9
+    assert out["csv"][1].splitlines()[0].startswith("gpu_memory_utilization,max_model_len")
+    assert "| gpu_memory_utilization" in out["md"][1] and "| gpu_memory_utilization" not in out["table"][1]
+    assert cli(capsys, "sweep", "--report", str(d))[1] == out["md"][1]
 
 
 # ---------------------------------------------------------------- vllm bench's names

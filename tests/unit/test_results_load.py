@@ -23,7 +23,7 @@ from offline_bench.results.kinds import KINDS
 from offline_bench.results.load import MODELS, REPORTED, classify, load, load_as, load_item
 from offline_bench.results.phases import PhasesResult
 from offline_bench.results.plan import PlanTable, plan_json
-from offline_bench.results.run import RunResult, read_text
+from offline_bench.results.run import RunResult, read_text, write_atomic
 from offline_bench.results.scaling import ScalingReport
 from offline_bench.results.startup import StartupFacts, parse_engines, startup_document
 from offline_bench.results.sweep import FailedPoint, SweepSpec, SweepSummary
@@ -242,3 +242,13 @@ def test_every_file_in_docs_results_loads():
     assert {rel: found.get(rel) for rel in KNOWN} == KNOWN
     assert FOREIGN <= {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.json")}
     assert len(found) >= 120 and {kind for kind, _ in found.values()} >= set(KINDS) - {"plan", "scaling"}
+
+
+def test_a_result_written_to_a_gz_path_is_gzipped_and_reads_back(tmp_path):
+    """`--output run.json.gz` writes what `read_text` and every reader take: gzip, not JSON under a .gz name."""
+    text = read_text(DOCS / "h100-run" / "run-10x64-512.json")
+    write_atomic(tmp_path / "r.json.gz", text)
+    write_atomic(tmp_path / "r.json", text)
+    assert (tmp_path / "r.json.gz").read_bytes()[:2] == b"\x1f\x8b" and (tmp_path / "r.json").read_text() == text
+    assert gzip.decompress((tmp_path / "r.json.gz").read_bytes()).decode() == text
+    assert load(tmp_path / "r.json.gz") == load(tmp_path / "r.json")
