@@ -3,6 +3,7 @@ that differs between a run and the baseline."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ def _runs_in(directory: Path) -> list[tuple[str, RunResult]]:
     points = directory / "points"
     root = points if (directory / "sweep.json").is_file() and points.is_dir() else directory
     found = []
-    for f in sorted(root.iterdir()):
+    for f in sorted(root.iterdir(), key=_natural):
         if f.is_file() and f.name.endswith(RESULT_SUFFIXES):
             try:
                 found.append((str(f), load_as(f, "run", "compare")))
@@ -77,6 +78,12 @@ def _runs_in(directory: Path) -> list[tuple[str, RunResult]]:
         raise BenchError(f"'{directory}' holds no run result (.json or .json.gz): give run result files or a "
                          "directory of them")
     return found
+
+
+def _natural(path: Path) -> list:
+    """Numbers in a name compared as numbers: a sweep's mml-2048 before mml-8192 before mml-32768."""
+    parts = re.split(r"(\d+(?:\.\d+)?)", path.name)
+    return [float(x) if i % 2 else x for i, x in enumerate(parts)]
 
 
 class _About:

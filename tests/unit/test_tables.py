@@ -338,3 +338,9 @@ def test_compare_reads_the_runs_of_a_directory_and_skips_its_other_files():
     assert {r.name for r in runs} == {result_name(p) for p in files} - {"gap"}
     with pytest.raises(BenchError, match="holds no run result"):
         load_runs([str(RESULTS / "h100-phases")])
+
+
+def test_compare_of_a_sweep_lists_its_points_in_numeric_order():
+    """A directory's results in the order of their numbers (mml-2048, 8192, 32768), not as text sorts them."""
+    points = [x.label.split(" ")[0] for x in order(load_runs([str(RESULTS / "h100-sweep")]))]
+    assert points == [f"gmu-{g}_mml-{m}" for g in ("0.5", "0.7", "0.9") for m in (2048, 8192, 32768)]
