@@ -14,6 +14,7 @@ from offline_bench.cli.flags import Omit, command
 from offline_bench.cli.options import ApiKey, Fmt, Gmu, KvBytes, Mml, Opt, Seed, Timeout
 from offline_bench.cli.terminal import finish, print_results
 from offline_bench.core import validate as v
+from offline_bench.core.procs import guard_descendants
 from offline_bench.report.formats import check_format, render
 from offline_bench.results.run import check_writable, keep_result
 from offline_bench.serving import probe as serving
@@ -121,4 +122,5 @@ def serve_preset(
         typer.echo(" ".join("<key>" if api_key and c == api_key else c for c in cmd))
         return
     sys.stdout.flush()
+    guard_descendants()  # the watchdog stays this pid's child across the exec: the server's engine dies with it
     os.execve(cmd[0], cmd, serving.serve_env(host))

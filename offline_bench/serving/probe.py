@@ -17,7 +17,6 @@ import httpx
 
 from offline_bench.core.environment import capture_environment, has_cuda
 from offline_bench.core.errors import BenchError
-from offline_bench.core.procs import guard_descendants
 from offline_bench.engine.llm import kv_size_kwargs
 from offline_bench.model.presets import resolve_model
 from offline_bench.results import build
@@ -242,9 +241,7 @@ def serve_preset_command(name: str, port: int, host: str = "127.0.0.1", extra: l
 
 def serve_env(host: str) -> dict[str, str]:
     """The server's environment: dev-mode endpoints (GET /server_info: scheduler limits) only on loopback, where
-    nobody else can reach them. Called as this process becomes `vllm serve` (serve-preset execs it): the watchdog
-    started here stays this pid's child across the exec, so the server's engine never outlives the server."""
-    guard_descendants()
+    nobody else can reach them."""
     env = dict(os.environ)
     if host in ("127.0.0.1", "localhost", "::1"):
         env.setdefault("VLLM_SERVER_DEV_MODE", "1")
