@@ -40,6 +40,7 @@ GPU = v.Choice(*GPUS, casefold=True, message="unknown GPU '{value}': give {flag}
 # plan measures nothing: another device is its memory size
 PLAN_GPU = v.Choice(*GPUS, casefold=True, message="unknown GPU '{value}': give {flag} one of {choices} (or "
                                                   "--gpu-memory-gib for another device)")
+TABLE_GPU = v.Choice(*GPUS, casefold=True, message="unknown GPU '{value}': give {flag} one of {choices}")
 URL, KEY = v.Url("http://127.0.0.1:8000"), v.Text("sk-123456", accepts=["empty"])
 PORT = v.Number("8000", integer=True, lo=1, hi=65535, what="a port in [1, 65535]")
 # value types carrying their validator, for an option one command declares: `Annotated[o.Count, Opt(...)]`

@@ -103,9 +103,12 @@ def predict_cmd(
     output_len: Annotated[o.Count, Opt(help="Output length of every request (default: the run's).")] = None,
     concurrency: Annotated[o.Count, Opt("--concurrency", "--max-concurrency",
                                         help="Keep N requests in flight (default: the run's).")] = None,
+    gpu: Annotated[Optional[str], Opt("--gpu", help="Predict on this GPU of the built-in table (default: the run's "
+                                                   "own); the step cost moves by datasheet ratios."),
+                   o.TABLE_GPU] = None,
     output: o.Output = None, fmt: Fmt("run") = "table",
 ) -> None:
-    """Predict a run at other engine settings from one measured run.
+    """Predict a run at other engine settings (or on another GPU) from one measured run.
 
     Throughput, latency and preemptions, replayed on a step model fitted to the run's engine steps.
 
@@ -120,7 +123,7 @@ def predict_cmd(
                  "max_num_seqs": max_num_seqs, "max_num_batched_tokens": max_num_batched_tokens,
                  "kv_cache_dtype": kv_cache_dtype}
     EngineConfig(model=cal.result.model, **{k: v for k, v in overrides.items() if v is not None}).validate_values()
-    result = predict_mod.predict(cal, overrides, num_prompts, input_len, output_len, concurrency)
+    result = predict_mod.predict(cal, overrides, num_prompts, input_len, output_len, concurrency, gpu)
     finish(print_results("run", fmt, [keep_result(result, output)]))
 
 

@@ -77,9 +77,18 @@ def weights_gib(info: ModelInfo, tp: int, pp: int) -> float:
 
 def activation_gib(info: ModelInfo, batched_tokens: int, tp: int) -> float:
     nbytes = param_bytes(info)
-    inter = info.intermediate_size or info.moe_intermediate_size * max(1, info.num_experts_per_tok)
-    per_token = ACT_PER_INTERMEDIATE * inter / tp + ACT_PER_HIDDEN * info.hidden_size
+    if info.num_experts:  # fused MoE: its workspaces per token and routed expert, and fp32 router logits
+        per_token = moe_workspace_elements(info, tp) + 2 * info.num_experts + ACT_PER_HIDDEN * info.hidden_size
+    else:
+        per_token = ACT_PER_INTERMEDIATE * info.intermediate_size / tp + ACT_PER_HIDDEN * info.hidden_size
     return batched_tokens * nbytes * per_token / GIB + ACT_FIXED_GIB
+
+
+def moe_workspace_elements(info: ModelInfo, tp: int) -> float:
+    """vLLM's fused-MoE (Triton) workspaces per token: top_k x (max(2 x I, hidden) + I), I the expert's
+    intermediate size on one GPU (the gate/up output shares its buffer with the down output)."""
+    inter = info.moe_intermediate_size / tp
+    return info.num_experts_per_tok * (max(2 * inter, info.hidden_size) + inter)
 
 
 def non_torch_gib(tp: int) -> float:

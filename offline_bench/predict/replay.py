@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from offline_bench.core.errors import BenchError
-from offline_bench.core.gpus import detect_gpu
+from offline_bench.core.gpus import GPUSpec, detect_gpu, gpu_spec
 from offline_bench.model.info import ModelInfo
 from offline_bench.model.presets import resolve_model
 from offline_bench.predict.plan import GIB, calibration_from_result, param_bytes, plan_point
 from offline_bench.predict.roofline import weight_bytes_read
 from offline_bench.predict.schedsim import SimResult, simulate
 from offline_bench.predict.stepmodel import StepModel, fit
+from offline_bench.predict.transfer import StepSplit, as_model, describe, move, read_share, split
 from offline_bench.results import build as results
 from offline_bench.results.load import load_as
 from offline_bench.results.plan import Calibration, PlanRow, PlanSettings
@@ -50,22 +51,38 @@ class Calibrated:
                              "(`run` records every step)")
         self.info = _model_info(self.result)
         self.calibration: Calibration = calibration_from_result(self.result.model_dump(), self.path, self.info)
+        self.resolved = dict(self.result.engine_args.get("resolved") or {})
+        self.tp = max(1, int(self.resolved.get("tensor_parallel_size") or 1))
+        self.gpu: GPUSpec | None = detect_gpu(self.result.environment.gpu_name)
         try:
             self.steps: StepModel = fit(self.result.steps, self._weights_read_ms())
         except ValueError as e:
             raise BenchError(f"{path}: {e}: calibrate on a run of at least a few dozen requests") from None
-        self.resolved = dict(self.result.engine_args.get("resolved") or {})
+        self.split: StepSplit | None = None
+        if self.gpu is not None:  # which part of each term is bandwidth, compute or host time
+            kv_bytes = self.info.kv_bytes_per_token(self.calibration.settings.kv_cache_dtype) / self.tp
+            self.split = split(self.steps, self.gpu, self._weights_read_ms() or 0.0, kv_bytes)
+            self.steps.kv_read_share = round(read_share(self.split), 6)
 
     def _weights_read_ms(self) -> float | None:
         """One read of the weights (per GPU) at the calibration GPU's datasheet bandwidth; None off a known GPU."""
-        gpu = detect_gpu(self.result.environment.gpu_name)
-        if gpu is None:
+        if self.gpu is None:
             return None
         decode = [n for n, c in zip(self.result.steps.gen_reqs, self.result.steps.ctx_tokens) if not c and n]
         batch = sorted(decode)[len(decode) // 2] if decode else 1
-        tp = max(1, int((self.result.engine_args.get("resolved") or {}).get("tensor_parallel_size") or 1))
-        read = weight_bytes_read(self.info, batch, param_bytes(self.info)) / tp
-        return read / (gpu.memory_bandwidth_gbps * 1e9) * 1000.0
+        read = weight_bytes_read(self.info, batch, param_bytes(self.info)) / self.tp
+        return read / (self.gpu.memory_bandwidth_gbps * 1e9) * 1000.0
+
+    def on_gpu(self, name: str | None) -> tuple[StepModel, GPUSpec | None, list[str]]:
+        """The step model on GPU `name` (None or the calibration's own: unchanged), the target and what moved."""
+        target = gpu_spec(name) if name else None
+        if target is None or (self.gpu is not None and target.name == self.gpu.name):
+            return self.steps, None, []
+        if self.gpu is None or self.split is None:
+            raise BenchError(f"the calibration run's GPU ('{self.result.environment.gpu_name}') is not in the GPU "
+                             "table, so its step cost cannot be split: predict on its own GPU (drop --gpu)")
+        moved = move(self.split, self.gpu, target)
+        return as_model(moved, self.steps), target, describe(self.split, moved)
 
     def settings(self, overrides: dict[str, Any]) -> PlanSettings:
         c = self.calibration.settings
@@ -106,11 +123,18 @@ def workload_requests(cal: RunResult, num_prompts: int | None, input_len: int | 
 
 
 def predict(cal: Calibrated, overrides: dict[str, Any], num_prompts: int | None = None, input_len: int | None = None,
-            output_len: int | None = None, concurrency: int | None = None) -> RunResult:
+            output_len: int | None = None, concurrency: int | None = None, gpu: str | None = None) -> RunResult:
+    """`gpu`: a GPU of the table to predict on (default: the calibration's)."""
     check_overrides(overrides)
     s = cal.settings(overrides)
+    base, target, moved = cal.on_gpu(gpu)
     env = cal.result.environment
-    row = plan_point(cal.info, s, cal.calibration.device, cal.calibration.total_gib, cal.calibration)
+    total = cal.calibration.total_gib
+    if target is not None:
+        env = env.model_copy(update={"gpu_name": f"{target.name} (predicted from {env.gpu_name})",
+                                     "gpu_memory_gib": target.memory_gib})
+        total = target.memory_gib
+    row = plan_point(cal.info, s, cal.calibration.device, total, cal.calibration)
     if not row.fits:
         raise BenchError(f"this setting would not start: {row.reason}")
     reqs = workload_requests(cal.result, num_prompts, input_len, output_len)
@@ -118,12 +142,17 @@ def predict(cal: Calibrated, overrides: dict[str, Any], num_prompts: int | None 
     if longest > s.max_model_len:
         raise BenchError(f"a request needs {longest} tokens, more than --max-model-len {s.max_model_len}: raise it "
                          "or shorten the workload")
-    model = cal.steps.model_copy(update={"kv_scale": _kv_scale(cal, s)})
+    model = base.model_copy(update={"kv_scale": _kv_scale(cal, s)})
     mnbt, mns = row.max_num_batched_tokens or 8192, row.max_num_seqs or 256
     sim = simulate(reqs, row.num_blocks or 0, row.block_size, mnbt, mns, s.max_model_len, model.step_ms,
                    concurrency=concurrency if concurrency is not None else cal.result.workload.concurrency,
                    start_s=model.start_ms / 1000.0)
-    return _result(cal, s, row, model, sim, reqs, env, overrides, concurrency)
+    out = _result(cal, s, row, model, sim, reqs, env, overrides, concurrency)
+    if target is not None:
+        out.notes.extend(moved)
+        out.prediction["gpu"] = {"from": cal.gpu.name if cal.gpu else None, "to": target.name,
+                                 "split_from": cal.split.model_dump() if cal.split else None}
+    return out
 
 
 def _kv_scale(cal: Calibrated, s: PlanSettings) -> float:

@@ -37,12 +37,15 @@ class StepModel(BaseModel):
     total_error_pct: float  # sum of modelled step times vs the measured sum, over the fitted steps
     median_step_error_pct: float  # median |modelled - measured| / measured per step
     start_ms: float = 0.0  # the first step's time beyond the model: the front end still submitting requests
-    kv_scale: float = 1.0  # applied when the KV dtype differs from the calibration's (bytes ratio)
+    kv_scale: float = 1.0  # the KV bytes' ratio when the KV dtype differs from the calibration's
+    # the share of per_kv_token_ms that is reading the KV bytes at the GPU's bandwidth (scaled by kv_scale); the
+    # rest is the math of a decoding token (matmuls, attention, dequantisation), which its bytes do not change
+    kv_read_share: float = 1.0
     fixed_basis: str = "fitted"  # or "weights read at datasheet bandwidth"
 
     def step_ms(self, prefill_tokens: int, kv_tokens: int) -> float:
-        return self.fixed_ms + self.per_prefill_token_ms * prefill_tokens + \
-            self.per_kv_token_ms * self.kv_scale * kv_tokens
+        per_kv = self.per_kv_token_ms * (self.kv_read_share * self.kv_scale + 1.0 - self.kv_read_share)
+        return self.fixed_ms + self.per_prefill_token_ms * prefill_tokens + per_kv * kv_tokens
 
 
 def durations_ms(steps: StepTrace) -> list[float]:
