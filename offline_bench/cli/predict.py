@@ -108,7 +108,7 @@ def predict_cmd(
                    o.TABLE_GPU] = None,
     output: o.Output = None, fmt: Fmt("run") = "table",
 ) -> None:
-    """Predict a run at other engine settings (or on another GPU) from one measured run.
+    """Predict a run at other settings or on another GPU.
 
     Throughput, latency and preemptions, replayed on a step model fitted to the run's engine steps.
 

@@ -30,8 +30,9 @@ def serve_probe(
     *, base_url: Annotated[str, Opt("--base-url", help="Server root, e.g. http://127.0.0.1:8000"), o.URL],
     served_model_name: Annotated[str, Opt("--served-model-name", help="Model name the server answers to."), o.MODEL],
     api_key: ApiKey = None,
-    concurrency: Annotated[str, Opt("--concurrency", "--max-concurrency", help="Requests kept in flight (with "
-                                    "--request-rate: at most); a comma list runs each."), o.LEVELS] = "1",
+    concurrency: Annotated[Optional[str], Opt("--concurrency", "--max-concurrency", help="Requests kept in "
+                                              "flight (default 1); with --request-rate a cap (default none, as "
+                                              "vllm bench serve); a comma list runs each."), o.LEVELS] = None,
     chat: Annotated[bool, Opt("--chat/--completions", help="Use /v1/chat/completions.")] = False,
     timeout: Timeout = 300.0,
     tokenizer: Annotated[Optional[str], Opt(help="Tokenizer for synthetic token-id prompts (HF id, path, "
@@ -51,8 +52,8 @@ def serve_probe(
     Streaming, exact usage, with the server's own state (KV use, running/waiting, preemptions, prefix-cache hits)
     sampled from its /metrics.
 
-    With --request-rate the requests follow the same seeded schedule as `run --request-rate` (--concurrency then
-    caps requests in flight: give a cap as large as you allow, e.g. the number of prompts).
+    With --request-rate the requests follow the same seeded schedule as `run --request-rate`, every one sent on
+    time (no cap on requests in flight unless --concurrency gives one, as `vllm bench serve`).
 
     Example: offline-bench serve-probe --base-url http://127.0.0.1:8000 --served-model-name preset:tiny-llama
     --tokenizer preset:tiny-llama --concurrency 1,10,64 --num-prompts 64 --output serving.json

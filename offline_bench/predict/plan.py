@@ -29,6 +29,7 @@ from offline_bench.core.environment import has_cuda
 from offline_bench.core.errors import BenchError
 from offline_bench.core.gpus import gpu_spec
 from offline_bench.model.info import DTYPE_BYTES, ModelInfo
+from offline_bench.predict import accuracy
 from offline_bench.results.load import document_as
 from offline_bench.results.plan import Calibration, PlanRow, PlanSettings
 from offline_bench.results.run import read_json
@@ -54,6 +55,11 @@ def check_supported(info: ModelInfo, config: dict | None) -> None:
     if c.get("kv_lora_rank"):
         raise BenchError("plan handles full-attention models; this one uses MLA (compressed KV): measure it with "
                          "`run`, or pass --calibrate with a run of it")
+    experts = c.get("num_experts") or c.get("num_local_experts") or c.get("n_routed_experts")
+    if experts and (c.get("shared_expert_intermediate_size") or c.get("n_shared_experts") or c.get("mlp_only_layers")
+                    or (c.get("decoder_sparse_step") or 1) != 1 or c.get("first_k_dense_replace")):
+        raise BenchError("plan handles MoE models whose every layer routes to experts alone (Qwen3-MoE, Mixtral); "
+                         "this one has shared experts or dense layers between the MoE ones: measure it with `run`")
     types = set(c.get("layer_types") or [])
     if len(types) > 1 or (c.get("sliding_window") and c.get("use_sliding_window", True)):
         raise BenchError("plan handles full-attention models; this one has sliding-window or hybrid layers, whose "
@@ -133,7 +139,16 @@ def plan_point(info: ModelInfo, s: PlanSettings, device: str, total_gib: float |
                   f"{blocks} ({fit_len} tokens): lower --max-model-len to <= {fit_len} or raise "
                   "--gpu-memory-utilization")
     return PlanRow(**row, fits=reason is None, reason=reason, kv_cache_gib=round(blocks * page / GIB, 4),
-                   kv_cache_tokens=blocks * bs, num_blocks=blocks, max_concurrency=round(blocks / per_request, 2))
+                   kv_cache_tokens=blocks * bs, num_blocks=blocks, max_concurrency=round(blocks / per_request, 2),
+                   **_expected(info, row["basis"], device))
+
+
+def _expected(info: ModelInfo, basis: str, device: str) -> dict[str, Any]:
+    if device == "cpu":
+        return {}
+    kind = "calibrated" if basis == "calibrated" else ("model-moe" if info.num_experts else "model-dense")
+    r = accuracy.table().get("kv", {}).get(kind) or {}
+    return {"expected_kv_error_pct": r.get("max_abs_pct"), "expected_kv_kind": kind}
 
 
 def _terms(info: ModelInfo, s: PlanSettings, device: str, total: float | None,

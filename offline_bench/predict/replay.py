@@ -15,8 +15,9 @@ from offline_bench.core.errors import BenchError
 from offline_bench.core.gpus import GPUSpec, detect_gpu, gpu_spec
 from offline_bench.model.info import ModelInfo
 from offline_bench.model.presets import resolve_model
+from offline_bench.predict import accuracy
 from offline_bench.predict.plan import GIB, calibration_from_result, param_bytes, plan_point
-from offline_bench.predict.roofline import weight_bytes_read
+from offline_bench.predict.roofline import matmul_params, weight_bytes_read
 from offline_bench.predict.schedsim import SimResult, simulate
 from offline_bench.predict.stepmodel import StepModel, fit
 from offline_bench.predict.transfer import StepSplit, as_model, describe, move, read_share, split
@@ -55,7 +56,7 @@ class Calibrated:
         self.tp = max(1, int(self.resolved.get("tensor_parallel_size") or 1))
         self.gpu: GPUSpec | None = detect_gpu(self.result.environment.gpu_name)
         try:
-            self.steps: StepModel = fit(self.result.steps, self._weights_read_ms())
+            self.steps: StepModel = fit(self.result.steps, self._weights_read_ms(), self._decode_share())
         except ValueError as e:
             raise BenchError(f"{path}: {e}: calibrate on a run of at least a few dozen requests") from None
         self.split: StepSplit | None = None
@@ -72,6 +73,13 @@ class Calibrated:
         batch = sorted(decode)[len(decode) // 2] if decode else 1
         read = weight_bytes_read(self.info, batch, param_bytes(self.info)) / self.tp
         return read / (self.gpu.memory_bandwidth_gbps * 1e9) * 1000.0
+
+    def _decode_share(self) -> float:
+        """A decoded token's matmuls as a share of a prompt token's FLOPs (its attention at half the mean prompt)."""
+        prompts = [q.input_tokens for q in self.result.requests if q.repeat == 0] or [0]
+        ctx = sum(prompts) / len(prompts) / 2
+        mm = 2.0 * matmul_params(self.info)
+        return mm / (mm + 4.0 * self.info.num_layers * ctx * self.info.num_heads * self.info.head_dim)
 
     def on_gpu(self, name: str | None) -> tuple[StepModel, GPUSpec | None, list[str]]:
         """The step model on GPU `name` (None or the calibration's own: unchanged), the target and what moved."""
@@ -148,6 +156,11 @@ def predict(cal: Calibrated, overrides: dict[str, Any], num_prompts: int | None 
                    concurrency=concurrency if concurrency is not None else cal.result.workload.concurrency,
                    start_s=model.start_ms / 1000.0)
     out = _result(cal, s, row, model, sim, reqs, env, overrides, concurrency)
+    moved_workload = reqs != workload_requests(cal.result, None, None, None) or \
+        concurrency not in (None, cal.result.workload.concurrency)
+    e = accuracy.expected(accuracy.kinds_of(overrides, target is not None, sim.preemptions, moved_workload))
+    out.prediction["expected_error"] = e
+    out.notes.append(accuracy.sentence(e))
     if target is not None:
         out.notes.extend(moved)
         out.prediction["gpu"] = {"from": cal.gpu.name if cal.gpu else None, "to": target.name,

@@ -109,9 +109,10 @@ class _Scheduler:
 
 
 def simulate(requests: list[tuple[int, int]], num_blocks: int, block_size: int, max_num_batched_tokens: int,
-             max_num_seqs: int, max_model_len: int, step_ms: Callable[[int, int], float],
+             max_num_seqs: int, max_model_len: int, step_ms: Callable[[int, int, int], float],
              concurrency: int | None = None, timeline_interval_s: float = 0.05, start_s: float = 0.0) -> SimResult:
-    """Replay (prompt tokens, output tokens) requests; `step_ms(prefill_tokens, kv_tokens)` times each step;
+    """Replay (prompt tokens, output tokens) requests; `step_ms(prefill_tokens, kv_tokens, decoding requests)` times
+    each step;
     the first step begins at `start_s`."""
     reqs = [SimRequest(prompt=p, output=max(1, o)) for p, o in requests]
     sched = _Scheduler(num_blocks, block_size, max_num_batched_tokens, max_num_seqs, max_model_len)
@@ -129,9 +130,10 @@ def simulate(requests: list[tuple[int, int]], num_blocks: int, block_size: int, 
         batch = sched.schedule(now)
         if not batch:
             raise RuntimeError("the simulated scheduler stalled (no request fits): report this with the inputs")
-        prefill = sum(n for r, n in batch if not (r.generated and n == 1 and r.computed == r.tokens - 1))
-        kv = sum(r.computed for r, n in batch if r.generated and n == 1 and r.computed == r.tokens - 1)
-        now += step_ms(prefill, kv) / 1000.0
+        decoding = [r for r, n in batch if r.generated and n == 1 and r.computed == r.tokens - 1]
+        prefill = sum(n for _, n in batch) - len(decoding)
+        kv = sum(r.computed for r in decoding)
+        now += step_ms(prefill, kv, len(decoding)) / 1000.0
         steps += 1
         for r, n in batch:
             r.computed += n

@@ -1,11 +1,16 @@
 """The cost of one engine step, fitted on the steps a `run` recorded (RunResult.steps).
 
-    step_ms = fixed_ms + per_prefill_token_ms x prompt tokens scheduled + per_kv_token_ms x KV tokens decoding
-                                                                          requests attend to
+    step_ms = fixed_ms + per_prefill_token_ms x prompt tokens scheduled + per_decode_token_ms x decoding requests
+              + per_kv_token_ms x KV tokens the decoding requests attend to
 
-Why this form: decode steps read the weights once (the fixed part) plus every decoding request's KV (the KV
-part); prefill costs per token. A per-request term was tried: in a batch of equal-length requests it is
-collinear with the KV term and the fit cannot tell them apart, so it is left out.
+Why this form: decode steps read the weights once (the fixed part), do every decoding token's matmuls (the
+per-decode-token part) and read every decoding request's KV (the KV part); prefill costs per token. In a batch of
+equal-length requests the per-decode-token and KV terms are collinear, so the fit cannot tell them apart; left
+to the KV term alone, a run whose batch is smaller for the same KV (a preempting one: fewer requests fit, each
+at its full context) came out 6% slower per decode step than modelled. So the per-decode-token cost is anchored
+on physics: a decoded token does the same matmuls as a prompt token, so it costs the fitted per-prompt-token cost
+times the matmul share of a prompt token's FLOPs (`decode_share`). On the H100 runs a free fit of that term,
+where batch sizes vary, gives 0.020-0.026 ms against 0.0218 anchored.
 
 How it is fitted: step durations are the gaps between the engine core's step timestamps (so they include
 scheduling and output handling, as the wall time does). When the run's decode steps cover several batch sizes
@@ -33,6 +38,7 @@ class StepModel(BaseModel):
     fixed_ms: float
     per_prefill_token_ms: float
     per_kv_token_ms: float
+    per_decode_token_ms: float = 0.0  # older predictions: folded into per_kv_token_ms
     steps_fitted: int
     total_error_pct: float  # sum of modelled step times vs the measured sum, over the fitted steps
     median_step_error_pct: float  # median |modelled - measured| / measured per step
@@ -43,9 +49,10 @@ class StepModel(BaseModel):
     kv_read_share: float = 1.0
     fixed_basis: str = "fitted"  # or "weights read at datasheet bandwidth"
 
-    def step_ms(self, prefill_tokens: int, kv_tokens: int) -> float:
+    def step_ms(self, prefill_tokens: int, kv_tokens: int, decode_tokens: int = 0) -> float:
         per_kv = self.per_kv_token_ms * (self.kv_read_share * self.kv_scale + 1.0 - self.kv_read_share)
-        return self.fixed_ms + self.per_prefill_token_ms * prefill_tokens + per_kv * kv_tokens
+        return self.fixed_ms + self.per_prefill_token_ms * prefill_tokens + per_kv * kv_tokens + \
+            self.per_decode_token_ms * decode_tokens
 
 
 def durations_ms(steps: StepTrace) -> list[float]:
@@ -103,39 +110,51 @@ def _lstsq(rows: list[list[float]], y: list[float]) -> list[float] | None:
     return [(aty[0] * ata[1][1] - aty[1] * ata[0][1]) / det, (ata[0][0] * aty[1] - ata[1][0] * aty[0]) / det]
 
 
-def fit(steps: StepTrace, weights_read_ms: float | None = None) -> StepModel:
+def fit(steps: StepTrace, weights_read_ms: float | None = None, decode_share: float = 0.0) -> StepModel:
     """Fit the step cost on a run's recorded steps (the first step, which includes the requests' arrival, is
     left out). `weights_read_ms`: one read of the weights at the GPU's bandwidth, the fixed cost's anchor when the
-    run's batch sizes cannot separate it (None: fit it regardless)."""
+    run's batch sizes cannot separate it (None: fit it regardless). `decode_share`: a decoded token's cost as a
+    share of a prompt token's (0: no per-decode-token term)."""
     dur = durations_ms(steps)
     idx = [i for i in range(1, len(dur)) if dur[i] > 0]
     if len(idx) < MIN_STEPS:
         raise ValueError(f"only {len(idx)} engine steps recorded; predict needs at least {MIN_STEPS}")
     decode = [i for i in idx if steps.ctx_tokens[i] == 0 and steps.gen_reqs[i] > 0]
-    groups: dict[int, list[int]] = {}
-    for i in decode:  # batch sizes in groups of 16 requests
-        groups.setdefault(steps.gen_reqs[i] // 16, []).append(i)
-    pts = [(median(steps.decode_ctx_tokens[i] for i in g), median(dur[i] for i in g)) for g in groups.values()]
-    wide = sum(len(g) >= MIN_GROUP_STEPS for g in groups.values()) >= MIN_GROUPS
-    basis = "fitted"
-    kv_sum = sum(steps.decode_ctx_tokens[i] for i in decode)
-    if weights_read_ms is not None and not wide and kv_sum:
-        fixed, basis = weights_read_ms, "weights read at datasheet bandwidth"
-        per_kv = max(0.0, sum(dur[i] - fixed for i in decode) / kv_sum)
-    elif len(pts) >= 2:
-        fixed, per_kv = _nnls([[1.0, kv] for kv, _ in pts], [d for _, d in pts])
-    else:
-        fixed, per_kv = (median(dur[i] for i in decode) if decode else 0.0), 0.0
     prefill = [i for i in idx if steps.ctx_tokens[i] > 0]
-    extra = sum(dur[i] - fixed - per_kv * steps.decode_ctx_tokens[i] for i in prefill)
-    tokens = sum(steps.ctx_tokens[i] for i in prefill)
-    per_tok = max(0.0, extra / tokens) if tokens else 0.0
+    per_req, basis = 0.0, "fitted"
+    for _ in range(6 if decode_share else 1):  # the per-decode-token cost follows the prompt token's: iterate
+        left = [dur[i] - per_req * steps.gen_reqs[i] for i in range(len(dur))]
+        fixed, per_kv, basis = _decode_terms(steps, decode, left, weights_read_ms)
+        extra = sum(left[i] - fixed - per_kv * steps.decode_ctx_tokens[i] for i in prefill)
+        tokens = sum(steps.ctx_tokens[i] for i in prefill)
+        per_tok = max(0.0, extra / tokens) if tokens else 0.0
+        per_req = per_tok * decode_share
     model = StepModel(fixed_ms=round(fixed, 6), per_prefill_token_ms=round(per_tok, 9),
-                      per_kv_token_ms=round(per_kv, 12), steps_fitted=len(idx), total_error_pct=0.0,
-                      median_step_error_pct=0.0, fixed_basis=basis)
-    pred = [model.step_ms(steps.ctx_tokens[i], steps.decode_ctx_tokens[i]) for i in idx]
+                      per_kv_token_ms=round(per_kv, 12), per_decode_token_ms=round(per_req, 9),
+                      steps_fitted=len(idx), total_error_pct=0.0, median_step_error_pct=0.0, fixed_basis=basis)
+    pred = [model.step_ms(steps.ctx_tokens[i], steps.decode_ctx_tokens[i], steps.gen_reqs[i]) for i in idx]
     meas = [dur[i] for i in idx]
-    model.start_ms = round(max(0.0, dur[0] - model.step_ms(steps.ctx_tokens[0], steps.decode_ctx_tokens[0])), 3)
+    model.start_ms = round(max(0.0, dur[0] - model.step_ms(steps.ctx_tokens[0], steps.decode_ctx_tokens[0],
+                                                           steps.gen_reqs[0])), 3)
     model.total_error_pct = round(100.0 * (sum(pred) / sum(meas) - 1.0), 3)
     model.median_step_error_pct = round(100.0 * median(abs(p - m) / m for p, m in zip(pred, meas)), 3)
     return model
+
+
+def _decode_terms(steps: StepTrace, decode: list[int], left: list[float],
+                  weights_read_ms: float | None) -> tuple[float, float, str]:
+    """(fixed ms, per-KV-token ms, basis) from the pure-decode steps' times `left` after the per-decode-token part:
+    a line through batch-size groups when the run has several, else the fixed cost anchored on the weights read."""
+    groups: dict[int, list[int]] = {}
+    for i in decode:  # batch sizes in groups of 16 requests
+        groups.setdefault(steps.gen_reqs[i] // 16, []).append(i)
+    pts = [(median(steps.decode_ctx_tokens[i] for i in g), median(left[i] for i in g)) for g in groups.values()]
+    wide = sum(len(g) >= MIN_GROUP_STEPS for g in groups.values()) >= MIN_GROUPS
+    kv_sum = sum(steps.decode_ctx_tokens[i] for i in decode)
+    if weights_read_ms is not None and not wide and kv_sum:
+        fixed = weights_read_ms
+        return fixed, max(0.0, sum(left[i] - fixed for i in decode) / kv_sum), "weights read at datasheet bandwidth"
+    if len(pts) >= 2:
+        fixed, per_kv = _nnls([[1.0, kv] for kv, _ in pts], [d for _, d in pts])
+        return fixed, per_kv, "fitted"
+    return (median(left[i] for i in decode) if decode else 0.0), 0.0, "fitted"

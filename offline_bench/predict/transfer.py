@@ -1,8 +1,9 @@
 """The fitted step cost split by what limits each part, so a prediction can move to another GPU or KV dtype.
 
-    fixed_ms          = host (scheduling, output handling)   + one read of the weights        (bandwidth)
-    per_kv_token_ms   = reading the token's KV bytes (bandwidth) + the decoding token's math  (compute)
-    per_prefill_token = prompt matmuls and attention                                          (compute)
+    fixed_ms            = host (scheduling, output handling) + one read of the weights        (bandwidth)
+    per_kv_token_ms     = reading the token's KV bytes (bandwidth) + attention math on them  (compute)
+    per_decode_token_ms = a decoded token's matmuls                                          (compute)
+    per_prefill_token   = prompt matmuls and attention                                       (compute)
 
 The bandwidth parts are the roofline's floors at the calibration GPU's datasheet bandwidth (capped at the fitted
 term); what the fit measured beyond them is host time (fixed) or math (per KV token). On another GPU the
@@ -26,6 +27,7 @@ class StepSplit(BaseModel):
     per_kv_read_ms: float
     per_kv_math_ms: float
     per_prefill_token_ms: float
+    per_decode_token_ms: float = 0.0
 
 
 def split(model: StepModel, gpu: GPUSpec, weights_read_ms: float, kv_bytes_per_token_gpu: float) -> StepSplit:
@@ -34,7 +36,8 @@ def split(model: StepModel, gpu: GPUSpec, weights_read_ms: float, kv_bytes_per_t
     read = min(model.fixed_ms, weights_read_ms)
     kv_read = min(model.per_kv_token_ms, kv_bytes_per_token_gpu / (gpu.memory_bandwidth_gbps * 1e9) * 1000.0)
     return StepSplit(gpu=gpu.name, host_ms=model.fixed_ms - read, weights_read_ms=read, per_kv_read_ms=kv_read,
-                     per_kv_math_ms=model.per_kv_token_ms - kv_read, per_prefill_token_ms=model.per_prefill_token_ms)
+                     per_kv_math_ms=model.per_kv_token_ms - kv_read, per_prefill_token_ms=model.per_prefill_token_ms,
+                     per_decode_token_ms=model.per_decode_token_ms)
 
 
 def read_share(s: StepSplit) -> float:
@@ -47,14 +50,16 @@ def move(s: StepSplit, src: GPUSpec, dst: GPUSpec) -> StepSplit:
     flops = src.bf16_dense_tflops / dst.bf16_dense_tflops
     return StepSplit(gpu=dst.name, host_ms=s.host_ms, weights_read_ms=s.weights_read_ms * bw,
                      per_kv_read_ms=s.per_kv_read_ms * bw, per_kv_math_ms=s.per_kv_math_ms * flops,
-                     per_prefill_token_ms=s.per_prefill_token_ms * flops)
+                     per_prefill_token_ms=s.per_prefill_token_ms * flops,
+                     per_decode_token_ms=s.per_decode_token_ms * flops)
 
 
 def as_model(s: StepSplit, base: StepModel) -> StepModel:
     """`base` with the split's terms (its fit statistics kept: they describe the calibration)."""
     return base.model_copy(update={
         "fixed_ms": round(s.host_ms + s.weights_read_ms, 6), "per_prefill_token_ms": s.per_prefill_token_ms,
-        "per_kv_token_ms": s.per_kv_read_ms + s.per_kv_math_ms, "kv_read_share": round(read_share(s), 6)})
+        "per_kv_token_ms": s.per_kv_read_ms + s.per_kv_math_ms, "per_decode_token_ms": s.per_decode_token_ms,
+        "kv_read_share": round(read_share(s), 6)})
 
 
 def describe(src: StepSplit, dst: StepSplit) -> list[str]:

@@ -59,6 +59,10 @@ class PlanRow(BaseModel):
     gpu_total_gib: float | None
     requested_gib: float | None
     basis: str
+    # the largest KV miss measured for this kind of plan (basis and model family: model-dense, model-moe,
+    # calibrated), from docs/results/prediction-accuracy.md
+    expected_kv_error_pct: float | None = None
+    expected_kv_kind: str | None = None
 
 
 class PlanTable(BaseModel):

@@ -257,5 +257,15 @@ def probe_levels(cfg: ProbeConfig, levels: list[Level], tokenizer: str | None, o
     directory when its file cannot be written: `Kept.unwritten`)."""
     out: list[Kept] = []
     for level in levels:
-        keep_level(out, probe(cfg.at_level(level), level.concurrency or 1, tokenizer), output, level, levels)
+        at = cfg.at_level(level)
+        keep_level(out, probe(at, in_flight_cap(level.concurrency, at.workload.request_rate,
+                                                at.workload.num_prompts), tokenizer), output, level, levels)
     return out
+
+
+def in_flight_cap(concurrency: int | None, request_rate: float | None, num_prompts: int) -> int:
+    """Requests in flight at most: the given cap; else, with a request rate, none (every request may be in flight
+    at once, as `vllm bench serve --request-rate` without --max-concurrency); else one."""
+    if concurrency is not None:
+        return concurrency
+    return max(1, num_prompts) if request_rate is not None else 1

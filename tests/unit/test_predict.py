@@ -97,7 +97,9 @@ def test_plan_cli_grid_and_bad_input(capsys) -> None:
 def test_plan_refuses_layouts_it_does_not_describe(capsys, tmp_path: Path) -> None:
     base = json.loads((ROOT / "offline_bench/model/configs/llama-3.1-8b/config.json").read_text())
     for name, extra, says in (("mla", {"kv_lora_rank": 512}, "MLA"),
-                              ("swa", {"sliding_window": 4096, "use_sliding_window": True}, "sliding-window")):
+                              ("swa", {"sliding_window": 4096, "use_sliding_window": True}, "sliding-window"),
+                              ("moe-shared", {"num_experts": 64, "num_experts_per_tok": 8, "moe_intermediate_size":
+                                              1408, "shared_expert_intermediate_size": 5632}, "shared experts")):
         d = tmp_path / name
         d.mkdir()
         (d / "config.json").write_text(json.dumps({**base, **extra}))
@@ -134,17 +136,17 @@ def test_step_model_recovers_known_costs() -> None:
 def test_scheduler_replay_preempts_when_blocks_run_out() -> None:
     reqs = [(100, 50)] * 12
     roomy = simulate(reqs, num_blocks=200, block_size=16, max_num_batched_tokens=512, max_num_seqs=8,
-                     max_model_len=256, step_ms=lambda p, kv: 1.0 + 0.01 * p)
+                     max_model_len=256, step_ms=lambda p, kv, *_: 1.0 + 0.01 * p)
     assert roomy.preemptions == 0 and all(r.generated == 50 for r in roomy.requests)
     assert max(r.first_s for r in roomy.requests[:8]) < min(r.first_s for r in roomy.requests[8:])  # max_num_seqs
     tight = simulate(reqs, num_blocks=25, block_size=16, max_num_batched_tokens=512, max_num_seqs=8,
-                     max_model_len=256, step_ms=lambda p, kv: 1.0 + 0.01 * p)
+                     max_model_len=256, step_ms=lambda p, kv, *_: 1.0 + 0.01 * p)
     assert tight.preemptions > 0 and all(r.generated == 50 for r in tight.requests)
     assert tight.peak_usage_pct == 100.0
     assert tight.duration_s > roomy.duration_s  # recomputation costs time
     with pytest.raises(ValueError, match="more KV blocks"):
         simulate([(400, 100)], num_blocks=10, block_size=16, max_num_batched_tokens=512, max_num_seqs=8,
-                 max_model_len=512, step_ms=lambda p, kv: 1.0)
+                 max_model_len=512, step_ms=lambda p, kv, *_: 1.0)
 
 
 def test_predict_h100_points_from_the_calibration_run() -> None:

@@ -62,6 +62,11 @@ def document(rows: list[PlanRow], wide: bool = False) -> Document:
     if rows:
         notes.append("every row: " + ", ".join(f"{SHORT.get(c, c)} {fmt(getattr(rows[0], c), SIG4)}"
                                                for c in constant))
+    if rows and rows[0].expected_kv_kind:
+        e = rows[0].expected_kv_error_pct
+        notes.append(f"expected KV error ({rows[0].expected_kv_kind}): " + (
+            f"within {e:.2f}% (largest miss on measured starts, docs/results/prediction-accuracy.md)"
+            if e is not None else "never measured for this kind of plan"))
     notes.append("the memory budget behind each answer (weights, activation, non-torch, requested): --wide, or "
                  "--format csv / json")
     shown.notes = [textwrap.fill(n, WIDTH, subsequent_indent="    ", break_on_hyphens=False) for n in notes]

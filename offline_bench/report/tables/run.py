@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from offline_bench.predict import accuracy
 from offline_bench.report.table import Column, Document, Style, Table, decimals, fmt
 from offline_bench.results.run import RunResult
 
@@ -69,6 +70,8 @@ def _head(r: RunResult) -> list[list[str]]:
         head.insert(0, ["mode", f"PREDICTED from {r.prediction.get('calibration')} (step model fit: "
                                 f"{_f(sm.get('median_step_error_pct'))}% median step error over its "
                                 f"{sm.get('steps_fitted')} steps)"])
+        if r.prediction.get("expected_error"):
+            head.insert(1, ["expected error", accuracy.brief(r.prediction["expected_error"])])
     return head
 
 
