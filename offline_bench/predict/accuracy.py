@@ -52,7 +52,8 @@ def expected(kinds: list[str]) -> dict[str, Any]:
     """The worst measured miss over the given kinds, per metric (percent), with the points behind it."""
     rows = [table().get("kinds", {}).get(k) for k in kinds]
     known = [r for r in rows if r]
-    out: dict[str, Any] = {"kinds": kinds, "points": sum(r["points"] for r in known), "source": DOC}
+    out: dict[str, Any] = {"kinds": kinds, "points": {k: r["points"] for k, r in zip(kinds, rows) if r},
+                           "source": DOC}
     for m in METRICS:
         vals = [r[m] for r in known if r.get(m) is not None]
         out[m + "_pct"] = max(vals) if vals else None
@@ -69,8 +70,12 @@ def sentence(e: dict[str, Any]) -> str:
     figs = ", ".join(f"{label} within {e[m + '_pct']:.1f}%" for m, label in METRICS.items()
                      if e.get(m + "_pct") is not None)
     gap = f"; never measured for {', '.join(KINDS[k] for k in e['unmeasured'])}" if e["unmeasured"] else ""
-    return (f"Expected error for {what}: {figs or 'no held-out point yet'} (largest miss over {e['points']} "
-            f"measured points, {DOC}){gap}.")
+    return (f"Expected error for {what}: {figs or 'no held-out point yet'} (largest miss over the measured "
+            f"points of each kind: {_counts(e)}; {DOC}){gap}.")
+
+
+def _counts(e: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {n}" for k, n in e["points"].items()) or "none"
 
 
 def kv_sentence(basis: str, moe: bool) -> str:
@@ -90,4 +95,4 @@ def brief(e: dict[str, Any]) -> str:
         return "the calibration's own settings (the fit itself)"
     figs = ", ".join(f"{label} +/-{e[m + '_pct']:.1f}%" for m, label in METRICS.items()
                      if e.get(m + "_pct") is not None) or "never measured"
-    return f"{figs} ({', '.join(e['kinds'])}: {e['points']} measured points)"
+    return f"{figs} (largest miss on measured points: {_counts(e)})"

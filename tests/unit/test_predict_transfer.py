@@ -140,7 +140,7 @@ def test_expected_error_is_the_worst_of_the_kinds_a_prediction_makes() -> None:
     e = accuracy.expected(["memory", "preempting"])
     assert e["output_tokens_per_s_pct"] == max(table[k]["output_tokens_per_s"] for k in ("memory", "preempting"))
     assert "within" in accuracy.sentence(e) and "prediction-accuracy.md" in accuracy.sentence(e)
-    assert accuracy.expected(["workload", "kv-dtype"])["points"] >= 2
+    assert set(accuracy.expected(["workload", "kv-dtype"])["points"]) == {"workload", "kv-dtype"}
 
 
 def test_accuracy_files_match_the_committed_results(monkeypatch, capsys) -> None:
@@ -157,3 +157,13 @@ def test_serve_probe_under_a_rate_has_no_in_flight_cap_unless_given() -> None:
     assert in_flight_cap(None, None, 200) == 1
     assert in_flight_cap(None, 20.0, 200) == 200  # as vllm bench serve --request-rate 20
     assert in_flight_cap(16, 20.0, 200) == 16
+
+
+def test_plan_calibrated_on_the_h100_gives_the_h200s_kv_cache(capsys) -> None:
+    rc, out, err = cli(capsys, "plan", "--model", "preset:llama-3.1-8b", "--calibrate", str(CALIBRATION), "--gpu",
+                       "h200", "--gpu-memory-utilization", "0.9", "--max-model-len", "4096", "--format", "json")
+    assert rc == 0, err
+    (row,) = json.loads(out)["rows"]
+    measured = RunResult.load(H200_RUNS[0]).kv_cache.capacity_tokens
+    assert row["basis"] == "calibrated" and row["gpu_total_gib"] == 139.8
+    assert abs(row["kv_cache_tokens"] / measured - 1) < 0.005 and row["expected_kv_kind"] == "calibrated"
