@@ -27,7 +27,7 @@ _API = {
     "resolve_model": "model.presets", "build_workload": "workloads.requests",
     # predictions without an engine
     "PlanSettings": "results.plan", "plan_point": "predict.plan", "Calibrated": "predict.replay",
-    "predict_run": "predict.replay", "change_kinds": "predict.accuracy", "CHANGE_KINDS": "predict.accuracy",
+    "predict_run": "predict.replay", "detect_gpu": "core.gpus", "CHANGE_KINDS": "predict.accuracy",
     "ERROR_METRICS": "predict.accuracy",
     # measuring
     "Engine": "engine.llm", "run_benchmark": "measure.runner",
@@ -35,8 +35,7 @@ _API = {
     "render": "report.formats", "write_report": "report.html",
 }
 # public name -> the module's own name (`predict` is also a subpackage: the function is exported as predict_run)
-_ALIASES = {"load_result": "load", "predict_run": "predict", "change_kinds": "kinds_of", "CHANGE_KINDS": "KINDS",
-            "ERROR_METRICS": "METRICS"}
+_ALIASES = {"load_result": "load", "predict_run": "predict", "CHANGE_KINDS": "KINDS", "ERROR_METRICS": "METRICS"}
 
 __all__ = ["LAYERS", "SUPPORTED_VLLM", "__version__", *_API]
 

@@ -22,6 +22,8 @@ declare -A POINT=(
   [mnbt-1024]="$M8 --gpu-memory-utilization 0.9 --max-num-batched-tokens 1024 $SMALL"
   [mnbt-512]="$M8 --gpu-memory-utilization 0.9 --max-num-batched-tokens 512 --max-num-seqs 256 $SMALL"
   [moe]="--model preset:qwen3-30b-a3b --max-model-len 4096 --gpu-memory-utilization 0.9 $SMALL"
+  # held out from the MoE memory terms fitted on [moe] (its plan committed first: blind/plan-moe-heldout.json)
+  [moe-heldout]="--model preset:qwen3-30b-a3b --max-model-len 4096 --gpu-memory-utilization 0.8 --max-num-batched-tokens 4096 --num-prompts 100 --input-len 512 --output-len 256"
 )
 ORDER=(gmu-0.9 gmu-0.5 kv-fp8 moe mnbt-1024 mnbt-4096 gmu-0.7 mnbt-2048 mnbt-512)
 mkdir -p "$OUTDIR"

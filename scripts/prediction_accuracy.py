@@ -25,7 +25,7 @@ from offline_bench import (
     Calibrated,
     PlanSettings,
     RunResult,
-    change_kinds,
+    detect_gpu,
     plan_point,
     predict_run,
     resolve_model,
@@ -35,7 +35,12 @@ from offline_bench import (
 ROOT = Path(__file__).resolve().parents[1]
 RES = ROOT / "docs" / "results"
 CALIBRATION = RES / "h100-predict" / "calibration.json.gz"
+# a second calibration, on the H200 with 1000 requests: its decode batches (1000) run above vLLM's largest CUDA
+# graph (512), which the H100 run's (500) never did; it predicts the other H200 points on the same GPU
+CALIBRATION_H200 = RES / "h200-predict" / "measured" / "gmu-0.9.json.gz"
 MD, JSON = RES / "prediction-accuracy.md", ROOT / "offline_bench" / "predict" / "accuracy.json"
+# starts the memory model was fitted on (issue 30's MoE terms): not held out, so they count for no goal or figure
+FITTED_ON = {"h200-predict/measured/moe"}
 MOVABLE = ("gpu_memory_utilization", "max_model_len", "max_num_seqs", "max_num_batched_tokens")
 
 
@@ -69,7 +74,7 @@ def kv_row(cal: Calibrated | None, r: RunResult) -> dict:
     model = plan_point(info, s, "cuda", total)
     row = {"measured": r.kv_cache.capacity_tokens, "model": model.kv_cache_tokens,
            "model_err_pct": pct(model.kv_cache_tokens, r.kv_cache.capacity_tokens),
-           "family": "moe" if info.num_experts else "dense"}
+           "family": "moe" if info.num_experts else "dense", "held_out": True}
     if cal is not None and r.model == cal.result.model:
         c = plan_point(info, s, "cuda", total, cal.calibration)
         row.update(calibrated=c.kv_cache_tokens, calibrated_err_pct=pct(c.kv_cache_tokens, row["measured"]))
@@ -80,8 +85,11 @@ def compare(cal: Calibrated, path: Path) -> dict:
     r = RunResult.load(path)
     res, kvd = r.engine_args["resolved"], r.engine_args.get("kv_cache_dtype") or "auto"
     name = str(path.relative_to(RES)).replace(".json.gz", "").replace(".json", "")
-    row = {"point": name, "gpu": r.environment.gpu_name, "model": r.model, "kv": kv_row(cal, r),
-           "settings": {**{k: res[k] for k in MOVABLE}, "kv_cache_dtype": kvd}}
+    if cal.path != str(CALIBRATION):
+        name += " (from H200 gmu-0.9)"
+    row = {"point": name, "calibration": cal.path, "gpu": r.environment.gpu_name, "model": r.model,
+           "kv": kv_row(cal, r), "settings": {**{k: res[k] for k in MOVABLE}, "kv_cache_dtype": kvd}}
+    row["kv"]["held_out"] = name not in FITTED_ON
     measured = {"output_tokens_per_s": r.throughput.output_tokens_per_s, "tpot_p50": r.latency.tpot_ms.p50,
                 "ttft_p50": r.latency.ttft_ms.p50, "preemptions": r.kv_cache.preemptions}
     row["measured"] = measured
@@ -93,19 +101,22 @@ def compare(cal: Calibrated, path: Path) -> dict:
     changed = {k: res[k] for k in MOVABLE if res[k] != cres.get(k)}
     if kvd != (cal.result.engine_args.get("kv_cache_dtype") or "auto"):
         changed["kv_cache_dtype"] = kvd
+    gpu = detect_gpu(r.environment.gpu_name)
     p = predict_run(cal, {**{k: res[k] for k in MOVABLE}, "kv_cache_dtype": kvd},
-                    **(wl if moved else {}), gpu="h200" if "H200" in (r.environment.gpu_name or "") else None)
+                    **(wl if moved else {}), gpu=gpu.name if other_gpu and gpu else None)
     predicted = {"output_tokens_per_s": p.throughput.output_tokens_per_s, "tpot_p50": p.latency.tpot_ms.p50,
                  "ttft_p50": p.latency.ttft_ms.p50, "preemptions": p.kv_cache.preemptions}
     row.update(predicted=predicted, err_pct={k: pct(predicted[k], measured[k]) for k in ERROR_METRICS},
-               kinds=change_kinds(changed, other_gpu, measured["preemptions"] or 0, moved))
+               kinds=p.prediction["expected_error"]["kinds"])  # what predict itself says it changed
     return row
 
 
 def summarize(rows: list[dict]) -> dict:
     kinds: dict[str, dict] = {}
     for k in CHANGE_KINDS:
-        hit = [r for r in rows if k in r.get("kinds", [])]
+        # batches above the largest CUDA graph, unseen by the calibration, swamp every other effect: they count
+        # for their own kind only (a prediction with them gets their figure, the worst)
+        hit = [r for r in rows if k in r.get("kinds", []) and (k == "uncaptured" or "uncaptured" not in r["kinds"])]
         if hit:
             kinds[k] = {"points": len(hit), **{m: max(abs(r["err_pct"][m]) for r in hit if r["err_pct"][m] is not None)
                                                for m in ERROR_METRICS}}
@@ -113,24 +124,40 @@ def summarize(rows: list[dict]) -> dict:
     for key, field, pick in (("model-dense", "model_err_pct", "dense"), ("model-moe", "model_err_pct", "moe"),
                              ("calibrated", "calibrated_err_pct", None)):
         errs = [r["kv"][field] for r in rows if r["kv"].get(field) is not None
-                and (pick is None or r["kv"]["family"] == pick)]
+                and (pick is None or r["kv"]["family"] == pick)
+                and (pick is None or r["calibration"] == str(CALIBRATION))  # a start's model KV counted once
+                and r["kv"]["held_out"]]
         if errs:
             kv[key] = {"points": len(errs), "max_abs_pct": max(abs(e) for e in errs)}
     return {"calibration": str(CALIBRATION.relative_to(ROOT)), "kinds": kinds, "kv": kv}
 
 
 GOALS = [  # (what, rows it covers, metric, limit %): issue 30's goals on held-out points
-    ("KV tokens, plan's model, dense", lambda r: r["kv"]["family"] == "dense", "kv_model", 0.5),
-    ("KV tokens, plan's model, MoE", lambda r: r["kv"]["family"] == "moe", "kv_model", 0.5),
+    ("KV tokens, plan's model, dense", lambda r: r["kv"]["family"] == "dense" and _h100(r), "kv_model", 0.5),
+    ("KV tokens, plan's model, MoE", lambda r: r["kv"]["family"] == "moe" and _h100(r), "kv_model", 0.5),
     ("KV tokens, calibrated", lambda r: "calibrated_err_pct" in r["kv"], "kv_calibrated", 0.5),
     ("output tok/s, same GPU (preempting included)", lambda r: "kinds" in r and "other-gpu" not in r["kinds"],
      "output_tokens_per_s", 5.0),
-    ("output tok/s, another GPU", lambda r: "other-gpu" in r.get("kinds", []), "output_tokens_per_s", 8.0),
-    ("TPOT p50, another GPU", lambda r: "other-gpu" in r.get("kinds", []), "tpot_p50", 10.0),
+    ("output tok/s, another GPU", lambda r: _other(r, False), "output_tokens_per_s", 8.0),
+    ("TPOT p50, another GPU", lambda r: _other(r, False), "tpot_p50", 10.0),
+    ("output tok/s, another GPU, batches above the calibration's CUDA graphs", lambda r: _other(r, True),
+     "output_tokens_per_s", 8.0),
 ]
 
 
+def _other(r: dict, uncaptured: bool) -> bool:
+    kinds = r.get("kinds", [])
+    return "other-gpu" in kinds and ("uncaptured" in kinds) == uncaptured
+
+
+def _h100(r: dict) -> bool:
+    """A row predicted from the H100 calibration (each start's model-only KV is counted once, there)."""
+    return r["calibration"] == str(CALIBRATION)
+
+
 def _err(r: dict, metric: str) -> float | None:
+    if metric.startswith("kv") and not r["kv"]["held_out"]:
+        return None
     if metric == "kv_model":
         return r["kv"].get("model_err_pct")
     if metric == "kv_calibrated":
@@ -143,7 +170,7 @@ def goal_rows(rows: list[dict]) -> list[list]:
     for what, pick, metric, limit in GOALS:
         errs = [(abs(e), r["point"]) for r in rows if pick(r) and (e := _err(r, metric)) is not None]
         if not errs:
-            out.append([what, f"{limit:g}%", "no point measured", "", "not measured"])
+            out.append([what, f"{limit:g}%", "no held-out point measured", "", "not shown"])
             continue
         worst, where = max(errs)
         out.append([what, f"{limit:g}%", f"{worst:.2f}% ({where})", len(errs), "met" if worst <= limit else "MISSED"])
@@ -171,7 +198,11 @@ def page(rows: list[dict], summary: dict) -> str:
         "Generated by `python scripts/prediction_accuracy.py` from the committed results (do not edit by hand).",
         f"Calibration: `{summary['calibration']}` (H100, `preset:llama-3.1-8b`, 500 x 512 -> 256, gmu 0.9); every",
         "row below is a run that took no part in any fit. H200 rows are predicted with `predict --gpu h200` from",
-        "that H100 run. KV capacity: `plan` from the model alone, and calibrated on the same run.", "",
+        "that H100 run; rows marked `(from H200 gmu-0.9)` from a second calibration, the H200 run of 1000 x",
+        "512 -> 256 at gmu 0.9, whose decode batches (1000) run above vLLM's largest CUDA graph (512 tokens). KV",
+        "capacity: `plan` from the model alone, and calibrated on the run. The MoE memory terms were fitted on the",
+        "one MoE start (`h200-predict/measured/moe`), so it counts for no goal (its blind miss: h200-predict.md).",
+        "Why the goals are missed, and what each figure means: [h200-predict](h200-predict.md).", "",
         "## Goals (issue 30), on held-out points", "",
         tabulate(goal_rows(rows), headers=["goal", "limit", "largest miss", "points", ""], **gfm), "",
         "## Expected error by kind of change", "",
@@ -191,8 +222,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="exit 1 when the committed files are not up to date")
     args = ap.parse_args()
-    cal = Calibrated(CALIBRATION)
+    cal, cal_h200 = Calibrated(CALIBRATION), Calibrated(CALIBRATION_H200)
     rows = [compare(cal, p) for p in points()]
+    rows += [compare(cal_h200, p) for p in points()
+             if p != CALIBRATION_H200 and "h200" in p.parent.parent.name + p.parent.name]
     summary = summarize(rows)
     text, js = page(rows, summary), json.dumps(summary, indent=1) + "\n"
     if args.check:

@@ -11,6 +11,7 @@ from typing import Any
 
 # kinds of change, in the order the sentence names them
 KINDS = {
+    "uncaptured": "decode batches above vLLM's largest CUDA graph, which the calibration run never ran",
     "other-gpu": "another GPU",
     "kv-dtype": "another KV dtype",
     "preempting": "a preempting batch",
@@ -30,9 +31,10 @@ def table() -> dict[str, Any]:
         return {}
 
 
-def kinds_of(changed: dict[str, Any], gpu_moved: bool, preemptions: int, workload_moved: bool) -> list[str]:
+def kinds_of(changed: dict[str, Any], gpu_moved: bool, preemptions: int, workload_moved: bool,
+             uncaptured: bool = False) -> list[str]:
     """The kinds of change a prediction makes (none: the calibration's own settings)."""
-    kinds = []
+    kinds = ["uncaptured"] if uncaptured else []
     if gpu_moved:
         kinds.append("other-gpu")
     if changed.get("kv_cache_dtype") not in (None, "auto"):

@@ -43,6 +43,12 @@ GIB = 2**30
 ACT_PER_INTERMEDIATE = 3.28
 ACT_PER_HIDDEN = 1.59
 ACT_FIXED_GIB = 0.141
+# MoE (fused Triton experts, vLLM 0.26), from the one MoE start measured (Qwen3-30B-A3B shape on the H200,
+# docs/results/h200-predict.md): the profiled activation is 4.31x the workspaces' elements per token (3.21 GiB at
+# 16,384 tokens; the blind prediction, 1.00x, gave 0.94), and vLLM subtracts its CUDA-graph memory estimate from
+# the KV budget for this model (0.64 GiB for 51 graphs up to 512 tokens; it estimated none for the dense presets)
+MOE_ACT_PER_WORKSPACE = 4.31
+MOE_CUDA_GRAPH_GIB = 0.64
 WEIGHTS_EXTRA_GIB = 0.04  # what the load measures beyond the parameters (rotary cache, buffers): 0.01-0.06 seen
 NON_TORCH_GIB = {1: 0.22, 2: 0.07}  # CUDA context + NCCL, as the H100/H200 logs show for TP1 and TP>1
 GPU_BLOCK_SIZE, CPU_BLOCK_SIZE = 16, 128  # vLLM's defaults on CUDA and on the CPU build
@@ -84,7 +90,8 @@ def weights_gib(info: ModelInfo, tp: int, pp: int) -> float:
 def activation_gib(info: ModelInfo, batched_tokens: int, tp: int) -> float:
     nbytes = param_bytes(info)
     if info.num_experts:  # fused MoE: its workspaces per token and routed expert, and fp32 router logits
-        per_token = moe_workspace_elements(info, tp) + 2 * info.num_experts + ACT_PER_HIDDEN * info.hidden_size
+        per_token = MOE_ACT_PER_WORKSPACE * moe_workspace_elements(info, tp) + 2 * info.num_experts + \
+            ACT_PER_HIDDEN * info.hidden_size
     else:
         per_token = ACT_PER_INTERMEDIATE * info.intermediate_size / tp + ACT_PER_HIDDEN * info.hidden_size
     return batched_tokens * nbytes * per_token / GIB + ACT_FIXED_GIB
@@ -174,12 +181,13 @@ def _terms(info: ModelInfo, s: PlanSettings, device: str, total: float | None,
         out["kv_bytes"] = (requested - rss) * GIB
         return out
     w, a, n = weights_gib(info, tp, pp), activation_gib(info, s.max_num_batched_tokens or 0, tp), non_torch_gib(tp)
+    n += MOE_CUDA_GRAPH_GIB if info.num_experts else 0.0
     if calib is not None and calib.non_kv_gib is not None:
         c = calib.settings
         # the measured non-KV total, moved only by what this setting changes
         dw = w - weights_gib(info, c.tensor_parallel_size, c.pipeline_parallel_size)
         da = a - activation_gib(info, c.max_num_batched_tokens or 0, c.tensor_parallel_size)
-        moved = dw + da + n - non_torch_gib(c.tensor_parallel_size)
+        moved = dw + da + n - non_torch_gib(c.tensor_parallel_size) - (MOE_CUDA_GRAPH_GIB if info.num_experts else 0.0)
         w = (calib.weights_gib or w) + dw
         a = (calib.peak_activation_gib or a) + da
         n = calib.non_torch_gib if calib.non_torch_gib is not None and tp == c.tensor_parallel_size else n

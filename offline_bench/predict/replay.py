@@ -56,7 +56,8 @@ class Calibrated:
         self.tp = max(1, int(self.resolved.get("tensor_parallel_size") or 1))
         self.gpu: GPUSpec | None = detect_gpu(self.result.environment.gpu_name)
         try:
-            self.steps: StepModel = fit(self.result.steps, self._weights_read_ms(), self._decode_share())
+            self.steps: StepModel = fit(self.result.steps, self._weights_read_ms(), self._decode_share(),
+                                        graph_limit(self.resolved))
         except ValueError as e:
             raise BenchError(f"{path}: {e}: calibrate on a run of at least a few dozen requests") from None
         self.split: StepSplit | None = None
@@ -101,6 +102,14 @@ class Calibrated:
         if overrides.get("kv_cache_memory_bytes") is not None:
             s.gpu_memory_utilization = None
         return s
+
+
+def graph_limit(resolved: dict[str, Any]) -> int:
+    """vLLM's largest CUDA graph, in tokens a step schedules: none under enforce_eager (and on the CPU build),
+    else min(2 x max_num_seqs, 512), vLLM's default (0.26-0.32); a step of more tokens runs without a graph."""
+    if resolved.get("enforce_eager") or resolved.get("device") == "cpu":
+        return 0
+    return min(2 * int(resolved.get("max_num_seqs") or 256), 512)
 
 
 def _model_info(r: RunResult) -> ModelInfo:
@@ -152,13 +161,23 @@ def predict(cal: Calibrated, overrides: dict[str, Any], num_prompts: int | None 
                          "or shorten the workload")
     model = base.model_copy(update={"kv_scale": _kv_scale(cal, s)})
     mnbt, mns = row.max_num_batched_tokens or 8192, row.max_num_seqs or 256
+    graphs = graph_limit({**cal.resolved, "max_num_seqs": mns}) if model.graph_tokens else 0
     sim = simulate(reqs, row.num_blocks or 0, row.block_size, mnbt, mns, s.max_model_len, model.step_ms,
+                   graph_tokens=graphs,
                    concurrency=concurrency if concurrency is not None else cal.result.workload.concurrency,
                    start_s=model.start_ms / 1000.0)
     out = _result(cal, s, row, model, sim, reqs, env, overrides, concurrency)
     moved_workload = reqs != workload_requests(cal.result, None, None, None) or \
         concurrency not in (None, cal.result.workload.concurrency)
-    e = accuracy.expected(accuracy.kinds_of(overrides, target is not None, sim.preemptions, moved_workload))
+    unknown = sim.uncaptured_decode_steps if model.uncaptured_ms is None else 0
+    if unknown:
+        out.notes.append(f"{unknown} of the {sim.steps} replayed steps decode more requests than vLLM's largest CUDA "
+                         f"graph ({graphs} tokens) and run without one, which the calibration run never did: their "
+                         "extra cost is unknown to the model (calibrate on a run with such batches)")
+    base_settings = cal.calibration.settings.model_dump()
+    changed = {k: v for k, v in overrides.items() if v is not None and v != base_settings.get(k)}
+    kinds = accuracy.kinds_of(changed, target is not None, sim.preemptions, moved_workload, unknown > 0)
+    e = accuracy.expected(kinds)
     out.prediction["expected_error"] = e
     out.notes.append(accuracy.sentence(e))
     if target is not None:

@@ -47,6 +47,7 @@ class SimResult:
     preemptions: int
     peak_usage_pct: float
     timeline: list[dict[str, float]] = field(default_factory=list)
+    uncaptured_decode_steps: int = 0  # decode-only steps above the largest CUDA graph (`graph_tokens`)
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -109,10 +110,12 @@ class _Scheduler:
 
 
 def simulate(requests: list[tuple[int, int]], num_blocks: int, block_size: int, max_num_batched_tokens: int,
-             max_num_seqs: int, max_model_len: int, step_ms: Callable[[int, int, int], float],
-             concurrency: int | None = None, timeline_interval_s: float = 0.05, start_s: float = 0.0) -> SimResult:
-    """Replay (prompt tokens, output tokens) requests; `step_ms(prefill_tokens, kv_tokens, decoding requests)` times
-    each step;
+             max_num_seqs: int, max_model_len: int, step_ms: Callable[[int, int, int, bool], float],
+             concurrency: int | None = None, timeline_interval_s: float = 0.05, start_s: float = 0.0,
+             graph_tokens: int = 0) -> SimResult:
+    """Replay (prompt tokens, output tokens) requests; `step_ms(prefill_tokens, kv_tokens, decoding requests,
+    uncaptured)` times each step (uncaptured: a decode-only step of more requests than `graph_tokens`, vLLM's
+    largest CUDA graph, 0 for none known);
     the first step begins at `start_s`."""
     reqs = [SimRequest(prompt=p, output=max(1, o)) for p, o in requests]
     sched = _Scheduler(num_blocks, block_size, max_num_batched_tokens, max_num_seqs, max_model_len)
@@ -124,7 +127,7 @@ def simulate(requests: list[tuple[int, int]], num_blocks: int, block_size: int, 
     limit = len(reqs) if concurrency is None else min(concurrency, len(reqs))
     for _ in range(limit):
         sched.waiting.append(pending.popleft())
-    now, steps, peak, timeline, next_sample = start_s, 0, 0.0, [], 0.0
+    now, steps, peak, timeline, next_sample, unc_decode = start_s, 0, 0.0, [], 0.0, 0
     done = 0
     while done < len(reqs):
         batch = sched.schedule(now)
@@ -133,8 +136,10 @@ def simulate(requests: list[tuple[int, int]], num_blocks: int, block_size: int, 
         decoding = [r for r, n in batch if r.generated and n == 1 and r.computed == r.tokens - 1]
         prefill = sum(n for _, n in batch) - len(decoding)
         kv = sum(r.computed for r in decoding)
-        now += step_ms(prefill, kv, len(decoding)) / 1000.0
+        uncaptured = not prefill and 0 < graph_tokens < len(decoding)  # a decode step too big for a CUDA graph
+        now += step_ms(prefill, kv, len(decoding), uncaptured) / 1000.0
         steps += 1
+        unc_decode += uncaptured
         for r, n in batch:
             r.computed += n
             if r.computed < r.tokens:
@@ -159,4 +164,4 @@ def simulate(requests: list[tuple[int, int]], num_blocks: int, block_size: int, 
                              "waiting": float(len(sched.waiting)), "kv_usage_pct": round(usage, 3)})
             next_sample = now + timeline_interval_s
     return SimResult(requests=reqs, duration_s=now, steps=steps, preemptions=sched.preemptions,
-                     peak_usage_pct=round(peak, 3), timeline=timeline)
+                     peak_usage_pct=round(peak, 3), timeline=timeline, uncaptured_decode_steps=unc_decode)

@@ -39,6 +39,10 @@ class StepModel(BaseModel):
     per_prefill_token_ms: float
     per_kv_token_ms: float
     per_decode_token_ms: float = 0.0  # older predictions: folded into per_kv_token_ms
+    # vLLM runs a decode step of more requests than its largest CUDA graph (graph_tokens) without one: such a step
+    # costs uncaptured_ms more (fitted when the calibration ran enough of them; None: it ran none, cost unknown)
+    graph_tokens: int = 0
+    uncaptured_ms: float | None = None
     steps_fitted: int
     total_error_pct: float  # sum of modelled step times vs the measured sum, over the fitted steps
     median_step_error_pct: float  # median |modelled - measured| / measured per step
@@ -49,10 +53,10 @@ class StepModel(BaseModel):
     kv_read_share: float = 1.0
     fixed_basis: str = "fitted"  # or "weights read at datasheet bandwidth"
 
-    def step_ms(self, prefill_tokens: int, kv_tokens: int, decode_tokens: int = 0) -> float:
+    def step_ms(self, prefill_tokens: int, kv_tokens: int, decode_tokens: int = 0, uncaptured: bool = False) -> float:
         per_kv = self.per_kv_token_ms * (self.kv_read_share * self.kv_scale + 1.0 - self.kv_read_share)
         return self.fixed_ms + self.per_prefill_token_ms * prefill_tokens + per_kv * kv_tokens + \
-            self.per_decode_token_ms * decode_tokens
+            self.per_decode_token_ms * decode_tokens + ((self.uncaptured_ms or 0.0) if uncaptured else 0.0)
 
 
 def durations_ms(steps: StepTrace) -> list[float]:
@@ -110,32 +114,46 @@ def _lstsq(rows: list[list[float]], y: list[float]) -> list[float] | None:
     return [(aty[0] * ata[1][1] - aty[1] * ata[0][1]) / det, (ata[0][0] * aty[1] - ata[1][0] * aty[0]) / det]
 
 
-def fit(steps: StepTrace, weights_read_ms: float | None = None, decode_share: float = 0.0) -> StepModel:
+def fit(steps: StepTrace, weights_read_ms: float | None = None, decode_share: float = 0.0,
+        graph_tokens: int = 0) -> StepModel:
     """Fit the step cost on a run's recorded steps (the first step, which includes the requests' arrival, is
     left out). `weights_read_ms`: one read of the weights at the GPU's bandwidth, the fixed cost's anchor when the
     run's batch sizes cannot separate it (None: fit it regardless). `decode_share`: a decoded token's cost as a
-    share of a prompt token's (0: no per-decode-token term)."""
+    share of a prompt token's (0: no per-decode-token term). `graph_tokens`: the run's largest CUDA graph (0: none
+    known): decode steps above it are fitted apart, as an extra cost per step."""
     dur = durations_ms(steps)
     idx = [i for i in range(1, len(dur)) if dur[i] > 0]
     if len(idx) < MIN_STEPS:
         raise ValueError(f"only {len(idx)} engine steps recorded; predict needs at least {MIN_STEPS}")
+    # decode-only steps too big for a CUDA graph (steps with prompt tokens: in the per-prompt-token cost, as the
+    # calibration's own prompt chunks, thousands of tokens, never fit one either)
+    unc = [steps.ctx_tokens[i] == 0 and 0 < graph_tokens < steps.gen_reqs[i] for i in range(len(dur))]
     decode = [i for i in idx if steps.ctx_tokens[i] == 0 and steps.gen_reqs[i] > 0]
+    captured = [i for i in decode if not unc[i]]
+    apart = [i for i in decode if unc[i]] if len(captured) >= MIN_STEPS else []
+    base = captured if apart else decode
     prefill = [i for i in idx if steps.ctx_tokens[i] > 0]
-    per_req, basis = 0.0, "fitted"
-    for _ in range(6 if decode_share else 1):  # the per-decode-token cost follows the prompt token's: iterate
-        left = [dur[i] - per_req * steps.gen_reqs[i] for i in range(len(dur))]
-        fixed, per_kv, basis = _decode_terms(steps, decode, left, weights_read_ms)
-        extra = sum(left[i] - fixed - per_kv * steps.decode_ctx_tokens[i] for i in prefill)
+    per_req, extra, basis = 0.0, 0.0, "fitted"
+    for _ in range(6 if decode_share or apart else 1):  # the terms depend on each other: iterate
+        left = [dur[i] - per_req * steps.gen_reqs[i] - (extra if unc[i] else 0.0) for i in range(len(dur))]
+        fixed, per_kv, basis = _decode_terms(steps, base, left, weights_read_ms)
+        extra_ms = sum(left[i] - fixed - per_kv * steps.decode_ctx_tokens[i] for i in prefill)
         tokens = sum(steps.ctx_tokens[i] for i in prefill)
-        per_tok = max(0.0, extra / tokens) if tokens else 0.0
+        per_tok = max(0.0, extra_ms / tokens) if tokens else 0.0
         per_req = per_tok * decode_share
+        if len(apart) >= MIN_STEPS:
+            extra = max(0.0, median(dur[i] - fixed - per_kv * steps.decode_ctx_tokens[i] - per_req * steps.gen_reqs[i]
+                                    for i in apart))
     model = StepModel(fixed_ms=round(fixed, 6), per_prefill_token_ms=round(per_tok, 9),
                       per_kv_token_ms=round(per_kv, 12), per_decode_token_ms=round(per_req, 9),
+                      graph_tokens=graph_tokens, uncaptured_ms=round(extra, 4) if len(apart) >= MIN_STEPS else None,
                       steps_fitted=len(idx), total_error_pct=0.0, median_step_error_pct=0.0, fixed_basis=basis)
-    pred = [model.step_ms(steps.ctx_tokens[i], steps.decode_ctx_tokens[i], steps.gen_reqs[i]) for i in idx]
+    if not apart and any(unc[i] for i in decode):
+        model.uncaptured_ms = 0.0  # every decode step ran uncaptured: the fit holds their cost already
+    pred = [model.step_ms(steps.ctx_tokens[i], steps.decode_ctx_tokens[i], steps.gen_reqs[i], unc[i]) for i in idx]
     meas = [dur[i] for i in idx]
     model.start_ms = round(max(0.0, dur[0] - model.step_ms(steps.ctx_tokens[0], steps.decode_ctx_tokens[0],
-                                                           steps.gen_reqs[0])), 3)
+                                                           steps.gen_reqs[0], unc[0])), 3)
     model.total_error_pct = round(100.0 * (sum(pred) / sum(meas) - 1.0), 3)
     model.median_step_error_pct = round(100.0 * median(abs(p - m) / m for p, m in zip(pred, meas)), 3)
     return model

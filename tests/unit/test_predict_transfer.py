@@ -15,7 +15,7 @@ from offline_bench.core.gpus import gpu_spec
 from offline_bench.model.presets import resolve_model
 from offline_bench.predict import accuracy
 from offline_bench.predict.plan import activation_gib, moe_workspace_elements, plan_point
-from offline_bench.predict.replay import Calibrated, predict
+from offline_bench.predict.replay import Calibrated, graph_limit, predict
 from offline_bench.predict.stepmodel import StepModel, fit
 from offline_bench.predict.transfer import as_model, move, split
 from offline_bench.results.plan import PlanSettings
@@ -123,6 +123,8 @@ def test_predict_cli_on_another_gpu_prints_the_expected_error(capsys) -> None:
 def test_moe_activation_counts_the_fused_moe_workspace() -> None:
     info = resolve_model("preset:qwen3-30b-a3b").info
     assert moe_workspace_elements(info, 1) == 8 * (max(2 * 768, 2048) + 768)
+    # the one MoE start measured (H200, 16,384 batched tokens): 3.21 GiB of profiled activation
+    assert activation_gib(info, 16384, 1) == pytest.approx(3.21, abs=0.01)
     assert moe_workspace_elements(info, 2) == 8 * (max(768, 2048) + 384)
     assert activation_gib(info, 16384, 1) > activation_gib(info, 4096, 1)
     row = plan_point(info, PlanSettings(gpu_memory_utilization=0.9, max_model_len=4096), "cuda", 139.8)
@@ -167,3 +169,46 @@ def test_plan_calibrated_on_the_h100_gives_the_h200s_kv_cache(capsys) -> None:
     measured = RunResult.load(H200_RUNS[0]).kv_cache.capacity_tokens
     assert row["basis"] == "calibrated" and row["gpu_total_gib"] == 139.8
     assert abs(row["kv_cache_tokens"] / measured - 1) < 0.005 and row["expected_kv_kind"] == "calibrated"
+
+
+def test_fit_prices_decode_steps_above_the_largest_cuda_graph_apart() -> None:
+    # 300 decoding requests (captured) then 600 (above a 512-token graph: 10 ms more a step)
+    t, ts, rows = 0.0, [], {"ctx_tokens": [], "gen_reqs": [], "decode_ctx_tokens": []}
+    for i in range(160):
+        ctx, n = (4096 if i % 20 == 0 else 0), (600 if i < 80 else 300)
+        kv = n * (500 + i)
+        t += (4 + 0.02 * ctx + 4e-5 * kv + (10.0 if ctx == 0 and n > 512 else 0.0)) / 1000
+        ts.append(t)
+        for k, v in zip(rows, (ctx, n, kv)):
+            rows[k].append(v)
+    n = len(ts)
+    steps = StepTrace(source="iteration_details", t_s=ts, exec_ms=[None] * n, ctx_reqs=[0] * n, out_tokens=[0] * n,
+                      first_tokens=[0] * n, running=[None] * n, waiting=[None] * n, kv_usage_pct=[None] * n, **rows)
+    m = fit(steps, weights_read_ms=4.0, graph_tokens=512)
+    assert m.uncaptured_ms == pytest.approx(10.0, rel=0.05) and m.per_kv_token_ms == pytest.approx(4e-5, rel=0.05)
+    assert m.step_ms(0, 300_000, 600, True) - m.step_ms(0, 300_000, 600) == pytest.approx(m.uncaptured_ms)
+    assert fit(steps, weights_read_ms=4.0).uncaptured_ms is None  # no graph size known: one regime
+
+
+def test_graph_limit_follows_vllms_default() -> None:
+    assert graph_limit({"max_num_seqs": 1024}) == 512 and graph_limit({"max_num_seqs": 128}) == 256
+    assert graph_limit({"max_num_seqs": 1024, "enforce_eager": True}) == 0
+    assert graph_limit({"max_num_seqs": 4, "device": "cpu"}) == 0
+
+
+def test_a_calibration_above_the_graphs_predicts_the_preempting_h200_point() -> None:
+    """The H200's 1000-request run (decode batches of 1000, above the 512-token graphs) predicts gmu 0.5 (247
+    preemptions, batches of 550-850) on the same GPU."""
+    cal = Calibrated(RESULTS / "h200-predict" / "measured" / "gmu-0.9.json.gz")
+    assert cal.steps.graph_tokens == 512 and (cal.steps.uncaptured_ms or 0) > 1.0
+    r = RunResult.load(RESULTS / "h200-predict" / "measured" / "gmu-0.5.json.gz")
+    p = predict(cal, {"gpu_memory_utilization": 0.5})
+    assert abs(p.kv_cache.preemptions - r.kv_cache.preemptions) <= 2
+    assert abs(p.throughput.output_tokens_per_s / r.throughput.output_tokens_per_s - 1) < 0.05
+
+
+def test_a_prediction_above_graphs_the_calibration_never_ran_says_so(cal: Calibrated) -> None:
+    p = predict(cal, {}, num_prompts=1000, gpu="h200")
+    assert "uncaptured" in p.prediction["expected_error"]["kinds"]
+    assert any("largest CUDA graph (512 tokens)" in n for n in p.notes)
+    assert "uncaptured" not in predict(cal, {}, gpu="h200").prediction["expected_error"]["kinds"]

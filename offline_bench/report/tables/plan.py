@@ -66,7 +66,7 @@ def document(rows: list[PlanRow], wide: bool = False) -> Document:
         e = rows[0].expected_kv_error_pct
         notes.append(f"expected KV error ({rows[0].expected_kv_kind}): " + (
             f"within {e:.2f}% (largest miss on measured starts, docs/results/prediction-accuracy.md)"
-            if e is not None else "never measured for this kind of plan"))
+            if e is not None else "never checked on a held-out start of this kind"))
     notes.append("the memory budget behind each answer (weights, activation, non-torch, requested): --wide, or "
                  "--format csv / json")
     shown.notes = [textwrap.fill(n, WIDTH, subsequent_indent="    ", break_on_hyphens=False) for n in notes]
