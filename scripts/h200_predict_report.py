@@ -32,8 +32,9 @@ def _figs(r: RunResult) -> list[float | None]:
 def _plan_kv() -> dict[tuple, int]:
     """KV tokens `plan` (its model alone) gave before the run, by (model, gmu, mnbt, kv dtype)."""
     out = {}
-    for path, model in (("plan-moe.json", "qwen3-30b-a3b"), ("plan-8b-model.json", "llama-3.1-8b"),
-                        ("plan-8b-fp8-model.json", "llama-3.1-8b"), ("plan-8b-mnbt-model.json", "llama-3.1-8b")):
+    moe, dense = "qwen3-30b-a3b", "llama-3.1-8b"
+    for path, model in (("plan-moe.json", moe), ("plan-moe-heldout.json", moe), ("plan-8b-model.json", dense),
+                        ("plan-8b-fp8-model.json", dense), ("plan-8b-mnbt-model.json", dense)):
         for row in json.loads((DIR / "blind" / path).read_text())["rows"]:
             key = (model, row["gpu_memory_utilization"], row["max_num_batched_tokens"], row["kv_cache_dtype"])
             out.setdefault(key, row["kv_cache_tokens"])

@@ -43,11 +43,14 @@ GIB = 2**30
 ACT_PER_INTERMEDIATE = 3.28
 ACT_PER_HIDDEN = 1.59
 ACT_FIXED_GIB = 0.141
-# MoE (fused Triton experts, vLLM 0.26), from the one MoE start measured (Qwen3-30B-A3B shape on the H200,
-# docs/results/h200-predict.md): the profiled activation is 4.31x the workspaces' elements per token (3.21 GiB at
-# 16,384 tokens; the blind prediction, 1.00x, gave 0.94), and vLLM subtracts its CUDA-graph memory estimate from
-# the KV budget for this model (0.64 GiB for 51 graphs up to 512 tokens; it estimated none for the dense presets)
-MOE_ACT_PER_WORKSPACE = 4.31
+# MoE (fused Triton experts, vLLM 0.26), from the two MoE starts measured (Qwen3-30B-A3B shape on the H200,
+# docs/results/h200-predict.md): the profiled activation was 3.21 GiB at 16,384 batched tokens and 2.41 GiB at
+# 4,096, a line of 1.40x the workspaces' elements per token over a fixed 2.00 GiB (the blind model, workspaces
+# alone, gave 0.94 and, fitted on the first start only, 0.91 for the second: +4.48% and +2.89% of KV); vLLM also
+# subtracted its CUDA-graph memory estimate from the KV budget for this model (0.64 GiB both times, 51 graphs up to
+# 512 tokens; it estimated none for the dense presets)
+MOE_ACT_PER_WORKSPACE = 1.40
+MOE_ACT_FIXED_GIB = 2.00
 MOE_CUDA_GRAPH_GIB = 0.64
 WEIGHTS_EXTRA_GIB = 0.04  # what the load measures beyond the parameters (rotary cache, buffers): 0.01-0.06 seen
 NON_TORCH_GIB = {1: 0.22, 2: 0.07}  # CUDA context + NCCL, as the H100/H200 logs show for TP1 and TP>1
@@ -92,8 +95,8 @@ def activation_gib(info: ModelInfo, batched_tokens: int, tp: int) -> float:
     if info.num_experts:  # fused MoE: its workspaces per token and routed expert, and fp32 router logits
         per_token = MOE_ACT_PER_WORKSPACE * moe_workspace_elements(info, tp) + 2 * info.num_experts + \
             ACT_PER_HIDDEN * info.hidden_size
-    else:
-        per_token = ACT_PER_INTERMEDIATE * info.intermediate_size / tp + ACT_PER_HIDDEN * info.hidden_size
+        return batched_tokens * nbytes * per_token / GIB + ACT_FIXED_GIB + MOE_ACT_FIXED_GIB
+    per_token = ACT_PER_INTERMEDIATE * info.intermediate_size / tp + ACT_PER_HIDDEN * info.hidden_size
     return batched_tokens * nbytes * per_token / GIB + ACT_FIXED_GIB
 
 
