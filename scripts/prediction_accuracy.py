@@ -47,7 +47,8 @@ MOVABLE = ("gpu_memory_utilization", "max_model_len", "max_num_seqs", "max_num_b
 def points() -> list[Path]:
     """The held-out measured runs (each a `run` result)."""
     globs = ["h100-predict/measured/*.json*", "h100-sweep/points/*.json*", "h100-predict/blind-measured/*.json*",
-             "h200-smoke/smoke-run.json*", "h200-smoke-29/smoke-run.json*", "h200-predict/measured/*.json*"]
+             "h200-smoke/smoke-run.json*", "h200-smoke-29/smoke-run.json*", "h200-predict/measured/*.json*",
+             "h100-rate/offline-r*.json*"]
     return [p for g in globs for p in sorted(RES.glob(g))]
 
 
@@ -102,8 +103,11 @@ def compare(cal: Calibrated, path: Path) -> dict:
     if kvd != (cal.result.engine_args.get("kv_cache_dtype") or "auto"):
         changed["kv_cache_dtype"] = kvd
     gpu = detect_gpu(r.environment.gpu_name)
+    w = r.workload
+    timed = {"request_rate": w.request_rate, "burstiness": w.burstiness or 1.0, "seed": w.seed or 0} \
+        if w.request_rate is not None else {}
     p = predict_run(cal, {**{k: res[k] for k in MOVABLE}, "kv_cache_dtype": kvd},
-                    **(wl if moved else {}), gpu=gpu.name if other_gpu and gpu else None)
+                    **(wl if moved else {}), gpu=gpu.name if other_gpu and gpu else None, **timed)
     predicted = {"output_tokens_per_s": p.throughput.output_tokens_per_s, "tpot_p50": p.latency.tpot_ms.p50,
                  "ttft_p50": p.latency.ttft_ms.p50, "preemptions": p.kv_cache.preemptions}
     row.update(predicted=predicted, err_pct={k: pct(predicted[k], measured[k]) for k in ERROR_METRICS},

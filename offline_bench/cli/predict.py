@@ -1,4 +1,4 @@
-"""Commands that answer without an engine: `plan` (KV capacity), `predict` (from one run), `roofline`."""
+"""Commands that answer without an engine: `plan` (KV capacity) and `predict` (from one run)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from offline_bench.measure import sweep as sweep_mod
 from offline_bench.model.limits import check_model
 from offline_bench.predict import plan as kvplan
 from offline_bench.predict import replay as predict_mod
-from offline_bench.predict import roofline as roofline_mod
 from offline_bench.report.formats import check_format, render
 from offline_bench.results.run import check_writable, keep_result
 
@@ -106,6 +105,10 @@ def predict_cmd(
     gpu: Annotated[Optional[str], Opt("--gpu", help="Predict on this GPU of the built-in table (default: the run's "
                                                    "own); the step cost moves by datasheet ratios."),
                    o.TABLE_GPU] = None,
+    request_rate: Annotated[Optional[float], Opt("--request-rate", help="Requests/s arriving, on `run`'s "
+                                                                        "seeded schedule (default: the run's)."),
+                            o.RATE] = None,
+    burstiness: o.Burstiness = 1.0, seed: o.Seed = 0,
     output: o.Output = None, fmt: Fmt("run") = "table",
 ) -> None:
     """Predict a run at other settings or on another GPU.
@@ -123,28 +126,6 @@ def predict_cmd(
                  "max_num_seqs": max_num_seqs, "max_num_batched_tokens": max_num_batched_tokens,
                  "kv_cache_dtype": kv_cache_dtype}
     EngineConfig(model=cal.result.model, **{k: v for k, v in overrides.items() if v is not None}).validate_values()
-    result = predict_mod.predict(cal, overrides, num_prompts, input_len, output_len, concurrency, gpu)
+    result = predict_mod.predict(cal, overrides, num_prompts, input_len, output_len, concurrency, gpu, request_rate,
+                                 burstiness, seed)
     finish(print_results("run", fmt, [keep_result(result, output)]))
-
-
-@command("roofline")
-def roofline(
-    *, model: o.Model = "preset:tiny-llama", gpu: o.GpuName = None, measure_gpu: o.MeasureGpu = False,
-    batch_sizes: Annotated[str, Opt(help="Comma list of decode batch sizes."), o.INTS] = "1,8,32,128",
-    context: Annotated[int, Opt(help="Tokens of context per request (KV read per step)."), o.LENGTH] = 1024,
-    num_gpus: Annotated[int, Opt(help="GPUs of a tensor-parallel group (aggregate bandwidth and FLOP/s)."),
-                        o.SIZES] = 1,
-    kv_cache_dtype: o.KvDtype = "auto", fmt: Fmt("roofline") = "table",
-) -> None:
-    """A model's hardware ceilings on a GPU, without an engine.
-
-    Example: offline-bench roofline --model preset:llama-3.1-8b --gpu h100-sxm --batch-sizes 1,32,256
-    """
-    check_format("roofline", fmt)
-    sizes = parse_int_list(batch_sizes, "--batch-sizes")
-    info, _ = check_model(model, tensor_parallel_size=num_gpus, tp_flag="--num-gpus")  # a TP group's GPUs
-    if info is None:
-        raise BenchError(f"no config.json readable for '{model}' without network: pass a local path or a preset")
-    spec = probes.measure_gpu() if measure_gpu else roofline_mod.resolve_gpu(gpu)
-    r = roofline_mod.roofline(model, info, spec, sizes, context, num_gpus, kv_dtype=kv_cache_dtype)
-    typer.echo(render("roofline", fmt, r))

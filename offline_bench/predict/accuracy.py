@@ -18,6 +18,7 @@ KINDS = {
     "batch": "max_num_seqs / max_num_batched_tokens",
     "memory": "gpu_memory_utilization / KV size / max_model_len",
     "workload": "another workload",
+    "rate": "requests arriving at a rate (small, changing batches)",
 }
 METRICS = {"output_tokens_per_s": "output tok/s", "tpot_p50": "TPOT p50", "ttft_p50": "TTFT p50"}
 DOC = "docs/results/prediction-accuracy.md"
@@ -32,7 +33,7 @@ def table() -> dict[str, Any]:
 
 
 def kinds_of(changed: dict[str, Any], gpu_moved: bool, preemptions: int, workload_moved: bool,
-             uncaptured: bool = False) -> list[str]:
+             uncaptured: bool = False, rate: bool = False) -> list[str]:
     """The kinds of change a prediction makes (none: the calibration's own settings)."""
     kinds = ["uncaptured"] if uncaptured else []
     if gpu_moved:
@@ -47,6 +48,8 @@ def kinds_of(changed: dict[str, Any], gpu_moved: bool, preemptions: int, workloa
         kinds.append("memory")
     if workload_moved:
         kinds.append("workload")
+    if rate:
+        kinds.append("rate")
     return kinds
 
 

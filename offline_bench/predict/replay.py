@@ -8,6 +8,7 @@ answer is a RunResult with mode "predicted", so `compare`, `report` and `sweep` 
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from offline_bench.results.load import load_as
 from offline_bench.results.plan import Calibration, PlanRow, PlanSettings
 from offline_bench.results.run import KVCache, Memory, RequestRecord, RunResult, TimelinePoint, Workload
 from offline_bench.results.stats import union_length
+from offline_bench.workloads.arrivals import arrival_offsets
 
 # engine settings `predict` can move (others -- model, GPU, tensor parallelism -- need their own calibration run)
 OVERRIDABLE = ("gpu_memory_utilization", "kv_cache_memory_bytes", "max_model_len", "max_num_seqs",
@@ -35,7 +37,8 @@ NOTES = [
     "max_num_seqs, block allocation, preemption by recompute) timed by a step-cost model fitted on the "
     "calibration run's recorded engine steps. See `prediction` for the model and its fit.",
     "Not simulated: prefix-cache hits, async-scheduling overlap, speculative decoding; the front end's cost is "
-    "in the fitted per-step cost. Requests arrive at t=0 (or one per finished request with --concurrency).",
+    "in the fitted per-step cost. Requests arrive at t=0, one per finished request with --concurrency, or on the "
+    "seeded --request-rate schedule.",
 ]
 
 
@@ -140,8 +143,10 @@ def workload_requests(cal: RunResult, num_prompts: int | None, input_len: int | 
 
 
 def predict(cal: Calibrated, overrides: dict[str, Any], num_prompts: int | None = None, input_len: int | None = None,
-            output_len: int | None = None, concurrency: int | None = None, gpu: str | None = None) -> RunResult:
-    """`gpu`: a GPU of the table to predict on (default: the calibration's)."""
+            output_len: int | None = None, concurrency: int | None = None, gpu: str | None = None,
+            request_rate: float | None = None, burstiness: float = 1.0, seed: int = 0) -> RunResult:
+    """`gpu`: a GPU of the table to predict on (default: the calibration's); `request_rate`: requests/s arriving on
+    the seeded schedule `run --request-rate` uses (default: all at once, or the calibration's own rate)."""
     check_overrides(overrides)
     s = cal.settings(overrides)
     base, target, moved = cal.on_gpu(gpu)
@@ -162,13 +167,20 @@ def predict(cal: Calibrated, overrides: dict[str, Any], num_prompts: int | None 
     model = base.model_copy(update={"kv_scale": _kv_scale(cal, s)})
     mnbt, mns = row.max_num_batched_tokens or 8192, row.max_num_seqs or 256
     graphs = graph_limit({**cal.resolved, "max_num_seqs": mns}) if model.graph_tokens else 0
+    wl = cal.result.workload
+    rate = request_rate if request_rate is not None else wl.request_rate
+    if rate is not None and math.isinf(rate):
+        rate = None
+    burst = burstiness if request_rate is not None else (wl.burstiness or 1.0)
+    arrivals = arrival_offsets(len(reqs), rate, burst, seed if request_rate is not None else (wl.seed or 0))
     sim = simulate(reqs, row.num_blocks or 0, row.block_size, mnbt, mns, s.max_model_len, model.step_ms,
-                   graph_tokens=graphs,
+                   graph_tokens=graphs, arrivals_s=arrivals,
                    concurrency=concurrency if concurrency is not None else cal.result.workload.concurrency,
                    start_s=model.start_ms / 1000.0)
     out = _result(cal, s, row, model, sim, reqs, env, overrides, concurrency)
+    out.workload.request_rate, out.workload.burstiness = rate, (burst if rate is not None else None)
     moved_workload = reqs != workload_requests(cal.result, None, None, None) or \
-        concurrency not in (None, cal.result.workload.concurrency)
+        concurrency not in (None, cal.result.workload.concurrency) or rate != wl.request_rate
     unknown = sim.uncaptured_decode_steps if model.uncaptured_ms is None else 0
     if unknown:
         out.notes.append(f"{unknown} of the {sim.steps} replayed steps decode more requests than vLLM's largest CUDA "
@@ -176,7 +188,8 @@ def predict(cal: Calibrated, overrides: dict[str, Any], num_prompts: int | None 
                          "extra cost is unknown to the model (calibrate on a run with such batches)")
     base_settings = cal.calibration.settings.model_dump()
     changed = {k: v for k, v in overrides.items() if v is not None and v != base_settings.get(k)}
-    kinds = accuracy.kinds_of(changed, target is not None, sim.preemptions, moved_workload, unknown > 0)
+    kinds = accuracy.kinds_of(changed, target is not None, sim.preemptions, moved_workload, unknown > 0,
+                              rate is not None)
     e = accuracy.expected(kinds)
     out.prediction["expected_error"] = e
     out.notes.append(accuracy.sentence(e))

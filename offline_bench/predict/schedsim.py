@@ -109,30 +109,66 @@ class _Scheduler:
         return out
 
 
+class _Arrivals:
+    """Requests reaching the scheduler: all at t=0, one per finished request (`concurrency`), or on an arrival
+    schedule (`offsets_s` from the first step's start), at most `concurrency` in flight."""
+
+    def __init__(self, reqs: list[SimRequest], concurrency: int | None, offsets_s: list[float] | None,
+                 start_s: float) -> None:
+        self.cap = len(reqs) if concurrency is None else max(1, min(concurrency, len(reqs)))
+        self.timed = offsets_s is not None
+        for r, off in zip(reqs, offsets_s or [0.0] * len(reqs)):
+            r.arrival_s = start_s + off if self.timed else 0.0
+        self.future = deque(reqs)  # not arrived yet (or, untimed, not admitted yet)
+        self.held: deque[SimRequest] = deque()  # arrived, over the in-flight cap
+        self.in_flight = 0
+        self.opened = False  # the first admission: every closed-loop request in it arrived at t=0
+
+    def admit(self, sched: _Scheduler, now: float) -> None:
+        while self.future and (not self.timed or self.future[0].arrival_s <= now):
+            r = self.future.popleft()
+            if not self.timed and self.in_flight + len(self.held) >= self.cap:
+                self.future.appendleft(r)
+                break
+            if not self.timed and self.opened:
+                r.arrival_s = now  # a closed loop: it arrives as another finishes
+            self.held.append(r)
+        self.opened = True
+        while self.held and self.in_flight < self.cap:
+            sched.waiting.append(self.held.popleft())
+            self.in_flight += 1
+
+    def next_arrival(self) -> float | None:
+        return self.future[0].arrival_s if self.timed and self.future else None
+
+
 def simulate(requests: list[tuple[int, int]], num_blocks: int, block_size: int, max_num_batched_tokens: int,
              max_num_seqs: int, max_model_len: int, step_ms: Callable[[int, int, int, bool], float],
              concurrency: int | None = None, timeline_interval_s: float = 0.05, start_s: float = 0.0,
-             graph_tokens: int = 0) -> SimResult:
+             graph_tokens: int = 0, arrivals_s: list[float] | None = None) -> SimResult:
     """Replay (prompt tokens, output tokens) requests; `step_ms(prefill_tokens, kv_tokens, decoding requests,
     uncaptured)` times each step (uncaptured: a decode-only step of more requests than `graph_tokens`, vLLM's
-    largest CUDA graph, 0 for none known);
-    the first step begins at `start_s`."""
+    largest CUDA graph, 0 for none known); the first step begins at `start_s`; `arrivals_s`: each request's
+    arrival, in seconds after `start_s` (None: all at once, or one per finished request with `concurrency`)."""
     reqs = [SimRequest(prompt=p, output=max(1, o)) for p, o in requests]
     sched = _Scheduler(num_blocks, block_size, max_num_batched_tokens, max_num_seqs, max_model_len)
     for r in reqs:
         if _cdiv(min(r.prompt + r.output, max_model_len), block_size) > sched.usable:
             raise ValueError(f"a request of {r.prompt} + {r.output} tokens needs more KV blocks than the "
                              f"{sched.usable} the cache has")
-    pending = deque(reqs)
-    limit = len(reqs) if concurrency is None else min(concurrency, len(reqs))
-    for _ in range(limit):
-        sched.waiting.append(pending.popleft())
+    flow = _Arrivals(reqs, concurrency, arrivals_s, start_s)
     now, steps, peak, timeline, next_sample, unc_decode = start_s, 0, 0.0, [], 0.0, 0
     done = 0
+    flow.admit(sched, now)
     while done < len(reqs):
         batch = sched.schedule(now)
         if not batch:
-            raise RuntimeError("the simulated scheduler stalled (no request fits): report this with the inputs")
+            nxt = flow.next_arrival()
+            if nxt is None:
+                raise RuntimeError("the simulated scheduler stalled (no request fits): report this with the inputs")
+            now = max(now, nxt)  # idle until the next request arrives
+            flow.admit(sched, now)
+            continue
         decoding = [r for r, n in batch if r.generated and n == 1 and r.computed == r.tokens - 1]
         prefill = sum(n for _, n in batch) - len(decoding)
         kv = sum(r.computed for r in decoding)
@@ -140,23 +176,8 @@ def simulate(requests: list[tuple[int, int]], num_blocks: int, block_size: int, 
         now += step_ms(prefill, kv, len(decoding), uncaptured) / 1000.0
         steps += 1
         unc_decode += uncaptured
-        for r, n in batch:
-            r.computed += n
-            if r.computed < r.tokens:
-                continue  # a prompt chunk: no token yet
-            r.generated += 1
-            if r.first_s is None:
-                r.first_s = now
-            if r.generated >= r.output:
-                r.finish_s = now
-                sched.free += r.blocks
-                r.blocks = 0
-                sched.running.remove(r)
-                done += 1
-                if pending:
-                    nxt = pending.popleft()
-                    nxt.arrival_s = now
-                    sched.waiting.append(nxt)
+        done += _advance(sched, flow, batch, now)
+        flow.admit(sched, now)
         usage = 100.0 * (1.0 - sched.free / sched.usable)
         peak = max(peak, usage)
         if now >= next_sample:
@@ -165,3 +186,24 @@ def simulate(requests: list[tuple[int, int]], num_blocks: int, block_size: int, 
             next_sample = now + timeline_interval_s
     return SimResult(requests=reqs, duration_s=now, steps=steps, preemptions=sched.preemptions,
                      peak_usage_pct=round(peak, 3), timeline=timeline, uncaptured_decode_steps=unc_decode)
+
+
+def _advance(sched: _Scheduler, flow: _Arrivals, batch: list[tuple[SimRequest, int]], now: float) -> int:
+    """The step's tokens computed: first tokens and finishes stamped, finished requests' blocks freed; the count
+    of requests finished."""
+    finished = 0
+    for r, n in batch:
+        r.computed += n
+        if r.computed < r.tokens:
+            continue  # a prompt chunk: no token yet
+        r.generated += 1
+        if r.first_s is None:
+            r.first_s = now
+        if r.generated >= r.output:
+            r.finish_s = now
+            sched.free += r.blocks
+            r.blocks = 0
+            sched.running.remove(r)
+            flow.in_flight -= 1
+            finished += 1
+    return finished

@@ -213,3 +213,27 @@ def test_a_prediction_above_graphs_the_calibration_never_ran_says_so(cal: Calibr
     assert "uncaptured" in p.prediction["expected_error"]["kinds"]
     assert any("largest CUDA graph (512 tokens)" in n for n in p.notes)
     assert "uncaptured" not in predict(cal, {}, gpu="h200").prediction["expected_error"]["kinds"]
+
+
+def test_replay_on_an_arrival_schedule_waits_for_each_request() -> None:
+    from offline_bench.predict.schedsim import simulate
+
+    reqs = [(64, 8)] * 4
+    sim = simulate(reqs, num_blocks=100, block_size=16, max_num_batched_tokens=512, max_num_seqs=8,
+                   max_model_len=256, step_ms=lambda p, kv, *_: 1.0, arrivals_s=[0.0, 1.0, 2.0, 3.0])
+    assert [r.arrival_s for r in sim.requests] == [0.0, 1.0, 2.0, 3.0]
+    assert all(r.first_s >= r.arrival_s for r in sim.requests)
+    assert sim.duration_s == pytest.approx(3.0 + 8 * 0.001)  # idle between arrivals, 8 steps for the last
+    capped = simulate(reqs, num_blocks=100, block_size=16, max_num_batched_tokens=512, max_num_seqs=8,
+                      max_model_len=256, step_ms=lambda p, kv, *_: 1.0, arrivals_s=[0.0] * 4, concurrency=1)
+    assert capped.duration_s == pytest.approx(4 * 8 * 0.001)  # one in flight at a time
+
+
+def test_predict_at_a_request_rate_matches_the_h100_rate_runs_throughput(cal: Calibrated) -> None:
+    r = RunResult.load(RESULTS / "h100-rate" / "offline-r20.json.gz")
+    w, first = r.workload, [q for q in r.requests if q.repeat == 0]
+    p = predict(cal, {}, num_prompts=len(first), input_len=sorted(q.input_tokens for q in first)[len(first) // 2],
+                output_len=sorted(q.output_tokens for q in first)[len(first) // 2], request_rate=w.request_rate,
+                burstiness=w.burstiness or 1.0, seed=w.seed or 0)
+    assert p.workload.request_rate == 20.0 and "rate" in p.prediction["expected_error"]["kinds"]
+    assert abs(p.throughput.output_tokens_per_s / r.throughput.output_tokens_per_s - 1) < 0.05
