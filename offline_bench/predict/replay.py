@@ -167,37 +167,50 @@ def predict(cal: Calibrated, overrides: dict[str, Any], num_prompts: int | None 
     model = base.model_copy(update={"kv_scale": _kv_scale(cal, s)})
     mnbt, mns = row.max_num_batched_tokens or 8192, row.max_num_seqs or 256
     graphs = graph_limit({**cal.resolved, "max_num_seqs": mns}) if model.graph_tokens else 0
-    wl = cal.result.workload
-    rate = request_rate if request_rate is not None else wl.request_rate
-    if rate is not None and math.isinf(rate):
-        rate = None
-    burst = burstiness if request_rate is not None else (wl.burstiness or 1.0)
-    arrivals = arrival_offsets(len(reqs), rate, burst, seed if request_rate is not None else (wl.seed or 0))
+    rate, burst, arrivals = _schedule(cal.result.workload, len(reqs), request_rate, burstiness, seed)
     sim = simulate(reqs, row.num_blocks or 0, row.block_size, mnbt, mns, s.max_model_len, model.step_ms,
                    graph_tokens=graphs, arrivals_s=arrivals,
                    concurrency=concurrency if concurrency is not None else cal.result.workload.concurrency,
                    start_s=model.start_ms / 1000.0)
     out = _result(cal, s, row, model, sim, reqs, env, overrides, concurrency)
-    out.workload.request_rate, out.workload.burstiness = rate, (burst if rate is not None else None)
-    moved_workload = reqs != workload_requests(cal.result, None, None, None) or \
-        concurrency not in (None, cal.result.workload.concurrency) or rate != wl.request_rate
+    out.workload.request_rate, out.workload.burstiness = rate, burst
     unknown = sim.uncaptured_decode_steps if model.uncaptured_ms is None else 0
     if unknown:
         out.notes.append(f"{unknown} of the {sim.steps} replayed steps decode more requests than vLLM's largest CUDA "
                          f"graph ({graphs} tokens) and run without one, which the calibration run never did: their "
                          "extra cost is unknown to the model (calibrate on a run with such batches)")
-    base_settings = cal.calibration.settings.model_dump()
-    changed = {k: v for k, v in overrides.items() if v is not None and v != base_settings.get(k)}
-    kinds = accuracy.kinds_of(changed, target is not None, sim.preemptions, moved_workload, unknown > 0,
-                              rate is not None)
-    e = accuracy.expected(kinds)
-    out.prediction["expected_error"] = e
-    out.notes.append(accuracy.sentence(e))
+    wl = cal.result.workload
+    moved_workload = reqs != workload_requests(cal.result, None, None, None) or rate != wl.request_rate \
+        or concurrency not in (None, wl.concurrency)
+    _expect(out, cal, overrides, target is not None, sim.preemptions, moved_workload, unknown > 0)
     if target is not None:
         out.notes.extend(moved)
         out.prediction["gpu"] = {"from": cal.gpu.name if cal.gpu else None, "to": target.name,
                                  "split_from": cal.split.model_dump() if cal.split else None}
     return out
+
+
+def _schedule(wl: Workload, n: int, request_rate: float | None, burstiness: float,
+              seed: int) -> tuple[float | None, float | None, list[float] | None]:
+    """(rate, burstiness, arrival offsets) of n requests: the given rate, else the calibration's own (all at once for
+    none or inf)."""
+    if request_rate is None:
+        request_rate, burstiness, seed = wl.request_rate, wl.burstiness or 1.0, wl.seed or 0
+    if request_rate is None or math.isinf(request_rate):
+        return None, None, None
+    return request_rate, burstiness, arrival_offsets(n, request_rate, burstiness, seed)
+
+
+def _expect(out: RunResult, cal: Calibrated, overrides: dict[str, Any], gpu_moved: bool, preemptions: int,
+            moved_workload: bool, uncaptured: bool) -> None:
+    """The expected error of a prediction, from the kinds of change it makes (stored and in its notes)."""
+    base = cal.calibration.settings.model_dump()
+    changed = {k: v for k, v in overrides.items() if v is not None and v != base.get(k)}
+    kinds = accuracy.kinds_of(changed, gpu_moved, preemptions, moved_workload, uncaptured,
+                              out.workload.request_rate is not None)
+    e = accuracy.expected(kinds)
+    out.prediction["expected_error"] = e
+    out.notes.append(accuracy.sentence(e))
 
 
 def _kv_scale(cal: Calibrated, s: PlanSettings) -> float:
