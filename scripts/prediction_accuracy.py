@@ -82,6 +82,11 @@ def kv_row(cal: Calibrated | None, r: RunResult) -> dict:
     return row
 
 
+def _figures(r: RunResult) -> dict:
+    return {"output_tokens_per_s": r.throughput.output_tokens_per_s, "tpot_p50": r.latency.tpot_ms.p50,
+            "ttft_p50": r.latency.ttft_ms.p50, "preemptions": r.kv_cache.preemptions}
+
+
 def compare(cal: Calibrated, path: Path) -> dict:
     r = RunResult.load(path)
     res, kvd = r.engine_args["resolved"], r.engine_args.get("kv_cache_dtype") or "auto"
@@ -91,25 +96,18 @@ def compare(cal: Calibrated, path: Path) -> dict:
     row = {"point": name, "calibration": cal.path, "gpu": r.environment.gpu_name, "model": r.model,
            "kv": kv_row(cal, r), "settings": {**{k: res[k] for k in MOVABLE}, "kv_cache_dtype": kvd}}
     row["kv"]["held_out"] = name not in FITTED_ON
-    measured = {"output_tokens_per_s": r.throughput.output_tokens_per_s, "tpot_p50": r.latency.tpot_ms.p50,
-                "ttft_p50": r.latency.ttft_ms.p50, "preemptions": r.kv_cache.preemptions}
-    row["measured"] = measured
+    row["measured"] = measured = _figures(r)
     if r.model != cal.result.model or not r.requests:
         return row  # another model: KV from plan's model only; throughput needs a calibration run of it
     wl, moved = _workload(cal.result, r)
     other_gpu = r.environment.gpu_name != cal.result.environment.gpu_name
-    cres = cal.resolved
-    changed = {k: res[k] for k in MOVABLE if res[k] != cres.get(k)}
-    if kvd != (cal.result.engine_args.get("kv_cache_dtype") or "auto"):
-        changed["kv_cache_dtype"] = kvd
     gpu = detect_gpu(r.environment.gpu_name)
     w = r.workload
     timed = {"request_rate": w.request_rate, "burstiness": w.burstiness or 1.0, "seed": w.seed or 0} \
         if w.request_rate is not None else {}
     p = predict_run(cal, {**{k: res[k] for k in MOVABLE}, "kv_cache_dtype": kvd},
                     **(wl if moved else {}), gpu=gpu.name if other_gpu and gpu else None, **timed)
-    predicted = {"output_tokens_per_s": p.throughput.output_tokens_per_s, "tpot_p50": p.latency.tpot_ms.p50,
-                 "ttft_p50": p.latency.ttft_ms.p50, "preemptions": p.kv_cache.preemptions}
+    predicted = _figures(p)
     row.update(predicted=predicted, err_pct={k: pct(predicted[k], measured[k]) for k in ERROR_METRICS},
                kinds=p.prediction["expected_error"]["kinds"])  # what predict itself says it changed
     return row

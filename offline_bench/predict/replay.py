@@ -58,15 +58,16 @@ class Calibrated:
         self.resolved = dict(self.result.engine_args.get("resolved") or {})
         self.tp = max(1, int(self.resolved.get("tensor_parallel_size") or 1))
         self.gpu: GPUSpec | None = detect_gpu(self.result.environment.gpu_name)
+        weights_ms = self._weights_read_ms()
         try:
-            self.steps: StepModel = fit(self.result.steps, self._weights_read_ms(), self._decode_share(),
+            self.steps: StepModel = fit(self.result.steps, weights_ms, self._decode_share(),
                                         graph_limit(self.resolved))
         except ValueError as e:
             raise BenchError(f"{path}: {e}: calibrate on a run of at least a few dozen requests") from None
         self.split: StepSplit | None = None
         if self.gpu is not None:  # which part of each term is bandwidth, compute or host time
             kv_bytes = self.info.kv_bytes_per_token(self.calibration.settings.kv_cache_dtype) / self.tp
-            self.split = split(self.steps, self.gpu, self._weights_read_ms() or 0.0, kv_bytes)
+            self.split = split(self.steps, self.gpu, weights_ms or 0.0, kv_bytes)
             self.steps.kv_read_share = round(read_share(self.split), 6)
 
     def _weights_read_ms(self) -> float | None:

@@ -58,20 +58,24 @@ def test_split_and_move_scale_each_term_by_what_limits_it() -> None:
     assert moved.step_ms(0, 1000) - half.step_ms(0, 1000) == pytest.approx(0.5 * read * 1000)
 
 
+def _trace(steps: list[tuple[int, int, int, float]]) -> StepTrace:
+    """A recorded run from (prompt tokens, decoding requests, their KV tokens, step ms) per step."""
+    ts, t = [], 0.0
+    for *_, ms in steps:
+        t += ms / 1000
+        ts.append(t)
+    n = len(ts)
+    return StepTrace(source="iteration_details", t_s=ts, exec_ms=[None] * n, ctx_reqs=[0] * n, out_tokens=[0] * n,
+                     first_tokens=[0] * n, running=[None] * n, waiting=[None] * n, kv_usage_pct=[None] * n,
+                     ctx_tokens=[s[0] for s in steps], gen_reqs=[s[1] for s in steps],
+                     decode_ctx_tokens=[s[2] for s in steps])
+
+
 def test_fit_separates_the_per_decode_token_cost_by_the_prompt_tokens_cost() -> None:
     # one batch size (a batch run): 4 ms fixed (given), 0.02 ms a prompt token, 0.01 ms a decoded token
     # (decode_share 0.5), 4e-5 ms a KV token
-    t, ts, rows = 0.0, [], {"ctx_tokens": [], "gen_reqs": [], "decode_ctx_tokens": []}
-    for i in range(120):
-        ctx, n = (4096 if i % 10 == 0 else 0), 200
-        kv = n * (500 + i)
-        t += (4 + 0.02 * ctx + 0.01 * n + 4e-5 * kv) / 1000
-        ts.append(t)
-        for k, v in zip(rows, (ctx, n, kv)):
-            rows[k].append(v)
-    n = len(ts)
-    steps = StepTrace(source="iteration_details", t_s=ts, exec_ms=[None] * n, ctx_reqs=[0] * n, out_tokens=[0] * n,
-                      first_tokens=[0] * n, running=[None] * n, waiting=[None] * n, kv_usage_pct=[None] * n, **rows)
+    rows = [(4096 if i % 10 == 0 else 0, 200, 200 * (500 + i)) for i in range(120)]
+    steps = _trace([(c, n, kv, 4 + 0.02 * c + 0.01 * n + 4e-5 * kv) for c, n, kv in rows])
     m = fit(steps, weights_read_ms=4.0, decode_share=0.5)
     assert m.per_prefill_token_ms == pytest.approx(0.02, rel=0.02)
     assert m.per_decode_token_ms == pytest.approx(0.01, rel=0.02)
@@ -174,17 +178,9 @@ def test_plan_calibrated_on_the_h100_gives_the_h200s_kv_cache(capsys) -> None:
 
 def test_fit_prices_decode_steps_above_the_largest_cuda_graph_apart() -> None:
     # 300 decoding requests (captured) then 600 (above a 512-token graph: 10 ms more a step)
-    t, ts, rows = 0.0, [], {"ctx_tokens": [], "gen_reqs": [], "decode_ctx_tokens": []}
-    for i in range(160):
-        ctx, n = (4096 if i % 20 == 0 else 0), (600 if i < 80 else 300)
-        kv = n * (500 + i)
-        t += (4 + 0.02 * ctx + 4e-5 * kv + (10.0 if ctx == 0 and n > 512 else 0.0)) / 1000
-        ts.append(t)
-        for k, v in zip(rows, (ctx, n, kv)):
-            rows[k].append(v)
-    n = len(ts)
-    steps = StepTrace(source="iteration_details", t_s=ts, exec_ms=[None] * n, ctx_reqs=[0] * n, out_tokens=[0] * n,
-                      first_tokens=[0] * n, running=[None] * n, waiting=[None] * n, kv_usage_pct=[None] * n, **rows)
+    rows = [(4096 if i % 20 == 0 else 0, 600 if i < 80 else 300) for i in range(160)]
+    steps = _trace([(c, n, n * (500 + i), 4 + 0.02 * c + 4e-5 * n * (500 + i) + (10.0 if c == 0 and n > 512 else 0.0))
+                    for i, (c, n) in enumerate(rows)])
     m = fit(steps, weights_read_ms=4.0, graph_tokens=512)
     assert m.uncaptured_ms == pytest.approx(10.0, rel=0.05) and m.per_kv_token_ms == pytest.approx(4e-5, rel=0.05)
     assert m.step_ms(0, 300_000, 600, True) - m.step_ms(0, 300_000, 600) == pytest.approx(m.uncaptured_ms)
