@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # serve-probe held to vLLM's own client (issue 30, item 5): one `vllm serve` (8B preset, gmu 0.9, max_model_len 4096)
 # and, at Poisson 5, 20 and 50 req/s, `vllm bench serve --dataset-name random` and `offline-bench serve-probe` on the
-# same workload (512 -> 256 tokens, ignore_eos, temperature 0), alternating A B then B A. serve-probe's --concurrency
-# caps requests in flight under --request-rate and defaults to 1 (vllm bench serve: no cap): the cap given here is
-# the prompt count, i.e. none. A first attempt without it (2026-12-02, H200) measured serve-probe at 1 in flight.
+# same workload (512 -> 256 tokens, ignore_eos, temperature 0), alternating which client goes first from one rate to
+# the next (A B, B A, A B, ...). Neither caps requests in flight under --request-rate (serve-probe's default since #30).
 #   scripts/vs_vllm_bench_serve.sh OUTDIR [RATES] [PASSES]     (GPU; OB: how to call offline-bench)
 set -uo pipefail
 OUT=${1:?usage: vs_vllm_bench_serve.sh OUTDIR [RATES] [PASSES]}
 RATES=${2:-5 20 50}
-PASSES=${3:-2}
+PASSES=${3:-1}
 OB=${OB:-python3 -m offline_bench}
 VLLM=${VLLM:-python3 -m vllm.entrypoints.cli.main}
 PORT=8011; URL=http://127.0.0.1:$PORT; NAME=preset:llama-3.1-8b
@@ -35,15 +34,16 @@ vb() {  # vllm bench serve at rate $1, pass $2
 ob() {  # offline-bench serve-probe at rate $1, pass $2
   $OB serve-probe --base-url "$URL" --served-model-name "$NAME" --tokenizer preset:llama-3.1-8b --input-len 512 \
     --output-len 256 --ignore-eos --temperature 0 --num-prompts "$(prompts $1)" --request-rate "$1" --seed "$2" \
-    --concurrency "$(prompts $1)" \
     --output "$OUT/serve-probe-r$1-p$2.json" --format md > "$OUT/serve-probe-r$1-p$2.md" 2>&1
   echo "serve-probe r=$1 pass $2: rc=$?" >> "$OUT/driver.txt"
 }
 $VLLM bench serve --backend vllm --base-url "$URL" --model "$NAME" --tokenizer "$TOK" --dataset-name random \
   --random-input-len 512 --random-output-len 256 --ignore-eos --num-prompts 50 --request-rate inf > "$OUT/warmup.txt" 2>&1
+n=0
 for p in $(seq 1 "$PASSES"); do
   for r in $RATES; do
-    if [ $((p % 2)) = 1 ]; then vb "$r" "$p"; ob "$r" "$p"; else ob "$r" "$p"; vb "$r" "$p"; fi
+    n=$((n + 1))
+    if [ $((n % 2)) = 1 ]; then vb "$r" "$p"; ob "$r" "$p"; else ob "$r" "$p"; vb "$r" "$p"; fi
   done
 done
 echo done >> "$OUT/driver.txt"
