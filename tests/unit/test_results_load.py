@@ -211,7 +211,9 @@ def test_report_skips_what_it_does_not_show_with_the_reason():
 FOREIGN = {  # written by scripts/ (not by the tool): refused as not offline-bench results
     "h100-predict/predictions.json", "h100-run/summary.json", "h100-run/tool_vs_bare.json",
     "vs-vllm-bench/cpu-tiny-256x256-128.json", "vs-vllm-bench/cpu-tiny-32x64-32.json",
-    "vs-vllm-bench/h100-1000x512-256.json", "vs-vllm-bench/h100-400x512-256.json"}
+    "vs-vllm-bench/h100-1000x512-256.json", "vs-vllm-bench/h100-400x512-256.json",
+    "vs-vllm-bench-serve/vllm-bench-r5.json", "vs-vllm-bench-serve/vllm-bench-r20.json",
+    "vs-vllm-bench-serve/vllm-bench-r50.json"}
 KNOWN = {  # a sample: file -> (kind, mode of a run)
     "h100-run/run-10x64-512.json": ("run", "offline"),
     "h100-offline-vs-serving/serving-c10.json.gz": ("run", "serving"),
