@@ -29,6 +29,8 @@ _API = {
     "PlanSettings": "results.plan", "plan_point": "predict.plan", "Calibrated": "predict.replay",
     "predict_run": "predict.replay", "detect_gpu": "core.gpus", "CHANGE_KINDS": "predict.accuracy",
     "ERROR_METRICS": "predict.accuracy",
+    # the best settings for a workload and its SLOs
+    "tune": "predict.tune", "TuneWorkload": "predict.tune", "TuneGrid": "predict.tune", "TuneResult": "results.tune",
     # measuring
     "Engine": "engine.llm", "run_benchmark": "measure.runner",
     # output

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from offline_bench.cli import analyse, gap, measure, predict, roofline, serving, sweep, utilities
+from offline_bench.cli import analyse, gap, measure, predict, roofline, serving, sweep, tune, utilities
 from offline_bench.cli.grouped_help import GroupedHelp
 from offline_bench.cli.terminal import library_warnings, sigterm_unwinds
 from offline_bench.core.environment import record_command
@@ -27,7 +27,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
 # `offline-bench --help` lists the commands in this order, under these headings (the one list of the commands)
 COMMAND_GROUPS = (
     ("Measure", (measure.run, sweep.sweep, measure.phases, gap.explain_gap, serving.serve_probe)),
-    ("Predict (no engine)", (predict.plan, predict.predict_cmd, roofline.roofline)),
+    ("Predict (no engine)", (predict.plan, predict.predict_cmd, tune.tune, roofline.roofline)),
     ("Analyse results", (analyse.compare, analyse.scaling, analyse.startup, analyse.report)),
     ("Utilities", (serving.serve_preset, utilities.import_results, utilities.presets)),
 )

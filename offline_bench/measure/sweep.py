@@ -135,6 +135,26 @@ def written_summary(out_dir: str | Path, write: Callable[[str | Path], SweepSumm
                                    temp_copy(out / "summary.json", lambda p: write_atomic(p, text)))]
 
 
+def run_configs(items: list[tuple[RunConfig, Path]], timeout_s: float | None = None,
+                on_point: Callable[[int, int, str, str], None] | None = None) -> list[str | None]:
+    """Runs outside a grid (tune --verify's settings) the way a sweep runs its points: one after another in one
+    long-lived worker, a fresh one after a failure, each result written to its path. Each run's error, or None."""
+    worker = _Worker(items[0][1].parent / ".worker.log") if items else None
+    errors: list[str | None] = []
+    try:
+        for n, (cfg, path) in enumerate(items, 1):
+            if on_point:
+                on_point(n, len(items), path.stem, "running")
+            _unlink(path)
+            errors.append(worker.run(cfg, path, timeout_s) if worker else None)
+            if on_point:
+                on_point(n, len(items), path.stem, "ok" if errors[-1] is None else f"failed: {errors[-1]}")
+    finally:  # also on Ctrl-C or SIGTERM: the worker and its engine go with it
+        if worker is not None:
+            worker.close()
+    return errors
+
+
 def _run_points(spec: SweepSpec, points: list[dict[str, Any]], points_dir: Path, out: Path,
                 resume: tuple[bool, bool], on_point: Callable[[int, int, str, str], None] | None,
                 lost: list[Unwritten]) -> None:

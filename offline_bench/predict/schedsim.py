@@ -50,6 +50,9 @@ class SimResult:
     uncaptured_decode_steps: int = 0  # decode-only steps above the largest CUDA graph (`graph_tokens`)
 
 
+SHORT = "short"  # _decode_stretch's answer when the free blocks do not last two steps
+
+
 def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
@@ -145,11 +148,13 @@ class _Arrivals:
 def simulate(requests: list[tuple[int, int]], num_blocks: int, block_size: int, max_num_batched_tokens: int,
              max_num_seqs: int, max_model_len: int, step_ms: Callable[[int, int, int, bool], float],
              concurrency: int | None = None, timeline_interval_s: float = 0.05, start_s: float = 0.0,
-             graph_tokens: int = 0, arrivals_s: list[float] | None = None) -> SimResult:
+             graph_tokens: int = 0, arrivals_s: list[float] | None = None, fast: bool = True) -> SimResult:
     """Replay (prompt tokens, output tokens) requests; `step_ms(prefill_tokens, kv_tokens, decoding requests,
     uncaptured)` times each step (uncaptured: a decode-only step of more requests than `graph_tokens`, vLLM's
     largest CUDA graph, 0 for none known); the first step begins at `start_s`; `arrivals_s`: each request's
-    arrival, in seconds after `start_s` (None: all at once, or one per finished request with `concurrency`)."""
+    arrival, in seconds after `start_s` (None: all at once, or one per finished request with `concurrency`).
+    `fast`: replay stretches of pure-decode steps in one go (the same answer, minus a timeline sample's KV use
+    inside a stretch; `fast=False` steps through them one by one)."""
     reqs = [SimRequest(prompt=p, output=max(1, o)) for p, o in requests]
     sched = _Scheduler(num_blocks, block_size, max_num_batched_tokens, max_num_seqs, max_model_len)
     for r in reqs:
@@ -158,9 +163,25 @@ def simulate(requests: list[tuple[int, int]], num_blocks: int, block_size: int, 
                              f"{sched.usable} the cache has")
     flow = _Arrivals(reqs, concurrency, arrivals_s, start_s)
     now, steps, peak, timeline, next_sample, unc_decode = start_s, 0, 0.0, [], 0.0, 0
-    done = 0
+    done, short_at = 0, -1
     flow.admit(sched, now)
     while done < len(reqs):
+        if fast and sched.free > short_at:
+            jump = _decode_stretch(sched, step_ms, now, flow.next_arrival(), graph_tokens, next_sample,
+                                   timeline_interval_s)
+            if jump == SHORT:  # blocks run short within 2 steps: no stretch until some are freed
+                short_at = sched.free
+            elif jump is not None:
+                j, now, samples = jump
+                steps += j
+                unc_decode += j if 0 < graph_tokens < len(sched.running) else 0
+                peak = max(peak, 100.0 * (1.0 - sched.free / sched.usable))
+                for t, usage in samples:
+                    timeline.append({"t_s": round(t, 4), "running": float(len(sched.running)),
+                                     "waiting": float(len(sched.waiting)), "kv_usage_pct": round(usage, 3)})
+                    next_sample = t + timeline_interval_s
+                flow.admit(sched, now)
+                continue
         batch = sched.schedule(now)
         if not batch:
             nxt = flow.next_arrival()
@@ -207,3 +228,59 @@ def _advance(sched: _Scheduler, flow: _Arrivals, batch: list[tuple[SimRequest, i
             flow.in_flight -= 1
             finished += 1
     return finished
+
+
+def _decode_stretch(sched: _Scheduler, step_ms: Callable[[int, int, int, bool], float], now: float,
+                    next_arrival: float | None, graph_tokens: int, next_sample: float,
+                    interval_s: float) -> tuple[int, float, list[tuple[float, float]]] | str | None:
+    """Steps in which nothing but decoding can happen, replayed at once: every running request decodes one token a
+    step, none finishes, no block runs short and no waiting request can be admitted (the free blocks only shrink).
+    Stops after the step that reaches the next arrival. (steps, the clock after them, the timeline samples due
+    (time, KV use %)), or None when fewer than 2 such steps lie ahead (the caller steps normally), SHORT when that is
+    because the free blocks run out."""
+    run = sched.running
+    n = len(run)
+    if not n or n > sched.budget0 or any(not r.generated or r.computed != r.tokens - 1 for r in run):
+        return None
+    k = min(r.output - r.generated for r in run) - 1  # the step where a request finishes is stepped normally
+    if k < 2:
+        return None
+    bs = sched.bs
+
+    def blocks_for(j: int) -> int:  # blocks the running requests add over j steps
+        return sum(max(0, _cdiv(r.computed + j, bs) - r.blocks) for r in run)
+
+    if sched.waiting and n < min(sched.max_seqs, sched.budget0):  # admission stays refused only if refused now
+        head = sched.waiting[0]
+        if _cdiv(min(head.tokens, sched.mml), bs) - head.blocks <= sched.free - blocks_for(1):
+            return None
+    if sched.free < n * (k // bs + 1) and blocks_for(k) > sched.free:
+        # the most steps whose blocks fit (a shortage means preemption: step normally)
+        if blocks_for(2) > sched.free:
+            return SHORT
+        lo, hi = 2, k
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if blocks_for(mid) <= sched.free else (lo, mid - 1)
+        k = lo
+        if k < 2:
+            return None
+    uncaptured = 0 < graph_tokens < n
+    kv0, used0 = sum(r.computed for r in run), sched.usable - sched.free
+    samples: list[tuple[float, float]] = []
+    j = 0
+    while j < k:
+        now += step_ms(0, kv0 + j * n, n, uncaptured) / 1000.0
+        j += 1
+        if now >= next_sample:
+            samples.append((now, 100.0 * (used0 + blocks_for(j)) / sched.usable))
+            next_sample = now + interval_s
+        if next_arrival is not None and now >= next_arrival:
+            break
+    grown = blocks_for(j)
+    for r in run:
+        r.computed += j
+        r.generated += j
+        r.blocks = max(r.blocks, _cdiv(r.computed, bs))
+    sched.free -= grown
+    return j, now, samples

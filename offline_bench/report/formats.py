@@ -27,6 +27,7 @@ from offline_bench.report.tables import (
     scenario,
     startup,
     sweep,
+    tune,
 )
 from offline_bench.report.writers import Writer
 
@@ -43,6 +44,7 @@ BUILDERS: dict[str, Callable[..., Document]] = {
     "compare": compare.document,  # list[Labeled], the baseline Labeled
     "scaling": scaling.document,  # ScalingReport
     "sweep": sweep.document,  # SweepSummary
+    "tune": tune.document,  # TuneResult
 }
 
 

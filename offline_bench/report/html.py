@@ -22,6 +22,7 @@ from offline_bench.report import charts
 from offline_bench.report.htmlfindings import findings_section, overview_section, predictions_section, scaling_section
 from offline_bench.report.htmlparts import CSS, esc, fmt, folded, kv_table, missing, num, section, table
 from offline_bench.report.htmlruns import budget_parts, comparison, run_section
+from offline_bench.report.htmltune import tune_body
 from offline_bench.report.inputs import load_items
 from offline_bench.results.load import Item
 from offline_bench.results.run import write_atomic
@@ -35,6 +36,8 @@ GROUPS = [
     ("gap", "Explain-gap", "Offline runs that each switch one condition toward the server; each step's change in "
                            "output tokens/s is its share of the gap, the last is the HTTP/serving path."),
     ("scaling", "", ""), ("predictions", "", ""),
+    ("tune", "Tune", "Engine settings ranked for a workload and its SLOs, predicted from a calibration run (measured "
+                     "beside where --verify ran); the frontier trades output tokens/s against time to first token."),
     ("sweep", "Sweeps", "One engine per grid point: the points' figures, max concurrency against max_model_len and "
                         "throughput against the KV size, the knee, preemptions, the target-concurrency answer, and "
                         "failed points."),
@@ -175,10 +178,10 @@ def _plan(rows: list[Any], anchor: str) -> str:
                  [[esc(fmt(getattr(r, c), ",.2f")) for c in cols] for r in rows])
 
 
-KIND_BODY = {"sweep": _sweep, "phases": _phases, "gap": _gap, "startup": _startup, "plan": _plan}
+KIND_BODY = {"sweep": _sweep, "phases": _phases, "gap": _gap, "startup": _startup, "plan": _plan, "tune": tune_body}
 HOW = {"sweep": "Every finished point of the grid; empty cells are unknown.", "phases": "One row per measured batch.",
        "gap": "One ladder per concurrency level.", "startup": "Facts read from the log.",
-       "plan": "One row per combination."}
+       "plan": "One row per combination.", "tune": "One row per distinct prediction, best first."}
 
 
 def _group_of(item: Item) -> str:

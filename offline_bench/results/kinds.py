@@ -21,6 +21,7 @@ KINDS = {
     "plan": "a plan table",  # plan --format json
     "startup": "start-up facts",  # startup --format json, or a vLLM log
     "scaling": "a scaling report",  # scaling --format json
+    "tune": "a tune answer",  # tune --format json / --output
 }
 
 M = TypeVar("M", bound=BaseModel)

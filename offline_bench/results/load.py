@@ -19,13 +19,15 @@ from offline_bench.results.run import RunResult, read_json, result_name
 from offline_bench.results.scaling import ScalingReport
 from offline_bench.results.startup import StartupFacts
 from offline_bench.results.sweep import FailedPoint, SweepSpec, SweepSummary
+from offline_bench.results.tune import TuneResult
 
 Result = (RunResult | PhasesResult | GapLadder | SweepSummary | SweepSpec | FailedPoint | PlanTable | StartupFacts
-          | ScalingReport)
+          | ScalingReport | TuneResult)
 
 MODELS: dict[str, type[Result]] = {
     "run": RunResult, "phases": PhasesResult, "gap": GapLadder, "sweep": SweepSummary, "sweep-spec": SweepSpec,
-    "failed-point": FailedPoint, "plan": PlanTable, "startup": StartupFacts, "scaling": ScalingReport}
+    "failed-point": FailedPoint, "plan": PlanTable, "startup": StartupFacts, "scaling": ScalingReport,
+    "tune": TuneResult}
 
 LOG_SUFFIX = ".log"  # a vLLM log: read as start-up facts
 
@@ -91,8 +93,8 @@ def _needed(kind: str | tuple[str, ...]) -> str:
 
 # ---------------------------------------------------------------- what `report` makes of a file
 
-REPORTED = ("run", "sweep", "phases", "gap", "startup", "plan")  # the kinds `report` shows
-NOT_OURS = "not an offline-bench result (run, sweep, phases, explain-gap, startup, plan)"
+REPORTED = ("run", "sweep", "phases", "gap", "startup", "plan", "tune")  # the kinds `report` shows
+NOT_OURS = "not an offline-bench result (run, sweep, phases, explain-gap, startup, plan, tune)"
 NOT_SHOWN = {  # files of ours that `report` does not show on their own, and why
     "sweep-spec": "a sweep definition: give the sweep's directory",
     "failed-point": "a failed sweep point: give the sweep's directory",
@@ -101,7 +103,7 @@ NOT_SHOWN = {  # files of ours that `report` does not show on their own, and why
 REPORT_DATA: dict[type, Callable[[Any], tuple[str, Any]]] = {
     RunResult: lambda r: ("run", r), PhasesResult: lambda p: ("phases", p), GapLadder: lambda g: ("gap", g.pair()),
     SweepSummary: lambda s: ("sweep", s), PlanTable: lambda t: ("plan", t.rows),
-    StartupFacts: lambda f: ("startup", f.facts)}
+    StartupFacts: lambda f: ("startup", f.facts), TuneResult: lambda t: ("tune", t)}
 
 
 @dataclass

@@ -22,7 +22,7 @@ import pytest
 from tests.helpers import ROOT, run_cli
 from tests.unit.test_docs_examples import DOCS, EXAMPLES, Example
 
-LIGHT = {"presets", "plan", "predict", "roofline", "compare", "scaling", "startup", "report", "import"}
+LIGHT = {"presets", "plan", "predict", "tune", "roofline", "compare", "scaling", "startup", "report", "import"}
 CHECKOUT = ("docs/", "prompts/", "tests/")  # what a runnable example may read
 OUTPUTS = {"--output", "-o", "--output-dir", "--plot", "--html", "--save-log"}  # values these name are written
 FILE = re.compile(r"\.(json|gz|log|ya?ml|jsonl|txt|csv)$")

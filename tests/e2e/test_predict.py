@@ -10,6 +10,7 @@ import pytest
 
 from offline_bench.model.presets import resolve_model
 from offline_bench.predict.plan import load_calibration
+from offline_bench.results.load import load
 from offline_bench.results.run import RunResult
 from tests.helpers import KV_ARGS, MAX_MODEL_LEN, cli, run_cli
 
@@ -101,3 +102,24 @@ def test_measuring_sweep_shows_predicted_vs_measured(cpu_runs) -> None:
     pred = summary["analysis"]["prediction"]
     assert pred["calibration"] == str(cpu_runs["calibration"]) and pred["largest_kv_error_pct"] == 0
     assert "predicted_output_tokens_per_s" in (sw / "summary.md").read_text()
+
+
+@pytest.mark.engine
+def test_tune_verify_measures_the_top_settings_beside_their_predictions(capsys, cpu_runs, tmp_path) -> None:
+    """tune --verify 2 on the CPU engine: the two best settings of a 4-point grid run through the sweep worker;
+    each measured KV cache is the calibrated prediction, and the verdict is given."""
+    out = tmp_path / "tune.json"
+    rc, text, err = cli(capsys, "tune", "--calibrate", str(cpu_runs["calibration"]), "--kv-cache-memory-bytes",
+                        f"{SMALL_KV},2097152", "--max-num-seqs", "16,32", "--max-num-batched-tokens", "512",
+                        "--verify", "2", "--verify-repeats", "2", "--verify-dir", str(tmp_path / "verify"),
+                        "--output", str(out))
+    assert rc == 0, err
+    t = load(out)
+    verified = [r for r in t.ranked if r.measured is not None]
+    assert [r.rank for r in verified] == [1, 2]
+    for r in verified:
+        m = r.measured
+        assert m.error is None and m.output_tokens_per_s > 0 and Path(m.path).is_file()
+        assert m.kv_cache_tokens == r.kv_cache_tokens  # KV sized in bytes: the calibrated plan is exact
+    assert t.verify["stands"] in (True, False) and t.verify["verdict"].startswith(("stands", "does not stand"))
+    assert "measured tok/s" in text and "Verify: " in text

@@ -20,7 +20,7 @@ def test_report_inputs_are_recognised_by_content(capsys, tmp_path):
     assert classify(Path("x.json"), run)[0] == "run"
     assert classify(Path("x.json"), {"reports": [], "runs": {}})[0] == "gap"
     assert classify(Path("x.json"), {"model": "m"}) == ("skipped", "not an offline-bench result (run, sweep, phases, "
-                                                                   "explain-gap, startup, plan)")
+                                                                   "explain-gap, startup, plan, tune)")
     assert classify(Path("x.json"), {"throughput": 1, "schema_version": 1})[0] == "skipped"
     with pytest.raises(BenchError, match="does not exist"):
         load_items([str(tmp_path / "nope")])

@@ -27,6 +27,7 @@ from offline_bench.results.run import RunResult, read_text, write_atomic
 from offline_bench.results.scaling import ScalingReport
 from offline_bench.results.startup import StartupFacts, parse_engines, startup_document
 from offline_bench.results.sweep import FailedPoint, SweepSpec, SweepSummary
+from offline_bench.results.tune import TuneResult
 
 ROOT = Path(__file__).resolve().parents[2]
 FIX = ROOT / "tests" / "fixtures" / "results"  # real docs/results files, trimmed; legacy/: as written before kinds
@@ -44,7 +45,9 @@ FIXTURES = {
     "plan.json": ("plan", PlanTable),
     "startup.json": ("startup", StartupFacts),
     "scaling.json": ("scaling", ScalingReport),
+    "tune.json": ("tune", TuneResult),
 }
+LEGACY = {k: v for k, v in FIXTURES.items() if k != "tune.json"}  # tune came after kinds: always has one
 
 
 def _doc(path: Path) -> object:
@@ -64,7 +67,7 @@ def test_each_kind_says_what_it_is_and_loads_as_its_type(name):
     assert load_as(FIX / name, kind, "a test") == result
 
 
-@pytest.mark.parametrize("name", FIXTURES)
+@pytest.mark.parametrize("name", LEGACY)
 def test_a_file_without_kind_loads_through_the_migration(name):
     kind, model = FIXTURES[name]
     old = _doc(FIX / "legacy" / name)
@@ -193,7 +196,7 @@ def test_files_that_are_not_ours_or_not_whole(tmp_path):
 
 @pytest.mark.parametrize("name", FIXTURES)
 def test_report_sees_each_file_by_its_kind_legacy_or_not(name):
-    now, before = (classify(Path(name), _doc(d / name)) for d in (FIX, FIX / "legacy"))
+    now, before = (classify(Path(name), _doc(d / name)) for d in (FIX, FIX / ("legacy" if name in LEGACY else "")))
     assert now[0] == before[0] == load_item(FIX / name).kind
     kind = FIXTURES[name][0]
     assert now[0] == (kind if kind in REPORTED else "skipped")
@@ -244,7 +247,7 @@ def test_every_file_in_docs_results_loads():
         found[rel] = (result.kind, getattr(result, "mode", None) if result.kind == "run" else None)
     assert {rel: found.get(rel) for rel in KNOWN} == KNOWN
     assert FOREIGN <= {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.json")}
-    assert len(found) >= 120 and {kind for kind, _ in found.values()} >= set(KINDS) - {"plan", "scaling"}
+    assert len(found) >= 120 and {kind for kind, _ in found.values()} >= set(KINDS) - {"plan", "scaling", "tune"}
 
 
 def test_a_result_written_to_a_gz_path_is_gzipped_and_reads_back(tmp_path):

@@ -41,6 +41,7 @@ from offline_bench.report.table import (
 )
 from offline_bench.report.writers import Writer
 from offline_bench.results.gap import GapReport
+from offline_bench.results.load import load
 from offline_bench.results.phases import PhasesResult
 from offline_bench.results.run import RunResult, result_name
 from offline_bench.results.sweep import SweepSummary
@@ -179,13 +180,15 @@ def _objects(kind: str) -> tuple:
     if kind == "scaling":
         paths = [RESULTS / "70b-tp4" / n for n in ("dp2tp2-8b.json.gz", "tp4-8b.json.gz", "phases-70b-tp4.json")]
         return (scaling_report(load_items([str(p) for p in paths])),)
+    if kind == "tune":
+        return (load(ROOT / "tests" / "fixtures" / "results" / "tune.json"),)
     assert kind == "sweep"
     return (_sweep(),)
 
 
 def test_every_kind_lists_the_same_formats():
     assert set(BUILDERS) == {"run", "plan", "roofline", "startup", "phases", "gap", "presets", "scenario", "compare",
-                             "scaling", "sweep"}
+                             "scaling", "sweep", "tune"}
     assert {formats_of(k) for k in BUILDERS} == {FORMATS}
     with pytest.raises(BenchError, match="^--format xml is not one of table, md, csv, json$"):
         check_format("gap", "xml")

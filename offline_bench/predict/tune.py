@@ -1,0 +1,392 @@
+"""`tune`: every engine setting of a grid replayed on one calibration run's step model and KV plan, scored
+against the SLOs and ranked by the objective; the Pareto frontier, the rejected regions and the command lines of
+the best.
+
+Speed: settings whose replays are the same share one (the KV cache only matters up to what the whole workload
+holds at once; max_model_len does not enter the replay), decode-only stretches are replayed at once
+(`schedsim`), and the distinct replays run on a few processes when there are many.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import multiprocessing
+import os
+import time
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from offline_bench.core.errors import BenchError
+from offline_bench.predict import accuracy
+from offline_bench.predict.plan import batch_defaults, plan_point
+from offline_bench.predict.replay import Calibrated, graph_limit
+from offline_bench.predict.schedsim import simulate
+from offline_bench.predict.stepmodel import StepModel
+from offline_bench.results import build as results
+from offline_bench.results.plan import PlanSettings
+from offline_bench.results.stats import percentile
+from offline_bench.results.tune import Region, TuneResult, TuneRow, TuneSetting
+from offline_bench.workloads.arrivals import arrival_offsets
+
+GMU = [round(0.5 + 0.05 * i, 2) for i in range(10)]  # 0.5 .. 0.95
+MAX_NUM_SEQS = [64, 128, 256, 512, 1024]
+MAX_NUM_BATCHED_TOKENS = [2048, 4096, 8192, 16384]
+POOL_FROM = 24  # distinct replays from which they are spread over processes
+SLO_NAMES = {"ttft": "TTFT", "tpot": "TPOT", "e2e": "E2E"}
+
+
+@dataclass
+class TuneWorkload:
+    requests: list[tuple[int, int]]  # (prompt tokens, output tokens)
+    request_rate: float | None = None  # None: a closed batch (all at once, or `concurrency` in flight)
+    burstiness: float = 1.0
+    seed: int = 0
+    concurrency: int | None = None
+
+    def describe(self) -> dict[str, Any]:
+        n = len(self.requests)
+        return {"num_prompts": n, "input_tokens_mean": sum(p for p, _ in self.requests) / n,
+                "output_tokens_mean": sum(o for _, o in self.requests) / n, "request_rate": self.request_rate,
+                "burstiness": self.burstiness if self.request_rate else None, "seed": self.seed,
+                "concurrency": self.concurrency}
+
+
+@dataclass
+class TuneGrid:
+    """The knobs searched: every combination, each with every (TP, DP) layout."""
+
+    max_model_len: list[int]
+    gpu_memory_utilization: list[float] | None = None  # or kv_cache_memory_bytes (the CPU build's knob)
+    kv_cache_memory_bytes: list[int] | None = None
+    max_num_seqs: list[int] = field(default_factory=lambda: list(MAX_NUM_SEQS))
+    max_num_batched_tokens: list[int] = field(default_factory=lambda: list(MAX_NUM_BATCHED_TOKENS))
+    kv_cache_dtype: list[str] = field(default_factory=lambda: ["auto"])
+    layouts: list[tuple[int, int]] = field(default_factory=lambda: [(1, 1)])  # (tensor, data) parallel
+
+    def lists(self) -> dict[str, list[Any]]:
+        out = {k: v for k, v in vars(self).items() if v is not None and k != "layouts"}
+        out["layouts"] = [f"TP{t}xDP{d}" for t, d in self.layouts]
+        return out
+
+    def settings(self) -> list[TuneSetting]:
+        memory = [("gpu_memory_utilization", v) for v in self.gpu_memory_utilization or []] + \
+                 [("kv_cache_memory_bytes", v) for v in self.kv_cache_memory_bytes or []]
+        out = []
+        for (mk, mv), mml, mns, mnbt, dt, (tp, dp) in itertools.product(
+                memory, self.max_model_len, self.max_num_seqs, self.max_num_batched_tokens, self.kv_cache_dtype,
+                self.layouts):
+            out.append(TuneSetting(**{mk: mv}, max_model_len=mml, max_num_seqs=mns, max_num_batched_tokens=mnbt,
+                                   kv_cache_dtype=dt, tensor_parallel_size=tp, data_parallel_size=dp))
+        return out
+
+
+@dataclass
+class _Replay:
+    """One distinct replay's inputs (picklable: run in another process when there are many)."""
+
+    requests: list[tuple[int, int]]
+    arrivals: list[float] | None
+    num_blocks: int
+    block_size: int
+    mnbt: int
+    mns: int
+    mml: int
+    model: StepModel
+    graphs: int
+    concurrency: int | None
+
+    def run(self) -> tuple[list[tuple[float, float | None, float]], float, int, int]:
+        """(per request (TTFT s, TPOT s, E2E s), duration s, preemptions, decode steps above the graphs)."""
+        sim = simulate(self.requests, self.num_blocks, self.block_size, self.mnbt, self.mns, self.mml,
+                       self.model.step_ms, concurrency=self.concurrency, start_s=self.model.start_ms / 1000.0,
+                       graph_tokens=self.graphs, arrivals_s=self.arrivals, timeline_interval_s=math.inf)
+        per = [(r.first_s - r.arrival_s, (r.finish_s - r.first_s) / (r.output - 1) if r.output > 1 else None,
+                r.finish_s - r.arrival_s) for r in sim.requests]
+        return per, sim.duration_s, sim.preemptions, sim.uncaptured_decode_steps
+
+
+def _run(replay: _Replay) -> tuple[list[tuple[float, float | None, float]], float, int, int]:
+    return replay.run()
+
+
+def workload_need(workload: TuneWorkload) -> int:
+    return max(p + o for p, o in workload.requests)
+
+
+def default_max_model_len(workload: TuneWorkload) -> list[int]:
+    """The smallest power of two (>= 256) that holds the workload's longest request."""
+    return [max(256, 1 << (workload_need(workload) - 1).bit_length())]
+
+
+def check_inputs(cal: Calibrated, workload: TuneWorkload, grid: TuneGrid, slo: dict[str, float],
+                 objective: str) -> None:
+    """One line for what no setting can answer, before any replay."""
+    need = workload_need(workload)
+    short = [m for m in grid.max_model_len if m < need]
+    if short:
+        raise BenchError(f"--max-model-len {short[0]} is shorter than the workload's longest request ({need} "
+                         f"tokens): give values >= {need}")
+    limit = cal.info.max_position_embeddings
+    if limit and need > limit:
+        raise BenchError(f"the workload's longest request ({need} tokens) exceeds {cal.result.model}'s context "
+                         f"({limit} tokens): shorten --input-len / --output-len")
+    if objective in ("goodput", "gpus") and not slo:
+        raise BenchError(f"--objective {objective} needs SLOs: add --goodput ttft:MS (and/or tpot:MS, e2e:MS)")
+    if objective == "gpus" and workload.request_rate is None:
+        raise BenchError("--objective gpus needs --request-rate: the fewest GPUs that keep up with a rate")
+
+
+def tune(cal: Calibrated, workload: TuneWorkload, grid: TuneGrid, slo: dict[str, float] | None = None,
+         pct: float = 99.0, objective: str = "throughput", gpu: str | None = None,
+         workers: int | None = None) -> TuneResult:
+    """Every setting of `grid` predicted for `workload` on `gpu` (default: the calibration's own), scored."""
+    t0 = time.perf_counter()
+    slo = {k.removesuffix("_ms"): v for k, v in (slo or {}).items()}  # parse_goodput's ttft_ms, or ttft
+    check_inputs(cal, workload, grid, slo, objective)
+    base, target, _moved = cal.on_gpu(gpu)
+    total = target.memory_gib if target is not None else cal.calibration.total_gib
+    settings = grid.settings()
+    rows, replays, keys = [], {}, []
+    for s in settings:
+        row, replay = _plan(cal, base, total, s, workload)
+        rows.append(row)
+        key = None if replay is None else _key(replay)
+        if key is not None:
+            replays.setdefault(key, replay)
+        keys.append(key)
+    outcomes = _run_all(list(replays.items()), workers)
+    for row, key in zip(rows, keys):
+        if key is not None:
+            _score(row, outcomes[key], workload, slo, pct)
+            row.expected_error = _expected(cal, row, target is not None, workload, outcomes[key][3])
+    _rank(rows, objective, f"p{pct:g}", batch_defaults(total))
+    out = TuneResult(**results.stamp(), model=cal.result.model, basis=cal.path,
+                     gpu=target.name if target else (cal.result.environment.gpu_name or "cpu"),
+                     workload=workload.describe(), slo_ms=slo, percentile=pct, objective=objective,
+                     grid=grid.lists(), settings_searched=len(settings), simulations=len(replays), rows=rows)
+    out.regions = regions(rows, grid)
+    out.answer = answer(out)
+    best = out.ranked[0] if out.ranked else None
+    if best is not None:
+        out.recommended = commands(cal, best.setting)
+    out.elapsed_s = round(time.perf_counter() - t0, 3)
+    return out
+
+
+def _plan(cal: Calibrated, base: StepModel, total: float | None, s: TuneSetting,
+          workload: TuneWorkload) -> tuple[TuneRow, _Replay | None]:
+    """The setting's KV plan, and the replay of its share of the workload (None: it would not start)."""
+    ps = cal.settings({k: getattr(s, k) for k in ("gpu_memory_utilization", "kv_cache_memory_bytes",
+                                                   "max_model_len", "max_num_seqs", "max_num_batched_tokens",
+                                                   "kv_cache_dtype")})
+    ps = PlanSettings(**{**ps.model_dump(), "tensor_parallel_size": s.tensor_parallel_size})
+    plan = plan_point(cal.info, ps, cal.calibration.device, total, cal.calibration)
+    row = TuneRow(setting=s, status="ok" if plan.fits else "no-start", reason=plan.reason,
+                  kv_cache_tokens=plan.kv_cache_tokens, max_concurrency=plan.max_concurrency)
+    if not plan.fits:
+        return row, None
+    dp = s.data_parallel_size
+    reqs = workload.requests[0::dp]  # replica 0's share (round robin): the replicas are alike
+    blocks = plan.num_blocks or 0
+    mns = plan.max_num_seqs or s.max_num_seqs
+    conc = None if workload.concurrency is None else -(-workload.concurrency // dp)
+    # at most min(max_num_seqs, in flight) requests hold blocks at once: a cache larger than the largest of them
+    # need replays the same (one null block besides)
+    sizes = sorted((-(-(p + o) // plan.block_size) for p, o in reqs), reverse=True)
+    need = sum(sizes[:min(mns, conc or len(sizes))]) + 1
+    kv_scale = cal.info.kv_bytes_per_token(s.kv_cache_dtype) / \
+        cal.info.kv_bytes_per_token(cal.calibration.settings.kv_cache_dtype)
+    model = base.model_copy(update={"kv_scale": kv_scale})
+    arrivals = arrival_offsets(len(workload.requests), workload.request_rate, workload.burstiness, workload.seed)
+    return row, _Replay(requests=reqs, arrivals=arrivals[0::dp] if arrivals else None,
+                        num_blocks=min(blocks, need), block_size=plan.block_size,
+                        mnbt=plan.max_num_batched_tokens or s.max_num_batched_tokens, mns=mns,
+                        mml=s.max_model_len, model=model,
+                        graphs=graph_limit({**cal.resolved, "max_num_seqs": mns}) if model.graph_tokens else 0,
+                        concurrency=conc)
+
+
+def _key(r: _Replay) -> tuple:
+    # max_model_len only refuses requests longer than it (checked before): not part of the replay
+    return (len(r.requests), r.num_blocks, r.block_size, r.mnbt, r.mns, r.model.kv_scale, r.graphs, r.concurrency)
+
+
+def _run_all(items: list[tuple[tuple, _Replay]], workers: int | None) -> dict[tuple, Any]:
+    n = workers if workers is not None else min(4, os.cpu_count() or 1)
+    if n <= 1 or len(items) < POOL_FROM or "fork" not in multiprocessing.get_all_start_methods():
+        return {k: r.run() for k, r in items}
+    # fork: the workers inherit the loaded package (no import per process); no engine runs in this process
+    with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("fork")) as pool:
+        done = pool.map(_run, [r for _, r in items], chunksize=max(1, len(items) // (4 * n)))
+        return {k: v for (k, _), v in zip(items, done)}
+
+
+def _dist(values: Iterable[float | None], q: str, pct: float) -> dict[str, float]:
+    vals = sorted(1000.0 * v for v in values if v is not None)
+    if not vals:
+        return {}
+    return {"p50": round(percentile(vals, 50), 3), q: round(percentile(vals, pct), 3),
+            "mean": round(sum(vals) / len(vals), 3)}
+
+
+def _score(row: TuneRow, outcome: Any, workload: TuneWorkload, slo: dict[str, float], pct: float) -> None:
+    per, duration, preemptions, _unc = outcome
+    dp = row.setting.data_parallel_size
+    q = f"p{pct:g}"
+    out_tokens = sum(o for _, o in workload.requests[0::dp])
+    row.output_tokens_per_s = round(dp * out_tokens / duration, 3)
+    row.ttft_ms, row.tpot_ms, row.e2e_ms = (_dist((p[i] for p in per), q, pct) for i in range(3))
+    row.preemptions = preemptions * dp
+    if slo:
+        good = sum(all(v is None or 1000.0 * v <= slo[m] for m, v in zip(("ttft", "tpot", "e2e"), p) if m in slo)
+                   for p in per)
+        row.goodput_requests_per_s = round(dp * good / duration, 3)
+        row.good_requests_pct = round(100.0 * good / len(per), 2)
+        for m, limit in slo.items():
+            value = getattr(row, f"{m}_ms").get(q)
+            if value is not None and value > limit:
+                row.slo_miss_pct[m] = round(100.0 * (value / limit - 1.0), 2)
+        if row.slo_miss_pct:
+            row.status = "slo"
+            row.reason = "misses " + ", ".join(f"{SLO_NAMES[m]} {q} {slo[m]:g} ms by {v:.1f}%"
+                                               for m, v in row.slo_miss_pct.items())
+
+
+def _expected(cal: Calibrated, row: TuneRow, gpu_moved: bool, workload: TuneWorkload,
+              uncaptured: int) -> dict[str, Any]:
+    s, c = row.setting, cal.calibration.settings
+    changed = {k: getattr(s, k) for k in ("gpu_memory_utilization", "kv_cache_memory_bytes", "max_model_len",
+                                          "max_num_seqs", "max_num_batched_tokens", "kv_cache_dtype")
+               if getattr(s, k) is not None and getattr(s, k) != getattr(c, k)}
+    wl = cal.result.workload
+    moved = workload.requests != [(q.input_tokens, q.output_tokens) for q in cal.result.requests if q.repeat == 0] \
+        or workload.request_rate != wl.request_rate or s.data_parallel_size > 1
+    kinds = accuracy.kinds_of(changed, gpu_moved, row.preemptions or 0, moved,
+                              uncaptured > 0 and cal.steps.uncaptured_ms is None, workload.request_rate is not None)
+    e = accuracy.expected(kinds)
+    return {k: v for k, v in e.items() if k != "source"}
+
+
+def _objective(row: TuneRow, objective: str) -> float:
+    if objective == "goodput":
+        return row.goodput_requests_per_s or 0.0
+    return row.output_tokens_per_s or 0.0
+
+
+def _rank(rows: list[TuneRow], objective: str, q: str, defaults: tuple[int, int]) -> None:
+    """Rank the rows that meet every SLO, by the objective (3 significant digits), then TTFT and TPOT at the
+    percentile; settings predicted alike go in order of closeness to vLLM's defaults (gmu 0.9, `defaults` =
+    (max_num_batched_tokens, max_num_seqs) for this GPU), fewer GPUs, shorter max_model_len, the model's KV dtype.
+    The frontier: rows that start and that no other beats on both output tok/s and TTFT at the percentile."""
+    def distance(r: TuneRow) -> tuple[float, float, float]:
+        s = r.setting
+        mem = abs(s.gpu_memory_utilization - 0.9) if s.gpu_memory_utilization is not None else \
+            -float(s.kv_cache_memory_bytes or 0)
+        return (mem, abs(math.log2(s.max_num_seqs / defaults[1])),
+                abs(math.log2(s.max_num_batched_tokens / defaults[0])))
+
+    def key(r: TuneRow) -> tuple:
+        s = r.setting
+        lead = (s.gpus, -_sig3(_objective(r, "throughput"))) if objective == "gpus" else \
+            (-_sig3(_objective(r, objective)),)
+        return (*lead, r.ttft_ms.get(q, math.inf), r.tpot_ms.get(q, math.inf), s.gpus, *distance(r), s.max_model_len,
+                s.kv_cache_dtype != "auto")
+
+    ok = sorted((r for r in rows if r.status == "ok"), key=key)
+    if not ok:  # no setting meets the SLOs: the answer is the closest, ranked by how far they miss
+        ok = sorted((r for r in rows if r.status == "slo"), key=lambda r: (max(r.slo_miss_pct.values()), key(r)))
+    for i, r in enumerate(ok, 1):
+        r.rank = i
+    started = sorted((r for r in rows if r.status != "no-start" and r.ttft_ms.get(q) is not None),
+                     key=lambda r: (-(r.output_tokens_per_s or 0.0), r.ttft_ms[q], *key(r)[1:]))
+    best_ttft = math.inf
+    for r in started:  # by throughput, best first: on the frontier when its TTFT beats every faster row's
+        if r.ttft_ms[q] < best_ttft:
+            r.pareto, best_ttft = True, r.ttft_ms[q]
+
+
+def _sig3(x: float) -> float:
+    """Three significant digits: objectives closer than that (an arrival-bound rate's output tok/s) tie, and
+    latency decides."""
+    return float(f"{x:.3g}") if x else 0.0
+
+
+REGION_KNOBS = ("gpu_memory_utilization", "kv_cache_memory_bytes", "max_model_len", "max_num_seqs",
+                "max_num_batched_tokens", "kv_cache_dtype", "tensor_parallel_size", "data_parallel_size")
+
+
+def _reason_class(r: TuneRow) -> tuple[str, str]:
+    if r.status == "no-start":
+        return "no-start", (r.reason or "would not start").split(":")[0]
+    if r.status == "slo":
+        return "slo", "misses " + " and ".join(SLO_NAMES[m] for m in r.slo_miss_pct)
+    return "preempts", "preempts (recomputes evicted requests): meets the SLOs, but below its best"
+
+
+def regions(rows: list[TuneRow], grid: TuneGrid) -> list[Region]:
+    """The rejected settings grouped by why (would not start, misses which SLO) and the preempting ones, each
+    with the values of the knobs the grid varies that the group spans."""
+    groups: dict[tuple[str, str], list[TuneRow]] = {}
+    for r in rows:
+        if r.status != "ok" or r.preemptions:
+            groups.setdefault(_reason_class(r), []).append(r)
+    varied = [k for k in REGION_KNOBS if len({getattr(r.setting, k) for r in rows}) > 1]
+    return [Region(status=st, reason=why, count=len(rs),
+                   spans={k: sorted({getattr(r.setting, k) for r in rs}, key=str) for k in varied})
+            for (st, why), rs in sorted(groups.items(), key=lambda kv: -len(kv[1]))]
+
+
+def answer(t: TuneResult) -> str:
+    """The answer in one sentence."""
+    q = f"p{t.percentile:g}"
+    ranked = t.ranked
+    if ranked and ranked[0].status == "ok":
+        b = ranked[0]
+        what = f"{b.output_tokens_per_s:,.0f} output tok/s"
+        if t.objective == "goodput":
+            what = f"{b.goodput_requests_per_s:,.2f} good req/s at {what}"
+        elif t.objective == "gpus":
+            what = f"{b.setting.gpus} GPU(s) at {what}"
+        alike = sum(r.output_tokens_per_s == b.output_tokens_per_s and r.ttft_ms.get(q) == b.ttft_ms.get(q)
+                    and r.tpot_ms.get(q) == b.tpot_ms.get(q) for r in ranked) - 1
+        same = f" {alike} other settings predict the same (at this load those knobs do not matter)." if alike else ""
+        return (f"Best of {t.settings_searched} settings: {describe(b.setting)}: {what} predicted, TTFT {q} "
+                f"{b.ttft_ms.get(q, 0):,.1f} ms, TPOT {q} {b.tpot_ms.get(q, 0):,.2f} ms.{same}")
+    if not ranked:
+        return f"None of the {t.settings_searched} settings would start: see the rejected regions."
+    c = ranked[0]
+    return (f"No setting meets every SLO; the closest, {describe(c.setting)}, {c.reason} at "
+            f"{c.output_tokens_per_s:,.0f} output tok/s predicted (the ranking orders the settings by how far they "
+            "miss).")
+
+
+def describe(s: TuneSetting) -> str:
+    mem = f"gmu {s.gpu_memory_utilization:g}" if s.gpu_memory_utilization is not None else \
+        f"KV {s.kv_cache_memory_bytes / 2**30:g} GiB"
+    out = f"{mem}, max_num_seqs {s.max_num_seqs}, max_num_batched_tokens {s.max_num_batched_tokens}, " \
+          f"max_model_len {s.max_model_len}"
+    if s.kv_cache_dtype != "auto":
+        out += f", KV {s.kv_cache_dtype}"
+    if s.gpus > 1:
+        out += f", TP {s.tensor_parallel_size} x DP {s.data_parallel_size}"
+    return out
+
+
+def commands(cal: Calibrated, s: TuneSetting) -> dict[str, str]:
+    """The setting as `vllm serve` flags and `LLM(...)` arguments, with the calibration run's other engine
+    arguments that change what runs (dummy weights, eager mode, dtype; a preset's server loads dummy weights
+    itself)."""
+    model = cal.result.model
+    keep = ("enforce_eager", "dtype") if model.startswith("preset:") else ("load_format", "enforce_eager", "dtype")
+    args: dict[str, Any] = {k: cal.result.engine_args.get(k) for k in keep
+                            if cal.result.engine_args.get(k) not in (None, False, "auto")}
+    args.update({k: v for k, v in s.model_dump().items() if v is not None and not (
+        (k == "kv_cache_dtype" and v == "auto") or (k in ("tensor_parallel_size", "data_parallel_size") and v == 1))})
+    flags = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in args.items())
+    serve = (f"offline-bench serve-preset {model.split(':', 1)[1]} {flags}" if model.startswith("preset:")
+             else f"vllm serve {model} {flags}")
+    llm = "LLM(model={!r}, {})".format(model, ", ".join(f"{k}={v!r}" for k, v in args.items()))
+    return {"vllm serve": serve, "LLM(...)": llm}

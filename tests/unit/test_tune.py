@@ -1,0 +1,128 @@
+"""`tune`'s search on committed calibration data (the H200 8B run of docs/results/h200-predict), its answer's
+parts, its one-line refusals, and the replay's decode stretches against stepping one by one. The engine path
+(--verify) is tested in tests/e2e/test_predict.py."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from offline_bench.predict import schedsim
+from offline_bench.predict.replay import Calibrated, predict
+from offline_bench.predict.tune import TuneGrid, TuneWorkload, tune
+from offline_bench.report.formats import render
+from offline_bench.results.load import load
+from offline_bench.results.tune import TuneResult
+from tests.helpers import RESULTS, cli, one_error_line
+
+H200 = RESULTS / "h200-predict" / "measured" / "gmu-0.9.json.gz"
+BATCH = [(512, 256)] * 1000
+
+
+@pytest.fixture(scope="module")
+def cal() -> Calibrated:
+    return Calibrated(H200)
+
+
+@pytest.fixture(scope="module")
+def closed(cal: Calibrated) -> TuneResult:
+    grid = TuneGrid(max_model_len=[1024, 4096], gpu_memory_utilization=[0.5, 0.9], max_num_seqs=[256, 1024],
+                    max_num_batched_tokens=[2048, 8192])
+    return tune(cal, TuneWorkload(BATCH), grid, workers=1)
+
+
+def test_each_setting_is_what_predict_answers_for_it(cal: Calibrated, closed: TuneResult) -> None:
+    """Shared replays (max_model_len, a cache larger than the workload holds) change no figure."""
+    assert closed.settings_searched == 16 and closed.simulations < 16
+    for row in closed.rows:
+        s = row.setting
+        p = predict(cal, {"gpu_memory_utilization": s.gpu_memory_utilization, "max_model_len": s.max_model_len,
+                          "max_num_seqs": s.max_num_seqs, "max_num_batched_tokens": s.max_num_batched_tokens},
+                    num_prompts=1000, input_len=512, output_len=256)
+        assert row.output_tokens_per_s == pytest.approx(p.throughput.output_tokens_per_s, rel=1e-6)
+        assert row.ttft_ms["p99"] == pytest.approx(p.latency.ttft_ms.p99, rel=1e-6)
+        assert row.preemptions == p.kv_cache.preemptions and row.kv_cache_tokens == p.kv_cache.capacity_tokens
+
+
+def test_ranking_frontier_regions_and_commands(closed: TuneResult) -> None:
+    ranked = closed.ranked
+    assert [r.rank for r in ranked] == list(range(1, 17)) and all(r.status == "ok" for r in ranked)
+    best = ranked[0]
+    assert best.output_tokens_per_s == max(r.output_tokens_per_s for r in closed.rows)
+    q = "p99"
+    for f in (r for r in closed.rows if r.pareto):  # nothing beats a frontier row on both axes
+        assert not any(r.output_tokens_per_s > f.output_tokens_per_s and r.ttft_ms[q] < f.ttft_ms[q]
+                       for r in closed.rows)
+    preempting = [g for g in closed.regions if g.status == "preempts"]
+    assert preempting and preempting[0].spans["gpu_memory_utilization"] == [0.5]
+    assert preempting[0].count == sum(1 for r in closed.rows if r.preemptions)
+    assert f"--max-num-seqs {best.setting.max_num_seqs}" in closed.recommended["vllm serve"]
+    assert closed.recommended["vllm serve"].startswith("offline-bench serve-preset llama-3.1-8b ")
+    assert closed.answer.startswith("Best of 16 settings: ")
+    assert best.expected_error["kinds"] and best.expected_error["output_tokens_per_s_pct"] > 0
+
+
+def test_an_slo_no_setting_meets_is_an_answer(cal: Calibrated) -> None:
+    t = tune(cal, TuneWorkload(BATCH[:200], request_rate=20.0), TuneGrid(
+        max_model_len=[1024], gpu_memory_utilization=[0.9], max_num_seqs=[64, 256], max_num_batched_tokens=[8192]),
+        slo={"ttft_ms": 1.0, "tpot_ms": 50.0}, workers=1)
+    assert all(r.status == "slo" for r in t.rows)
+    closest = t.ranked[0]
+    assert max(closest.slo_miss_pct.values()) == min(max(r.slo_miss_pct.values()) for r in t.rows)
+    assert t.answer.startswith("No setting meets every SLO; the closest") and "TTFT p99 1 ms by" in t.answer
+    assert t.regions[0].status == "slo" and t.recommended  # the closest's command lines
+
+
+def test_data_parallel_layouts_and_the_fewest_gpus(cal: Calibrated) -> None:
+    grid = TuneGrid(max_model_len=[1024], gpu_memory_utilization=[0.9], max_num_seqs=[256],
+                    max_num_batched_tokens=[8192], layouts=[(1, 1), (1, 2)])
+    t = tune(cal, TuneWorkload(BATCH[:400], request_rate=60.0), grid, slo={"ttft": 2000.0}, objective="gpus",
+             workers=1)
+    one, two = sorted(t.rows, key=lambda r: r.setting.gpus)
+    assert two.setting.data_parallel_size == 2 and two.ttft_ms["p99"] < one.ttft_ms["p99"]
+    assert t.ranked[0].setting.gpus == min(r.setting.gpus for r in t.rows if r.status == "ok")
+
+
+def test_rendered_in_every_format_and_loaded_back(tmp_path, closed: TuneResult) -> None:
+    md = render("tune", "md", closed)
+    assert "Pareto frontier" in md and "Rejected and preempting regions" in md and "Recommended" in md
+    assert json.loads(render("tune", "json", closed))["kind"] == "tune"
+    path = tmp_path / "tune.json"
+    closed.save(str(path))
+    assert load(path) == closed
+
+
+def test_decode_stretches_replay_exactly_what_single_steps_do() -> None:
+    rng = random.Random(3)
+    reqs = [(rng.randint(16, 600), rng.randint(1, 300)) for _ in range(300)]
+    arrivals = sorted(rng.uniform(0, 5) for _ in reqs)
+
+    def step(prefill: int, kv: int, decoding: int, uncaptured: bool) -> float:
+        return 2.0 + 0.01 * prefill + 2e-5 * kv + 0.003 * decoding + (1.5 if uncaptured else 0.0)
+
+    for blocks, arr, conc in ((4000, None, None), (300, None, None), (500, arrivals, None), (900, None, 64)):
+        a, b = (schedsim.simulate(reqs, blocks, 16, 2048, 128, 1024, step, concurrency=conc, arrivals_s=arr,
+                                  graph_tokens=96, fast=fast) for fast in (False, True))
+        assert (a.steps, a.preemptions, a.uncaptured_decode_steps, a.peak_usage_pct) == \
+            (b.steps, b.preemptions, b.uncaptured_decode_steps, b.peak_usage_pct)
+        assert a.duration_s == pytest.approx(b.duration_s, rel=1e-9)
+        for x, y in zip(a.requests, b.requests):
+            assert (x.first_s, x.finish_s, x.preemptions) == pytest.approx((y.first_s, y.finish_s, y.preemptions))
+
+
+def test_the_cli_answers_and_refuses_in_one_line(capsys, tmp_path) -> None:
+    args = ["tune", "--calibrate", str(H200), "--max-num-seqs", "256", "--max-num-batched-tokens", "8192",
+            "--num-prompts", "300"]
+    rc, out, err = cli(capsys, *args, "--gpu-memory-utilization", "0.6,0.9", "--format", "json", "--output",
+                       str(tmp_path / "t.json"))
+    assert rc == 0, err
+    assert json.loads(out)["settings_searched"] == 2 and load(tmp_path / "t.json").kind == "tune"
+    for bad, words in ((["--max-model-len", "512"], "shorter than the workload's longest request (768 tokens)"),
+                       (["--objective", "goodput"], "--objective goodput needs SLOs"),
+                       (["--objective", "gpus", "--goodput", "ttft:500"], "--objective gpus needs --request-rate"),
+                       (["--model", "preset:tiny-llama"], "is a run of preset:llama-3.1-8b, not preset:tiny-llama"),
+                       (["--gpu-memory-utilization", "0.5,1.5"], "--gpu-memory-utilization")):
+        rc, _, err = cli(capsys, *args, *bad)
+        assert words in one_error_line(rc, err)
