@@ -31,6 +31,7 @@ _API = {
     "ERROR_METRICS": "predict.accuracy",
     # the best settings for a workload and its SLOs
     "tune": "predict.tune", "TuneWorkload": "predict.tune", "TuneGrid": "predict.tune", "TuneResult": "results.tune",
+    "basis_for": "predict.basis",
     # measuring
     "Engine": "engine.llm", "run_benchmark": "measure.runner",
     # output

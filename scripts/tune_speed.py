@@ -12,7 +12,7 @@ import os
 import statistics
 import time
 
-from offline_bench import Calibrated, TuneGrid, TuneWorkload, tune
+from offline_bench import TuneGrid, TuneWorkload, basis_for, tune
 
 CALIBRATION = "docs/results/h200-predict/measured/gmu-0.9.json.gz"
 GMU = [round(0.5 + 0.05 * i, 2) for i in range(10)]
@@ -23,14 +23,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workers", type=int, default=None, help="replay processes (default: tune's, up to 4)")
     a = ap.parse_args()
-    cal = Calibrated(CALIBRATION)
+    _, basis = basis_for(CALIBRATION)
     print(f"{os.cpu_count()} CPUs; calibration {CALIBRATION}")
     for label, workload in (("closed batch", TuneWorkload([(512, 256)] * 1000)),
                             ("20 req/s", TuneWorkload([(512, 256)] * 1000, request_rate=20.0))):
         times = []
         for _ in range(a.repeats):
             t0 = time.perf_counter()
-            t = tune(cal, workload, TuneGrid(max_model_len=[1024], gpu_memory_utilization=GMU),
+            t = tune(basis, workload, TuneGrid(max_model_len=[1024], gpu_memory_utilization=GMU),
                      slo={"ttft": 500.0, "tpot": 50.0}, workers=a.workers)
             times.append(time.perf_counter() - t0)
         print(f"{label}: {t.settings_searched} settings, {t.simulations} distinct replays: median "

@@ -13,10 +13,11 @@ from offline_bench.cli.flags import command
 from offline_bench.cli.options import Fmt, Html, Opt
 from offline_bench.cli.terminal import finish, sweep_progress, write_html, written
 from offline_bench.core import validate as v
-from offline_bench.core.config import EngineConfig, WorkloadConfig, parse_goodput
+from offline_bench.core.config import EngineConfig, parse_goodput
 from offline_bench.core.errors import BenchError
 from offline_bench.measure import sweep as sweep_mod
 from offline_bench.measure import tune as verify_mod
+from offline_bench.predict import basis as basis_mod
 from offline_bench.predict import replay as predict_mod
 from offline_bench.predict import tune as tune_mod
 from offline_bench.report.formats import check_format, render
@@ -61,14 +62,16 @@ class TuneKnobs:
 
 @command()
 def tune(
-    *, calibrate: Annotated[str, Opt("--calibrate", help="A `run` result of the model (it records every engine "
-                                                         "step): the step cost and KV terms to predict with."),
-                            o.PATH],
+    *, calibrate: Annotated[Optional[str], Opt("--calibrate", help="A `run` result of the model (it records every "
+                                                                   "engine step): the step cost and KV terms to "
+                                                                   "predict with (better than none)."), o.PATH] = None,
     model: Annotated[Optional[str], Opt("--model", help="The model to tune (default: the calibration's; another "
-                                                        "is refused)."), o.MODEL] = None,
-    gpu: Annotated[Optional[str], Opt("--gpu", help="Tune for this GPU of the table (default: the calibration's); "
-                                                   "the step cost moves by datasheet ratios."), o.TABLE_GPU] = None,
-    num_prompts: Annotated[o.Count, Opt(help="Requests (default: the calibration's, cycled).")] = None,
+                                                        "is refused). Without --calibrate: required."), o.MODEL] = None,
+    gpu: Annotated[Optional[str], Opt("--gpu", help="Tune for this GPU of the table (default: the calibration's, "
+                                                   "or this machine's); the step cost moves by datasheet ratios."),
+                   o.TABLE_GPU] = None,
+    num_prompts: Annotated[o.Count, Opt(help="Requests (default: the calibration's, cycled; without one 1000).")]
+    = None,
     input_len: Annotated[o.Count, Opt(help="Prompt tokens of every request (default: the calibration's).")] = None,
     output_len: Annotated[o.Count, Opt(help="Output tokens of every request (default: the calibration's).")] = None,
     request_rate: Annotated[Optional[float], Opt("--request-rate", help="Requests/s arriving (default: a closed "
@@ -90,8 +93,9 @@ def tune(
 ) -> None:
     """The best engine settings for a workload and its SLOs.
 
-    Every setting of the grid predicted from one calibration run, ranked, with the Pareto frontier, the rejected
-    regions and the command lines of the best; --verify measures the top ones.
+    Every setting of the grid predicted from one calibration run (or, without one, a reference scaled to the model
+    and GPU), ranked, with the Pareto frontier, the rejected regions and the command lines of the best; --verify
+    measures the top ones.
 
     Example: offline-bench tune --calibrate run.json --request-rate 20 --goodput ttft:500 --goodput tpot:50
     --objective goodput --verify 3
@@ -99,18 +103,16 @@ def tune(
     check_format("tune", fmt)
     check_writable(output, "--output")
     slo = parse_goodput(goodput) or {}
-    cal = predict_mod.Calibrated(calibrate, purpose="tune")
-    if model is not None and model != cal.result.model:
-        raise BenchError(f"--calibrate {calibrate} is a run of {cal.result.model}, not {model}: calibrate on a run "
-                         "of the model to tune")
-    workload = tune_mod.TuneWorkload(predict_mod.workload_requests(cal.result, num_prompts, input_len, output_len),
-                                     request_rate, burstiness, seed, concurrency)
-    grid = knobs.grid(workload, cal.tp)
+    cal, basis = basis_mod.basis_for(calibrate, model, gpu, input_len, output_len)
+    reqs = predict_mod.workload_requests(cal.result, num_prompts, input_len, output_len) if cal else \
+        [(input_len, output_len)] * (num_prompts or 1000)
+    workload = tune_mod.TuneWorkload(reqs, request_rate, burstiness, seed, concurrency)
+    grid = knobs.grid(workload, basis.tp)
     if verify:
         check_writable(verify_dir, "--verify-dir", is_dir=True)
-        base = verify_mod.base_config(cal.result, _verify_workload(cal, workload, input_len, output_len,
-                                                                   verify_repeats), slo)
-    result = tune_mod.tune(cal, workload, grid, slo, slo_percentile, objective, gpu)
+        wl = verify_mod.verify_workload(cal, workload, input_len, output_len, verify_repeats)
+        base = verify_mod.base_config(basis.model, basis.engine_args, wl, slo)
+    result = tune_mod.tune(basis, workload, grid, slo, slo_percentile, objective)
     if verify:
         if gpu is not None:
             result.notes.append(f"--verify measured on this machine's GPU, not the {gpu} predicted for.")
@@ -121,15 +123,3 @@ def tune(
     finish(written("result", output, kept.unwritten) + write_html(html, [Item("tune", output or "tune", result,
                                                                               "tune")]))
 
-
-def _verify_workload(cal: predict_mod.Calibrated, w: tune_mod.TuneWorkload, input_len: int | None,
-                     output_len: int | None, repeats: int) -> WorkloadConfig:
-    """The tune's workload as `run` measures it: synthetic prompts of the calibration's lengths (or those given)."""
-    wl = cal.result.workload
-    if wl.source != "synthetic" and not (input_len and output_len):
-        raise BenchError("--verify measures synthetic prompts: give --input-len and --output-len (the calibration "
-                         "ran a prompt file)")
-    return WorkloadConfig(num_prompts=len(w.requests), input_len=input_len or wl.input_len or 128,
-                          output_len=output_len or wl.output_len or 128, seed=w.seed, ignore_eos=True,
-                          temperature=wl.temperature, top_p=wl.top_p, request_rate=w.request_rate,
-                          burstiness=w.burstiness, repeats=repeats)

@@ -10,8 +10,9 @@ from pathlib import Path
 from offline_bench.core.config import EngineConfig, RunConfig, WorkloadConfig
 from offline_bench.core.errors import BenchError
 from offline_bench.measure.sweep import run_configs
+from offline_bench.predict.replay import Calibrated
+from offline_bench.predict.tune import TuneWorkload
 from offline_bench.results.load import load_as
-from offline_bench.results.run import RunResult
 from offline_bench.results.stats import percentile
 from offline_bench.results.tune import Measured, TuneResult, TuneRow
 
@@ -19,10 +20,11 @@ KNOBS = ("gpu_memory_utilization", "kv_cache_memory_bytes", "max_model_len", "ma
          "kv_cache_dtype", "tensor_parallel_size", "data_parallel_size")
 
 
-def base_config(cal: RunResult, workload: WorkloadConfig, slo: dict[str, float] | None) -> RunConfig:
-    """The calibration run's engine arguments (as it passed them) with the tune's workload."""
-    args = {k: v for k, v in cal.engine_args.items() if k in EngineConfig.model_fields and k != "engine_args"}
-    engine = EngineConfig(**{**args, "model": cal.model})
+def base_config(model: str, engine_args: dict, workload: WorkloadConfig, slo: dict[str, float] | None) -> RunConfig:
+    """The calibration run's engine arguments (as it passed them; none for the reference) with the tune's
+    workload."""
+    args = {k: v for k, v in engine_args.items() if k in EngineConfig.model_fields and k != "engine_args"}
+    engine = EngineConfig(**{**args, "model": model})
     return RunConfig(engine=engine, workload=workload, goodput_slo_ms=slo or None)
 
 
@@ -103,3 +105,16 @@ def _ci_half(path: str, key: str) -> float | None:
     r = load_as(path, "run", "tune --verify")
     ci = r.throughput.ci95.get(key)
     return None if ci is None or ci.high is None else ci.high - ci.mean
+
+
+def verify_workload(cal: Calibrated | None, w: TuneWorkload, input_len: int | None,
+                     output_len: int | None, repeats: int) -> WorkloadConfig:
+    """The tune's workload as `run` measures it: synthetic prompts of the calibration's lengths (or those given)."""
+    wl = cal.result.workload if cal else WorkloadConfig(input_len=input_len or 128, output_len=output_len or 128)
+    if cal and wl.source != "synthetic" and not (input_len and output_len):
+        raise BenchError("--verify measures synthetic prompts: give --input-len and --output-len (the calibration "
+                         "ran a prompt file)")
+    return WorkloadConfig(num_prompts=len(w.requests), input_len=input_len or wl.input_len or 128,
+                          output_len=output_len or wl.output_len or 128, seed=w.seed, ignore_eos=True,
+                          temperature=wl.temperature, top_p=wl.top_p, request_rate=w.request_rate,
+                          burstiness=w.burstiness, repeats=repeats)

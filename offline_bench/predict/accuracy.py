@@ -11,6 +11,7 @@ from typing import Any
 
 # kinds of change, in the order the sentence names them
 KINDS = {
+    "reference": "no calibration run (a reference calibration's step cost scaled to the model and GPU)",
     "uncaptured": "decode batches above vLLM's largest CUDA graph, which the calibration run never ran",
     "other-gpu": "another GPU",
     "kv-dtype": "another KV dtype",

@@ -21,8 +21,9 @@ from typing import Any
 
 from offline_bench.core.errors import BenchError
 from offline_bench.predict import accuracy
-from offline_bench.predict.plan import batch_defaults, plan_point
-from offline_bench.predict.replay import Calibrated, graph_limit
+from offline_bench.predict.basis import Basis
+from offline_bench.predict.plan import batch_defaults
+from offline_bench.predict.replay import graph_limit
 from offline_bench.predict.schedsim import simulate
 from offline_bench.predict.stepmodel import StepModel
 from offline_bench.results import build as results
@@ -36,6 +37,8 @@ MAX_NUM_SEQS = [64, 128, 256, 512, 1024]
 MAX_NUM_BATCHED_TOKENS = [2048, 4096, 8192, 16384]
 POOL_FROM = 24  # distinct replays from which they are spread over processes
 SLO_NAMES = {"ttft": "TTFT", "tpot": "TPOT", "e2e": "E2E"}
+PLAN_KNOBS = ("gpu_memory_utilization", "kv_cache_memory_bytes", "max_model_len", "max_num_seqs",
+              "max_num_batched_tokens", "kv_cache_dtype")
 
 
 @dataclass
@@ -121,7 +124,7 @@ def default_max_model_len(workload: TuneWorkload) -> list[int]:
     return [max(256, 1 << (workload_need(workload) - 1).bit_length())]
 
 
-def check_inputs(cal: Calibrated, workload: TuneWorkload, grid: TuneGrid, slo: dict[str, float],
+def check_inputs(basis: Basis, workload: TuneWorkload, grid: TuneGrid, slo: dict[str, float],
                  objective: str) -> None:
     """One line for what no setting can answer, before any replay."""
     need = workload_need(workload)
@@ -129,9 +132,9 @@ def check_inputs(cal: Calibrated, workload: TuneWorkload, grid: TuneGrid, slo: d
     if short:
         raise BenchError(f"--max-model-len {short[0]} is shorter than the workload's longest request ({need} "
                          f"tokens): give values >= {need}")
-    limit = cal.info.max_position_embeddings
+    limit = basis.info.max_position_embeddings
     if limit and need > limit:
-        raise BenchError(f"the workload's longest request ({need} tokens) exceeds {cal.result.model}'s context "
+        raise BenchError(f"the workload's longest request ({need} tokens) exceeds {basis.model}'s context "
                          f"({limit} tokens): shorten --input-len / --output-len")
     if objective in ("goodput", "gpus") and not slo:
         raise BenchError(f"--objective {objective} needs SLOs: add --goodput ttft:MS (and/or tpot:MS, e2e:MS)")
@@ -139,19 +142,17 @@ def check_inputs(cal: Calibrated, workload: TuneWorkload, grid: TuneGrid, slo: d
         raise BenchError("--objective gpus needs --request-rate: the fewest GPUs that keep up with a rate")
 
 
-def tune(cal: Calibrated, workload: TuneWorkload, grid: TuneGrid, slo: dict[str, float] | None = None,
-         pct: float = 99.0, objective: str = "throughput", gpu: str | None = None,
-         workers: int | None = None) -> TuneResult:
-    """Every setting of `grid` predicted for `workload` on `gpu` (default: the calibration's own), scored."""
+def tune(basis: Basis, workload: TuneWorkload, grid: TuneGrid, slo: dict[str, float] | None = None,
+         pct: float = 99.0, objective: str = "throughput", workers: int | None = None) -> TuneResult:
+    """Every setting of `grid` predicted for `workload` on the basis (a calibration run, `basis.from_calibration`,
+    or the reference, `basis.from_reference`), scored against the SLOs and ranked by the objective."""
     t0 = time.perf_counter()
     slo = {k.removesuffix("_ms"): v for k, v in (slo or {}).items()}  # parse_goodput's ttft_ms, or ttft
-    check_inputs(cal, workload, grid, slo, objective)
-    base, target, _moved = cal.on_gpu(gpu)
-    total = target.memory_gib if target is not None else cal.calibration.total_gib
+    check_inputs(basis, workload, grid, slo, objective)
     settings = grid.settings()
     rows, replays, keys = [], {}, []
     for s in settings:
-        row, replay = _plan(cal, base, total, s, workload)
+        row, replay = _plan(basis, s, workload)
         rows.append(row)
         key = None if replay is None else _key(replay)
         if key is not None:
@@ -161,29 +162,25 @@ def tune(cal: Calibrated, workload: TuneWorkload, grid: TuneGrid, slo: dict[str,
     for row, key in zip(rows, keys):
         if key is not None:
             _score(row, outcomes[key], workload, slo, pct)
-            row.expected_error = _expected(cal, row, target is not None, workload, outcomes[key][3])
-    _rank(rows, objective, f"p{pct:g}", batch_defaults(total))
-    out = TuneResult(**results.stamp(), model=cal.result.model, basis=cal.path,
-                     gpu=target.name if target else (cal.result.environment.gpu_name or "cpu"),
+            row.expected_error = _expected(basis, row, workload, outcomes[key][3])
+    _rank(rows, objective, f"p{pct:g}", batch_defaults(basis.total_gib))
+    out = TuneResult(**results.stamp(), model=basis.model, basis=basis.source, gpu=basis.gpu,
                      workload=workload.describe(), slo_ms=slo, percentile=pct, objective=objective,
-                     grid=grid.lists(), settings_searched=len(settings), simulations=len(replays), rows=rows)
+                     grid=grid.lists(), settings_searched=len(settings), simulations=len(replays), rows=rows,
+                     notes=list(basis.notes))
     out.regions = regions(rows, grid)
     out.answer = answer(out)
     best = out.ranked[0] if out.ranked else None
     if best is not None:
-        out.recommended = commands(cal, best.setting)
+        out.recommended = commands(basis, best.setting)
     out.elapsed_s = round(time.perf_counter() - t0, 3)
     return out
 
 
-def _plan(cal: Calibrated, base: StepModel, total: float | None, s: TuneSetting,
-          workload: TuneWorkload) -> tuple[TuneRow, _Replay | None]:
+def _plan(basis: Basis, s: TuneSetting, workload: TuneWorkload) -> tuple[TuneRow, _Replay | None]:
     """The setting's KV plan, and the replay of its share of the workload (None: it would not start)."""
-    ps = cal.settings({k: getattr(s, k) for k in ("gpu_memory_utilization", "kv_cache_memory_bytes",
-                                                   "max_model_len", "max_num_seqs", "max_num_batched_tokens",
-                                                   "kv_cache_dtype")})
-    ps = PlanSettings(**{**ps.model_dump(), "tensor_parallel_size": s.tensor_parallel_size})
-    plan = plan_point(cal.info, ps, cal.calibration.device, total, cal.calibration)
+    ps = PlanSettings(**{**basis.base, **{k: getattr(s, k) for k in PLAN_KNOBS}})
+    plan = basis.plan(ps)
     row = TuneRow(setting=s, status="ok" if plan.fits else "no-start", reason=plan.reason,
                   kv_cache_tokens=plan.kv_cache_tokens, max_concurrency=plan.max_concurrency)
     if not plan.fits:
@@ -197,15 +194,13 @@ def _plan(cal: Calibrated, base: StepModel, total: float | None, s: TuneSetting,
     # need replays the same (one null block besides)
     sizes = sorted((-(-(p + o) // plan.block_size) for p, o in reqs), reverse=True)
     need = sum(sizes[:min(mns, conc or len(sizes))]) + 1
-    kv_scale = cal.info.kv_bytes_per_token(s.kv_cache_dtype) / \
-        cal.info.kv_bytes_per_token(cal.calibration.settings.kv_cache_dtype)
-    model = base.model_copy(update={"kv_scale": kv_scale})
+    model = basis.steps.model_copy(update={"kv_scale": basis.kv_scale(s.kv_cache_dtype)})
     arrivals = arrival_offsets(len(workload.requests), workload.request_rate, workload.burstiness, workload.seed)
     return row, _Replay(requests=reqs, arrivals=arrivals[0::dp] if arrivals else None,
                         num_blocks=min(blocks, need), block_size=plan.block_size,
                         mnbt=plan.max_num_batched_tokens or s.max_num_batched_tokens, mns=mns,
                         mml=s.max_model_len, model=model,
-                        graphs=graph_limit({**cal.resolved, "max_num_seqs": mns}) if model.graph_tokens else 0,
+                        graphs=graph_limit({**basis.resolved, "max_num_seqs": mns}) if model.graph_tokens else 0,
                         concurrency=conc)
 
 
@@ -255,17 +250,16 @@ def _score(row: TuneRow, outcome: Any, workload: TuneWorkload, slo: dict[str, fl
                                                for m, v in row.slo_miss_pct.items())
 
 
-def _expected(cal: Calibrated, row: TuneRow, gpu_moved: bool, workload: TuneWorkload,
-              uncaptured: int) -> dict[str, Any]:
-    s, c = row.setting, cal.calibration.settings
-    changed = {k: getattr(s, k) for k in ("gpu_memory_utilization", "kv_cache_memory_bytes", "max_model_len",
-                                          "max_num_seqs", "max_num_batched_tokens", "kv_cache_dtype")
-               if getattr(s, k) is not None and getattr(s, k) != getattr(c, k)}
-    wl = cal.result.workload
-    moved = workload.requests != [(q.input_tokens, q.output_tokens) for q in cal.result.requests if q.repeat == 0] \
-        or workload.request_rate != wl.request_rate or s.data_parallel_size > 1
-    kinds = accuracy.kinds_of(changed, gpu_moved, row.preemptions or 0, moved,
-                              uncaptured > 0 and cal.steps.uncaptured_ms is None, workload.request_rate is not None)
+def _expected(basis: Basis, row: TuneRow, workload: TuneWorkload, uncaptured: int) -> dict[str, Any]:
+    s = row.setting
+    changed = {k: getattr(s, k) for k in PLAN_KNOBS
+               if getattr(s, k) is not None and getattr(s, k) != basis.base.get(k)}
+    moved = workload.requests != basis.requests or workload.request_rate != basis.request_rate \
+        or s.data_parallel_size > 1
+    kinds = accuracy.kinds_of(changed, basis.gpu_moved, row.preemptions or 0, moved,
+                              uncaptured > 0 and basis.steps.uncaptured_ms is None, workload.request_rate is not None)
+    if basis.reference:
+        kinds.insert(0, "reference")
     e = accuracy.expected(kinds)
     return {k: v for k, v in e.items() if k != "source"}
 
@@ -375,14 +369,14 @@ def describe(s: TuneSetting) -> str:
     return out
 
 
-def commands(cal: Calibrated, s: TuneSetting) -> dict[str, str]:
+def commands(basis: Basis, s: TuneSetting) -> dict[str, str]:
     """The setting as `vllm serve` flags and `LLM(...)` arguments, with the calibration run's other engine
     arguments that change what runs (dummy weights, eager mode, dtype; a preset's server loads dummy weights
     itself)."""
-    model = cal.result.model
+    model = basis.model
     keep = ("enforce_eager", "dtype") if model.startswith("preset:") else ("load_format", "enforce_eager", "dtype")
-    args: dict[str, Any] = {k: cal.result.engine_args.get(k) for k in keep
-                            if cal.result.engine_args.get(k) not in (None, False, "auto")}
+    args: dict[str, Any] = {k: basis.engine_args.get(k) for k in keep
+                            if basis.engine_args.get(k) not in (None, False, "auto")}
     args.update({k: v for k, v in s.model_dump().items() if v is not None and not (
         (k == "kv_cache_dtype" and v == "auto") or (k in ("tensor_parallel_size", "data_parallel_size") and v == 1))})
     flags = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in args.items())

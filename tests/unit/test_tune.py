@@ -9,7 +9,9 @@ import random
 
 import pytest
 
+from offline_bench.core.gpus import gpu_spec
 from offline_bench.predict import schedsim
+from offline_bench.predict.basis import Basis, from_calibration, from_reference, reference, reference_terms
 from offline_bench.predict.replay import Calibrated, predict
 from offline_bench.predict.tune import TuneGrid, TuneWorkload, tune
 from offline_bench.report.formats import render
@@ -27,10 +29,15 @@ def cal() -> Calibrated:
 
 
 @pytest.fixture(scope="module")
-def closed(cal: Calibrated) -> TuneResult:
+def basis(cal: Calibrated) -> Basis:
+    return from_calibration(cal, None)
+
+
+@pytest.fixture(scope="module")
+def closed(basis: Basis) -> TuneResult:
     grid = TuneGrid(max_model_len=[1024, 4096], gpu_memory_utilization=[0.5, 0.9], max_num_seqs=[256, 1024],
                     max_num_batched_tokens=[2048, 8192])
-    return tune(cal, TuneWorkload(BATCH), grid, workers=1)
+    return tune(basis, TuneWorkload(BATCH), grid, workers=1)
 
 
 def test_each_setting_is_what_predict_answers_for_it(cal: Calibrated, closed: TuneResult) -> None:
@@ -64,8 +71,8 @@ def test_ranking_frontier_regions_and_commands(closed: TuneResult) -> None:
     assert best.expected_error["kinds"] and best.expected_error["output_tokens_per_s_pct"] > 0
 
 
-def test_an_slo_no_setting_meets_is_an_answer(cal: Calibrated) -> None:
-    t = tune(cal, TuneWorkload(BATCH[:200], request_rate=20.0), TuneGrid(
+def test_an_slo_no_setting_meets_is_an_answer(basis: Basis) -> None:
+    t = tune(basis, TuneWorkload(BATCH[:200], request_rate=20.0), TuneGrid(
         max_model_len=[1024], gpu_memory_utilization=[0.9], max_num_seqs=[64, 256], max_num_batched_tokens=[8192]),
         slo={"ttft_ms": 1.0, "tpot_ms": 50.0}, workers=1)
     assert all(r.status == "slo" for r in t.rows)
@@ -75,10 +82,10 @@ def test_an_slo_no_setting_meets_is_an_answer(cal: Calibrated) -> None:
     assert t.regions[0].status == "slo" and t.recommended  # the closest's command lines
 
 
-def test_data_parallel_layouts_and_the_fewest_gpus(cal: Calibrated) -> None:
+def test_data_parallel_layouts_and_the_fewest_gpus(basis: Basis) -> None:
     grid = TuneGrid(max_model_len=[1024], gpu_memory_utilization=[0.9], max_num_seqs=[256],
                     max_num_batched_tokens=[8192], layouts=[(1, 1), (1, 2)])
-    t = tune(cal, TuneWorkload(BATCH[:400], request_rate=60.0), grid, slo={"ttft": 2000.0}, objective="gpus",
+    t = tune(basis, TuneWorkload(BATCH[:400], request_rate=60.0), grid, slo={"ttft": 2000.0}, objective="gpus",
              workers=1)
     one, two = sorted(t.rows, key=lambda r: r.setting.gpus)
     assert two.setting.data_parallel_size == 2 and two.ttft_ms["p99"] < one.ttft_ms["p99"]
@@ -126,3 +133,33 @@ def test_the_cli_answers_and_refuses_in_one_line(capsys, tmp_path) -> None:
                        (["--gpu-memory-utilization", "0.5,1.5"], "--gpu-memory-utilization")):
         rc, _, err = cli(capsys, *args, *bad)
         assert words in one_error_line(rc, err)
+
+
+def test_the_reference_is_the_h200_calibration_and_reproduces_it(basis: Basis) -> None:
+    """reference.json is what `reference_terms` makes of the committed H200 run (it cannot go stale), and scaled to
+    that run's own model and GPU it gives back that run's step cost and, through the model-based KV plan, its
+    answers within the plan's error."""
+    terms = json.loads(json.dumps(reference_terms(Calibrated(H200))))
+    assert reference() == {**terms, "source": "docs/results/h200-predict/measured/gmu-0.9.json.gz"}
+    ref = from_reference("preset:llama-3.1-8b", basis.info, gpu_spec("h200"))
+    assert ref.reference and not ref.gpu_moved and ref.calibration is None
+    for term in ("fixed_ms", "per_prefill_token_ms", "per_kv_token_ms", "per_decode_token_ms", "uncaptured_ms"):
+        assert getattr(ref.steps, term) == pytest.approx(getattr(basis.steps, term), rel=1e-3), term
+    grid = TuneGrid(max_model_len=[1024], gpu_memory_utilization=[0.5, 0.9], max_num_seqs=[256, 1024],
+                    max_num_batched_tokens=[8192])
+    a, b = (tune(x, TuneWorkload(BATCH), grid, workers=1) for x in (basis, ref))
+    for x, y in zip(a.rows, b.rows):
+        assert y.output_tokens_per_s == pytest.approx(x.output_tokens_per_s, rel=0.02)
+    assert b.ranked[0].expected_error["unmeasured"] == ["reference"] and "No calibration run" in b.notes[0]
+
+
+def test_without_a_calibration_the_model_and_gpu_are_needed(capsys) -> None:
+    assert "without --calibrate, give --model, --input-len and --output-len" in one_error_line(
+        *cli(capsys, "tune", "--model", "preset:llama-3.1-8b")[::2])
+    rc, out, err = cli(capsys, "tune", "--model", "preset:qwen3-30b-a3b", "--gpu", "h100-sxm", "--input-len", "512",
+                       "--output-len", "256", "--num-prompts", "200", "--max-num-seqs", "256",
+                       "--gpu-memory-utilization", "0.9", "--format", "json")
+    assert rc == 0, err
+    t = json.loads(out)
+    assert t["gpu"] == "h100-sxm" and t["basis"].startswith("reference calibration")
+    assert sorted(r["rank"] for r in t["rows"]) == [1, 2, 3, 4]

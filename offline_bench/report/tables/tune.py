@@ -115,5 +115,6 @@ def _expected(r: TuneRow) -> str:
                      (("output_tokens_per_s", "output tok/s"), ("tpot_p50", "TPOT p50"), ("ttft_p50", "TTFT p50"))
                      if e.get(m + "_pct") is not None)
     kinds = ", ".join(e.get("kinds") or []) or "the calibration's own settings"
+    never = f"; never measured: {', '.join(e['unmeasured'])}" if e.get("unmeasured") else ""
     return (f"Expected error of the top row ({kinds}): {figs or 'never measured for this kind of change'} "
-            "(largest misses on measured points, docs/results/prediction-accuracy.md).")
+            f"(largest misses on measured points, docs/results/prediction-accuracy.md){never}.")
