@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Annotated, Optional
 
@@ -41,23 +42,25 @@ class TuneKnobs:
     max_num_seqs: o.CountList = None
     max_num_batched_tokens: o.LengthList = None
     kv_cache_dtype: o.KvDtypeList = None
-    gpus: Annotated[int, Opt("--gpus", help="GPUs available: data-parallel layouts of the calibration's TP up to "
-                                            "this many are searched."), o.SIZES] = 1
+    gpus: Annotated[Optional[int], Opt("--gpus", help="GPUs available: data-parallel layouts of the calibration's "
+                                                      "TP up to this many are searched (default: its TP)."),
+                    o.SIZES] = None
 
-    def grid(self, workload: tune_mod.TuneWorkload, tp: int) -> tune_mod.TuneGrid:
+    def grid(self, workload: tune_mod.TuneWorkload, tp: int, limit: int | None) -> tune_mod.TuneGrid:
         given = {k: sweep_mod.parse_list(k, v) for k, v in dataclasses.asdict(self).items()
                  if v is not None and k != "gpus"}
         if "gpu_memory_utilization" in given and "kv_cache_memory_bytes" in given:
             raise BenchError("give --gpu-memory-utilization or --kv-cache-memory-bytes, not both")
         if "kv_cache_memory_bytes" not in given:
             given.setdefault("gpu_memory_utilization", list(tune_mod.GMU))
-        given.setdefault("max_model_len", tune_mod.default_max_model_len(workload))
+        given.setdefault("max_model_len", tune_mod.default_max_model_len(workload, limit))
         for k in given:  # every value passes the checks a run makes (one line if not)
             for value in given[k]:
                 EngineConfig(**{k: value}).validate_values()
-        if self.gpus % tp:
-            raise BenchError(f"--gpus {self.gpus} is not a multiple of the calibration's tensor parallel size {tp}")
-        return tune_mod.TuneGrid(**given, layouts=[(tp, d) for d in range(1, self.gpus // tp + 1)])
+        gpus = self.gpus or tp
+        if gpus % tp:
+            raise BenchError(f"--gpus {gpus} is not a multiple of the calibration's tensor parallel size {tp}")
+        return tune_mod.TuneGrid(**given, layouts=[(tp, d) for d in range(1, gpus // tp + 1)])
 
 
 @command()
@@ -106,12 +109,13 @@ def tune(
     cal, basis = basis_mod.basis_for(calibrate, model, gpu, input_len, output_len)
     reqs = predict_mod.workload_requests(cal.result, num_prompts, input_len, output_len) if cal else \
         [(input_len, output_len)] * (num_prompts or 1000)
-    workload = tune_mod.TuneWorkload(reqs, request_rate, burstiness, seed, concurrency)
-    grid = knobs.grid(workload, basis.tp)
+    rate = None if request_rate is None or math.isinf(request_rate) else request_rate  # inf: all at once
+    workload = tune_mod.TuneWorkload(reqs, rate, burstiness, seed, concurrency)
+    grid = knobs.grid(workload, basis.tp, basis.info.max_position_embeddings)
     if verify:
         check_writable(verify_dir, "--verify-dir", is_dir=True)
         wl = verify_mod.verify_workload(cal, workload, input_len, output_len, verify_repeats)
-        base = verify_mod.base_config(basis.model, basis.engine_args, wl, slo)
+        base = verify_mod.base_config(basis.model, basis.engine_args, wl, slo, concurrency)
     result = tune_mod.tune(basis, workload, grid, slo, slo_percentile, objective)
     if verify:
         if gpu is not None:

@@ -14,18 +14,19 @@ from offline_bench.predict.replay import Calibrated
 from offline_bench.predict.tune import TuneWorkload
 from offline_bench.results.load import load_as
 from offline_bench.results.stats import percentile
-from offline_bench.results.tune import Measured, TuneResult, TuneRow
+from offline_bench.results.tune import Measured, TuneResult, TuneRow, distinct
 
 KNOBS = ("gpu_memory_utilization", "kv_cache_memory_bytes", "max_model_len", "max_num_seqs", "max_num_batched_tokens",
          "kv_cache_dtype", "tensor_parallel_size", "data_parallel_size")
 
 
-def base_config(model: str, engine_args: dict, workload: WorkloadConfig, slo: dict[str, float] | None) -> RunConfig:
+def base_config(model: str, engine_args: dict, workload: WorkloadConfig, slo: dict[str, float] | None,
+                concurrency: int | None = None) -> RunConfig:
     """The calibration run's engine arguments (as it passed them; none for the reference) with the tune's
-    workload."""
+    workload (and its in-flight cap)."""
     args = {k: v for k, v in engine_args.items() if k in EngineConfig.model_fields and k != "engine_args"}
     engine = EngineConfig(**{**args, "model": model})
-    return RunConfig(engine=engine, workload=workload, goodput_slo_ms=slo or None)
+    return RunConfig(engine=engine, workload=workload, goodput_slo_ms=slo or None, concurrency=concurrency)
 
 
 def point_config(base: RunConfig, row: TuneRow) -> RunConfig:
@@ -61,8 +62,9 @@ def measured(path: Path, pct: float) -> Measured:
 
 def verify(t: TuneResult, base: RunConfig, k: int, out_dir: str | Path, timeout_s: float | None = None,
            on_point: Callable[[int, int, str, str], None] | None = None) -> TuneResult:
-    """Measure the top `k` ranked settings (results in out_dir, one file each) and judge the answer."""
-    rows = t.ranked[:k]
+    """Measure the top `k` distinct predictions (settings predicted alike are measured once: the best-ranked of
+    them), results in out_dir, one file each, and judge the answer."""
+    rows = [r for r, _ in distinct(t.ranked, f"p{t.percentile:g}")][:k]
     if not rows:
         raise BenchError("nothing to verify: no setting of the grid would start")
     out = Path(out_dir)
@@ -78,13 +80,29 @@ def verify(t: TuneResult, base: RunConfig, k: int, out_dir: str | Path, timeout_
     return t
 
 
+def meets(m: Measured, slo: dict[str, float]) -> bool:
+    """Does a measured setting meet every SLO at the tune's percentile?"""
+    return all(getattr(m, f"{k}_ms") is not None and getattr(m, f"{k}_ms") <= v for k, v in slo.items())
+
+
 def judge(t: TuneResult, rows: list[TuneRow]) -> dict:
-    """Does the answer stand? The measured best against the predicted best, by the objective's measured figure."""
+    """Does the answer stand? Among the measured settings that meet the SLOs as measured, the best by the
+    objective's measured figure (gpus: the fewest GPUs, then output tok/s) against the predicted best."""
     key = "goodput_requests_per_s" if t.objective == "goodput" else "output_tokens_per_s"
     done = [r for r in rows if r.measured and r.measured.error is None and getattr(r.measured, key) is not None]
     if not done or rows[0] not in done:
         return {"stands": None, "verdict": "the predicted best could not be measured: nothing to judge"}
     top = rows[0]
+    if not meets(top.measured, t.slo_ms):
+        return {"stands": False, "metric": key, "measured_best_rank": None, "noise_ci95": None,
+                "verdict": f"does not stand: the predicted best misses an SLO as measured (TTFT "
+                           f"{top.measured.ttft_ms} ms, TPOT {top.measured.tpot_ms} ms at p{t.percentile:g})"}
+    done = [r for r in done if meets(r.measured, t.slo_ms)]
+    if t.objective == "gpus":
+        done = [r for r in done if r.setting.gpus == min(x.setting.gpus for x in done)]
+        if top not in done:
+            return {"stands": False, "metric": "gpus", "measured_best_rank": done[0].rank, "noise_ci95": None,
+                    "verdict": f"does not stand: rank {done[0].rank} meets the SLOs on fewer GPUs as measured"}
     best = max(done, key=lambda r: getattr(r.measured, key))
     value, top_value = getattr(best.measured, key), getattr(top.measured, key)
     ci = _ci_half(top.measured.path, key)
@@ -116,5 +134,5 @@ def verify_workload(cal: Calibrated | None, w: TuneWorkload, input_len: int | No
                          "ran a prompt file)")
     return WorkloadConfig(num_prompts=len(w.requests), input_len=input_len or wl.input_len or 128,
                           output_len=output_len or wl.output_len or 128, seed=w.seed, ignore_eos=True,
-                          temperature=wl.temperature, top_p=wl.top_p, request_rate=w.request_rate,
-                          burstiness=w.burstiness, repeats=repeats)
+                          range_ratio=0.0 if input_len else wl.range_ratio or 0.0, temperature=wl.temperature,
+                          top_p=wl.top_p, request_rate=w.request_rate, burstiness=w.burstiness, repeats=repeats)

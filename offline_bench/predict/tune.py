@@ -100,6 +100,7 @@ class _Replay:
     model: StepModel
     graphs: int
     concurrency: int | None
+    share: int = 1  # every share-th request of the workload (a data-parallel replica's)
 
     def run(self) -> tuple[list[tuple[float, float | None, float]], float, int, int]:
         """(per request (TTFT s, TPOT s, E2E s), duration s, preemptions, decode steps above the graphs)."""
@@ -119,9 +120,11 @@ def workload_need(workload: TuneWorkload) -> int:
     return max(p + o for p, o in workload.requests)
 
 
-def default_max_model_len(workload: TuneWorkload) -> list[int]:
-    """The smallest power of two (>= 256) that holds the workload's longest request."""
-    return [max(256, 1 << (workload_need(workload) - 1).bit_length())]
+def default_max_model_len(workload: TuneWorkload, limit: int | None = None) -> list[int]:
+    """The smallest power of two (>= 256) that holds the workload's longest request, at most the model's context."""
+    need = workload_need(workload)
+    mml = max(256, 1 << (need - 1).bit_length())
+    return [max(need, min(mml, limit)) if limit else mml]
 
 
 def check_inputs(basis: Basis, workload: TuneWorkload, grid: TuneGrid, slo: dict[str, float],
@@ -136,9 +139,13 @@ def check_inputs(basis: Basis, workload: TuneWorkload, grid: TuneGrid, slo: dict
     if limit and need > limit:
         raise BenchError(f"the workload's longest request ({need} tokens) exceeds {basis.model}'s context "
                          f"({limit} tokens): shorten --input-len / --output-len")
+    over = [m for m in grid.max_model_len if limit and m > limit]
+    if over:
+        raise BenchError(f"--max-model-len {over[0]} exceeds {basis.model}'s context ({limit} tokens): give values "
+                         f"<= {limit}")
     if objective in ("goodput", "gpus") and not slo:
         raise BenchError(f"--objective {objective} needs SLOs: add --goodput ttft:MS (and/or tpot:MS, e2e:MS)")
-    if objective == "gpus" and workload.request_rate is None:
+    if objective == "gpus" and (workload.request_rate is None or math.isinf(workload.request_rate)):
         raise BenchError("--objective gpus needs --request-rate: the fewest GPUs that keep up with a rate")
 
 
@@ -185,9 +192,14 @@ def _plan(basis: Basis, s: TuneSetting, workload: TuneWorkload) -> tuple[TuneRow
                   kv_cache_tokens=plan.kv_cache_tokens, max_concurrency=plan.max_concurrency)
     if not plan.fits:
         return row, None
+    blocks, longest = plan.num_blocks or 0, -(-workload_need(workload) // plan.block_size)
+    if longest > blocks - 1:  # vLLM keeps one block back (the null block): the longest request must fit the rest
+        row.status, row.reason = "no-start", (
+            f"the longest request needs {longest} blocks of {plan.block_size} tokens, the cache holds {blocks} and "
+            "vLLM keeps one back: raise --gpu-memory-utilization or --kv-cache-memory-bytes")
+        return row, None
     dp = s.data_parallel_size
     reqs = workload.requests[0::dp]  # replica 0's share (round robin): the replicas are alike
-    blocks = plan.num_blocks or 0
     mns = plan.max_num_seqs or s.max_num_seqs
     conc = None if workload.concurrency is None else -(-workload.concurrency // dp)
     # at most min(max_num_seqs, in flight) requests hold blocks at once: a cache larger than the largest of them
@@ -201,12 +213,13 @@ def _plan(basis: Basis, s: TuneSetting, workload: TuneWorkload) -> tuple[TuneRow
                         mnbt=plan.max_num_batched_tokens or s.max_num_batched_tokens, mns=mns,
                         mml=s.max_model_len, model=model,
                         graphs=graph_limit({**basis.resolved, "max_num_seqs": mns}) if model.graph_tokens else 0,
-                        concurrency=conc)
+                        concurrency=conc, share=dp)
 
 
 def _key(r: _Replay) -> tuple:
-    # max_model_len only refuses requests longer than it (checked before): not part of the replay
-    return (len(r.requests), r.num_blocks, r.block_size, r.mnbt, r.mns, r.model.kv_scale, r.graphs, r.concurrency)
+    # max_model_len only refuses requests longer than it (checked before): not part of the replay; the workload is
+    # the same for every setting, and `share` (the data-parallel size) decides which part of it a replica replays
+    return (r.share, r.num_blocks, r.block_size, r.mnbt, r.mns, r.model.kv_scale, r.graphs, r.concurrency)
 
 
 def _run_all(items: list[tuple[tuple, _Replay]], workers: int | None) -> dict[tuple, Any]:
@@ -229,16 +242,15 @@ def _dist(values: Iterable[float | None], q: str, pct: float) -> dict[str, float
 
 def _score(row: TuneRow, outcome: Any, workload: TuneWorkload, slo: dict[str, float], pct: float) -> None:
     per, duration, preemptions, _unc = outcome
-    dp = row.setting.data_parallel_size
     q = f"p{pct:g}"
-    out_tokens = sum(o for _, o in workload.requests[0::dp])
-    row.output_tokens_per_s = round(dp * out_tokens / duration, 3)
+    scale = len(workload.requests) / len(per)  # replica 0 replayed its share: the replicas together, all of it
+    row.output_tokens_per_s = round(sum(o for _, o in workload.requests) / duration, 3)
     row.ttft_ms, row.tpot_ms, row.e2e_ms = (_dist((p[i] for p in per), q, pct) for i in range(3))
-    row.preemptions = preemptions * dp
+    row.preemptions = round(preemptions * scale)
     if slo:
         good = sum(all(v is None or 1000.0 * v <= slo[m] for m, v in zip(("ttft", "tpot", "e2e"), p) if m in slo)
                    for p in per)
-        row.goodput_requests_per_s = round(dp * good / duration, 3)
+        row.goodput_requests_per_s = round(scale * good / duration, 3)
         row.good_requests_pct = round(100.0 * good / len(per), 2)
         for m, limit in slo.items():
             value = getattr(row, f"{m}_ms").get(q)
@@ -312,12 +324,25 @@ REGION_KNOBS = ("gpu_memory_utilization", "kv_cache_memory_bytes", "max_model_le
                 "max_num_batched_tokens", "kv_cache_dtype", "tensor_parallel_size", "data_parallel_size")
 
 
+NO_START = (("no memory left", "no memory left for the KV cache (weights + activation + non-torch)"),
+            ("one request of max_model_len", "the cache cannot hold one request of max_model_len"),
+            ("the longest request needs", "the cache cannot hold the workload's longest request"))
+
+
 def _reason_class(r: TuneRow) -> tuple[str, str]:
     if r.status == "no-start":
-        return "no-start", (r.reason or "would not start").split(":")[0]
+        why = r.reason or "would not start"
+        return "no-start", next((text for start, text in NO_START if why.startswith(start)), why.split(":")[0])
     if r.status == "slo":
         return "slo", "misses " + " and ".join(SLO_NAMES[m] for m in r.slo_miss_pct)
-    return "preempts", "preempts (recomputes evicted requests): meets the SLOs, but below its best"
+    return "preempts", "preempts (recomputes evicted requests): slower than the same setting with more KV cache"
+
+
+def _sorted(values: set) -> list:
+    try:
+        return sorted(values)
+    except TypeError:  # None beside numbers
+        return sorted(values, key=str)
 
 
 def regions(rows: list[TuneRow], grid: TuneGrid) -> list[Region]:
@@ -329,7 +354,7 @@ def regions(rows: list[TuneRow], grid: TuneGrid) -> list[Region]:
             groups.setdefault(_reason_class(r), []).append(r)
     varied = [k for k in REGION_KNOBS if len({getattr(r.setting, k) for r in rows}) > 1]
     return [Region(status=st, reason=why, count=len(rs),
-                   spans={k: sorted({getattr(r.setting, k) for r in rs}, key=str) for k in varied})
+                   spans={k: _sorted({getattr(r.setting, k) for r in rs}) for k in varied})
             for (st, why), rs in sorted(groups.items(), key=lambda kv: -len(kv[1]))]
 
 
@@ -347,8 +372,9 @@ def answer(t: TuneResult) -> str:
         alike = sum(r.output_tokens_per_s == b.output_tokens_per_s and r.ttft_ms.get(q) == b.ttft_ms.get(q)
                     and r.tpot_ms.get(q) == b.tpot_ms.get(q) for r in ranked) - 1
         same = f" {alike} other settings predict the same (at this load those knobs do not matter)." if alike else ""
+        tpot = f", TPOT {q} {b.tpot_ms[q]:,.2f} ms" if q in b.tpot_ms else ""
         return (f"Best of {t.settings_searched} settings: {describe(b.setting)}: {what} predicted, TTFT {q} "
-                f"{b.ttft_ms.get(q, 0):,.1f} ms, TPOT {q} {b.tpot_ms.get(q, 0):,.2f} ms.{same}")
+                f"{b.ttft_ms.get(q, 0):,.1f} ms{tpot}.{same}")
     if not ranked:
         return f"None of the {t.settings_searched} settings would start: see the rejected regions."
     c = ranked[0]
@@ -374,13 +400,17 @@ def commands(basis: Basis, s: TuneSetting) -> dict[str, str]:
     arguments that change what runs (dummy weights, eager mode, dtype; a preset's server loads dummy weights
     itself)."""
     model = basis.model
-    keep = ("enforce_eager", "dtype") if model.startswith("preset:") else ("load_format", "enforce_eager", "dtype")
-    args: dict[str, Any] = {k: basis.engine_args.get(k) for k in keep
-                            if basis.engine_args.get(k) not in (None, False, "auto")}
+    skip = {"model", "tokenizer", "seed", "disable_log_stats", "enable_logging_iteration_details", "engine_args",
+            *s.model_dump(), *(("load_format",) if model.startswith("preset:") else ())}
+    args: dict[str, Any] = {k: v for k, v in basis.engine_args.items() if k not in skip and not (
+        v is None or v is False or v == "auto" or (type(v) is int and v == 1))}
     args.update({k: v for k, v in s.model_dump().items() if v is not None and not (
         (k == "kv_cache_dtype" and v == "auto") or (k in ("tensor_parallel_size", "data_parallel_size") and v == 1))})
     flags = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in args.items())
     serve = (f"offline-bench serve-preset {model.split(':', 1)[1]} {flags}" if model.startswith("preset:")
              else f"vllm serve {model} {flags}")
-    llm = "LLM(model={!r}, {})".format(model, ", ".join(f"{k}={v!r}" for k, v in args.items()))
+    per_replica = {k: v for k, v in args.items() if k != "data_parallel_size"}
+    llm = "LLM(model={!r}, {})".format(model, ", ".join(f"{k}={v!r}" for k, v in per_replica.items()))
+    if s.data_parallel_size > 1:  # vLLM's LLM class takes no data_parallel_size: one per replica
+        llm += f" in each of {s.data_parallel_size} processes, one per GPU group (offline-bench run -dp does this)"
     return {"vllm serve": serve, "LLM(...)": llm}

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from offline_bench.report import charts
 from offline_bench.report.htmlparts import esc, num, table
-from offline_bench.report.tables.tune import SHORT, distinct, varied
-from offline_bench.results.tune import TuneResult
+from offline_bench.report.tables.tune import SHORT, varied
+from offline_bench.results.tune import TuneResult, distinct
 
 TOP = 15
 
@@ -43,7 +43,8 @@ def tune_body(t: TuneResult, anchor: str) -> str:
 def _context(t: TuneResult) -> str:
     slo = ", ".join(f"{k} {v:g} ms" for k, v in t.slo_ms.items()) or "none"
     w = t.workload
-    rate = f" at {w['request_rate']:g} req/s" if w.get("request_rate") else ", a closed batch"
+    rate = f" at {w['request_rate']:g} req/s" if w.get("request_rate") else \
+        f", {w['concurrency']} in flight" if w.get("concurrency") else ", a closed batch"
     return (f"Predicted for {t.gpu} from {t.basis}: {w['num_prompts']} requests{rate}; SLOs at "
             f"p{t.percentile:g}: {slo}; objective {t.objective}; {t.settings_searched} settings in "
             f"{t.elapsed_s:.1f} s.")

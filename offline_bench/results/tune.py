@@ -106,3 +106,14 @@ class TuneResult(BaseModel):
     @property
     def ranked(self) -> list[TuneRow]:
         return sorted((r for r in self.rows if r.rank is not None), key=lambda r: r.rank or 0)
+
+
+def distinct(rows: list[TuneRow], q: str) -> list[tuple[TuneRow, int]]:
+    """The ranked rows whose prediction differs from every better-ranked one, each with how many it stands for
+    (settings predicted alike: the same throughput, latency and preemptions)."""
+    out: dict[tuple, list] = {}
+    for r in rows:
+        sig = (r.status, r.output_tokens_per_s, r.ttft_ms.get(q), r.tpot_ms.get(q), r.preemptions,
+               r.measured is not None)
+        out.setdefault(sig, [r, 0])[1] += 1
+    return [(r, n) for r, n in out.values()]

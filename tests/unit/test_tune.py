@@ -10,6 +10,7 @@ import random
 import pytest
 
 from offline_bench.core.gpus import gpu_spec
+from offline_bench.measure.tune import base_config, verify_workload
 from offline_bench.predict import schedsim
 from offline_bench.predict.basis import Basis, from_calibration, from_reference, reference, reference_terms
 from offline_bench.predict.replay import Calibrated, predict
@@ -163,3 +164,34 @@ def test_without_a_calibration_the_model_and_gpu_are_needed(capsys) -> None:
     t = json.loads(out)
     assert t["gpu"] == "h100-sxm" and t["basis"].startswith("reference calibration")
     assert sorted(r["rank"] for r in t["rows"]) == [1, 2, 3, 4]
+
+
+def test_each_data_parallel_size_replays_its_own_share(basis: Basis) -> None:
+    """Replicas replay every dp-th request: DP 5 and DP 6 of 20 requests differ, and each equals a search of its
+    layout alone (no replay shared across sizes)."""
+    wl = TuneWorkload([(512, 256)] * 19 + [(2000, 48)], request_rate=4.0)
+    one = dict(max_model_len=[4096], gpu_memory_utilization=[0.9], max_num_seqs=[256], max_num_batched_tokens=[8192])
+    together = tune(basis, wl, TuneGrid(**one, layouts=[(1, d) for d in range(1, 9)]), workers=1)
+    for row in together.rows:
+        alone = tune(basis, wl, TuneGrid(**one, layouts=[(1, row.setting.data_parallel_size)]), workers=1).rows[0]
+        assert (row.output_tokens_per_s, row.ttft_ms, row.preemptions) == \
+            (alone.output_tokens_per_s, alone.ttft_ms, alone.preemptions)
+    assert together.simulations == 8
+
+
+def test_a_cache_of_exactly_one_request_would_not_start(basis: Basis) -> None:
+    """vLLM keeps one block back: 48 blocks cannot hold a 48-block request (the plan alone would say it fits)."""
+    t = tune(basis, TuneWorkload([(512, 256)] * 50), TuneGrid(max_model_len=[768], kv_cache_memory_bytes=[
+        48 * 16 * 131072, 4 * 2**30], max_num_seqs=[256], max_num_batched_tokens=[8192]), workers=1)
+    small, big = sorted(t.rows, key=lambda r: r.setting.kv_cache_memory_bytes)
+    assert small.status == "no-start" and "vLLM keeps one back" in small.reason and big.status == "ok"
+    assert t.regions[0].reason == "the cache cannot hold the workload's longest request"
+
+
+def test_verify_runs_the_workload_that_was_predicted(cal: Calibrated) -> None:
+    wl = TuneWorkload([(512, 256)] * 40, request_rate=None, concurrency=8)
+    w = verify_workload(cal, wl, None, None, 2)
+    base = base_config(cal.result.model, cal.result.engine_args, w, {"ttft_ms": 500.0}, wl.concurrency)
+    assert base.concurrency == 8 and base.workload.num_prompts == 40 and base.workload.repeats == 2
+    assert (base.workload.input_len, base.workload.output_len) == (512, 256)
+    assert base.engine.model == "preset:llama-3.1-8b" and base.engine.load_format == "dummy"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from offline_bench.report.table import Column, Document, Item, Table, Text, decimals, fmt, heading
-from offline_bench.results.tune import TuneResult, TuneRow
+from offline_bench.results.tune import TuneResult, TuneRow, distinct
 
 SHORT = {"gpu_memory_utilization": "gmu", "kv_cache_memory_bytes": "KV bytes", "max_model_len": "max len",
          "max_num_seqs": "max seqs", "max_num_batched_tokens": "batched tok", "kv_cache_dtype": "KV dtype",
@@ -87,18 +87,11 @@ ALIKE = ("+ alike: lower-ranked settings predicted the same (same throughput, la
          "json has every row.")
 
 
-def distinct(rows: list[TuneRow], q: str) -> list[tuple[TuneRow, int]]:
-    """The ranked rows whose prediction differs from every better-ranked one, each with how many it stands for."""
-    out: dict[tuple, list] = {}
-    for r in rows:
-        sig = (r.status, r.output_tokens_per_s, r.ttft_ms.get(q), r.tpot_ms.get(q), r.preemptions,
-               r.measured is not None)
-        out.setdefault(sig, [r, 0])[1] += 1
-    return [(r, n) for r, n in out.values()]
-
-
 def _span(values: list) -> str:
     return ",".join(str(v) for v in values)
+
+
+__all__ = ["SHORT", "distinct", "document", "varied"]
 
 
 def _workload(t: TuneResult) -> str:
