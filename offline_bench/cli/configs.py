@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from offline_bench.cli import options as o
-from offline_bench.core.config import EngineConfig, WorkloadConfig, parse_bytes, parse_engine_arg, parse_goodput
+from offline_bench.core.config import EngineConfig, Prices, WorkloadConfig, parse_bytes, parse_engine_arg, parse_goodput
 from offline_bench.core.errors import BenchError
 from offline_bench.model.limits import check_model
 from offline_bench.workloads.requests import check_workload, prompt_source
@@ -84,6 +84,16 @@ def _json_flag(text: str | None) -> dict[str, Any] | None:
     except json.JSONDecodeError as e:
         raise BenchError(f"--compilation-config is not valid JSON ({e.msg}): e.g. "
                          '\'{"pass_config": {"fuse_allreduce_rms": false}}\'') from None
+
+
+@dataclass
+class CostFlags:
+    """What a GPU-hour and a kWh cost: the result's USD per million output tokens (results.energy)."""
+    gpu_hour_cost: o.GpuHourCost = None
+    kwh_cost: o.KwhCost = None
+
+    def to_prices(self) -> Prices | None:
+        return Prices.given(self.gpu_hour_cost, self.kwh_cost)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from offline_bench.cli.configs import EngineFlags, ParallelFlags, WorkloadFlags
+from offline_bench.cli.configs import CostFlags, EngineFlags, ParallelFlags, WorkloadFlags
 from offline_bench.cli.flags import Omit, command
 from offline_bench.cli.options import INTS, LEVELS, OUT, Fmt, GpuName, Html, MeasureGpu, Opt, Output, PlotOut, Verbose
 from offline_bench.cli.terminal import finish, print_results, run_progress, write_file, write_html
@@ -37,7 +37,8 @@ def run(
                                                    "--request-rate: at most N, as vllm bench serve's "
                                                    "--max-concurrency); a comma list runs each level in the same "
                                                    "engine."), LEVELS] = None,
-    parallel: ParallelFlags, output: Output = None, fmt: Fmt("run") = "table", verbose: Verbose = False,
+    parallel: ParallelFlags, cost: CostFlags, output: Output = None, fmt: Fmt("run") = "table",
+    verbose: Verbose = False,
     save_log: Annotated[Optional[str], Opt(help="Also write the engine's raw log to this file (also when the "
                                                 "engine fails to start or the run is interrupted)."),
                         v.Text("engine.log")] = None,
@@ -64,7 +65,7 @@ def run(
     ecfg = engine.to_config(parallel)
     wl = workload.to_config(seed=engine.seed, num_prompts=levels[0].num_prompts, request_rate=levels[0].request_rate)
     cfg = RunConfig(engine=ecfg, workload=wl, concurrency=levels[0].concurrency, verbose=verbose,
-                    goodput_slo_ms=workload.slo(), step_timeline=step_timeline)
+                    goodput_slo_ms=workload.slo(), step_timeline=step_timeline, prices=cost.to_prices())
     check_writable(output, "--output")
     check_writable(save_log, "--save-log")
     check_writable(html, "--html")

@@ -20,13 +20,10 @@ Opt = typer.Option
 
 # validators the options share
 PATH, OUT, MODEL = v.Text("FILE"), v.Text("out.json"), v.Text("preset:tiny-llama")
-POSITIVE = v.positive_int("8")
-SIZES = v.positive_int("2")
-LENGTH = v.positive_int("4096")
+POSITIVE, SIZES, LENGTH = v.positive_int("8"), v.positive_int("2"), v.positive_int("4096")
 SECONDS, MEMORY_GIB = v.positive_number("300", what="positive (seconds)"), v.positive_number("79.18")
 GMU, BYTES = v.fraction("0.9"), v.ByteSize("64MiB")
-DTYPES = v.Choice("auto", "half", "float16", "bfloat16", "float", "float32")  # vLLM's ModelDType
-KV_DTYPE = v.name("fp8")
+DTYPES, KV_DTYPE = v.Choice("auto", "half", "float16", "bfloat16", "float", "float32"), v.name("fp8")  # vLLM's
 INTS = v.int_list("1,8,32")
 LEVELS = v.int_list("1,10,64", what="positive integers")  # in the words of workloads.levels
 RATE = v.positive_number("20", inf=True)
@@ -138,6 +135,10 @@ Html = Annotated[Optional[str], Opt("--html", help="Also write a self-contained 
 ApiKey = Annotated[Optional[str], Opt("--api-key", help="Bearer key (default: $OPENAI_API_KEY). Never stored.",
                                       show_default=False), KEY]
 Timeout = Annotated[float, Opt(help="Seconds to wait for a response."), SECONDS]
+GpuHourCost = Annotated[Optional[str], Opt(help="USD per GPU-hour (2.49), or per GPU (h100-sxm=2.49,h200=3.50): "
+                                                "$ per million output tokens."), v.GpuPrices("2.49")]
+KwhCost = Annotated[Optional[float], Opt(help="USD per kWh: the GPUs' energy $ per million output tokens (NVML)."),
+                    v.positive_number("0.12")]
 GpuName = Annotated[Optional[str], Opt("--gpu", help="GPU from the built-in table (default: detected)."), GPU]
 MeasureGpu = Annotated[bool, Opt(help="Measure bandwidth and bf16 rate on this GPU instead of the datasheet.")]
 

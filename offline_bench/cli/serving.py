@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from offline_bench.cli import options as o
-from offline_bench.cli.configs import EngineFlags, WorkloadFlags
+from offline_bench.cli.configs import CostFlags, EngineFlags, WorkloadFlags
 from offline_bench.cli.flags import Omit, command
 from offline_bench.cli.options import ApiKey, Fmt, Gmu, KvBytes, Mml, Opt, Seed, Timeout
 from offline_bench.cli.terminal import finish, print_results
@@ -45,7 +45,7 @@ def serve_probe(
                                                 "concurrent streams, temperature 0.8)."), SCENARIO] = None,
     output: Annotated[o.Dest, Opt("--output", "-o", "--output-json", help="JSON file; with several levels, '-cN' "
                                                                          "(or '-rR') is added before .json.")] = None,
-    fmt: Fmt("run") = "table",
+    fmt: Fmt("run") = "table", cost: CostFlags,
 ) -> None:
     """Measure a running OpenAI-compatible server, as `run` does.
 
@@ -69,7 +69,8 @@ def serve_probe(
     wl = workload.to_config(seed=seed, num_prompts=levels[0].num_prompts, request_rate=levels[0].request_rate)
     cfg = serving.ProbeConfig(base_url=base_url, served_model_name=served_model_name,
                               api_key=serving.api_key_from_env(api_key), chat=chat, timeout_s=timeout, workload=wl,
-                              goodput_slo_ms=workload.slo(), client_processes=client_processes)
+                              goodput_slo_ms=workload.slo(), client_processes=client_processes,
+                              prices=cost.to_prices())
     cfg.check()
     check_writable(output, "--output")
     finish(print_results("run", fmt, serving.probe_levels(cfg, levels, tokenizer, output)))

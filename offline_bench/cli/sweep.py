@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from offline_bench.cli import options as o
-from offline_bench.cli.configs import EngineFlags, ParallelFlags, WorkloadFlags
+from offline_bench.cli.configs import CostFlags, EngineFlags, ParallelFlags, WorkloadFlags
 from offline_bench.cli.flags import command
 from offline_bench.cli.options import Fmt, Html, Opt
 from offline_bench.cli.terminal import finish, sweep_progress, write_html
@@ -81,7 +81,7 @@ def sweep(
     fresh_process_per_point: Annotated[bool, Opt(help="Every point in a process of its own (default: one worker "
                                                       "process runs the points, replaced after a failure).")]
     = False,
-    parallel: ParallelFlags, html: Html = None, fmt: Fmt("sweep") = "md",
+    parallel: ParallelFlags, cost: CostFlags, html: Html = None, fmt: Fmt("sweep") = "md",
 ) -> None:
     """Run a grid of engine settings, a fresh engine per point.
 
@@ -113,7 +113,7 @@ def sweep(
     rates = {} if workload.request_rate is None else {"request_rate": workload.request_rate}
     cfg = RunConfig(engine=engine.base(parallel),
                     workload=workload.to_config(seed=engine.seed, num_prompts=workload.num_prompts),
-                    goodput_slo_ms=workload.slo())
+                    goodput_slo_ms=workload.slo(), prices=cost.to_prices())
     spec = sweep_mod.build_spec(cfg, {**engine.axes(), **rates}, timeout_per_point_s=timeout_per_point,
                                 target_concurrency=target_concurrency, knee_tolerance=knee_tolerance)
     spec.calibrate, spec.predict_only, spec.fresh_process = calibrate, predict_only, fresh_process_per_point

@@ -147,6 +147,58 @@ class WorkloadConfig(BaseModel):
         return self.synthetic if self.ignore_eos is None else self.ignore_eos
 
 
+class Prices(BaseModel):
+    """--gpu-hour-cost and --kwh-cost: one price per GPU-hour, or one per GPU (the built-in table's names)."""
+
+    gpu_hour_usd: float | dict[str, float] | None = None
+    kwh_usd: float | None = None
+
+    @classmethod
+    def given(cls, gpu_hour_cost: str | None, kwh_cost: float | None) -> Prices | None:
+        """The flags' prices (None: neither given)."""
+        if gpu_hour_cost is None and kwh_cost is None:
+            return None
+        return cls(gpu_hour_usd=parse_gpu_hour_cost(gpu_hour_cost) if gpu_hour_cost is not None else None,
+                   kwh_usd=kwh_cost)
+
+    def gpu_hour(self, gpu_name: str | None) -> tuple[float | None, str | None]:
+        """(USD per GPU-hour for this GPU, None), or (None, why not)."""
+        price = self.gpu_hour_usd
+        if price is None or isinstance(price, (int, float)):
+            return price, None
+        key = (gpu_name or "").lower()
+        for name, usd in price.items():
+            if name.lower() == key:
+                return usd, None
+        return None, (f"--gpu-hour-cost has no price for {gpu_name or 'this machine (no GPU)'}: add "
+                      f"{gpu_name or 'NAME'}=USD")
+
+
+def parse_gpu_hour_cost(text: str, flag: str = "--gpu-hour-cost") -> float | dict[str, float]:
+    """'2.49' -> 2.49 (USD per GPU-hour, any GPU); 'h100-sxm=2.49,h200=3.50' -> a price per GPU (the built-in
+    table's names, or a device's own name)."""
+    def price(value: str) -> float:
+        try:
+            usd = float(value)
+        except ValueError:
+            usd = -1.0
+        if not 0 < usd < math.inf:
+            raise BenchError(f"{flag} '{text}' must be USD per GPU-hour > 0, or NAME=USD items such as "
+                             "h100-sxm=2.49,h200=3.50")
+        return usd
+
+    items = [t.strip() for t in str(text).split(",")]
+    if len(items) == 1 and "=" not in items[0]:
+        return price(items[0])
+    table = {}
+    for item in items:
+        name, _, usd = item.partition("=")
+        if not name.strip():
+            price("")  # one line naming the form
+        table[name.strip().lower()] = price(usd)
+    return table
+
+
 class RunConfig(BaseModel):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
@@ -155,6 +207,7 @@ class RunConfig(BaseModel):
     concurrency: int | None = None  # reserved for in-process concurrency (serving comparison)
     verbose: bool = False  # echo the engine's log
     goodput_slo_ms: dict[str, float] | None = None  # {"ttft": 500, "tpot": 50, "e2e": 20000}: see parse_goodput
+    prices: Prices | None = None  # --gpu-hour-cost / --kwh-cost: the result's cost per million tokens
 
     def validate_values(self) -> None:
         self.engine.validate_values()

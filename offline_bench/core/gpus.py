@@ -59,3 +59,9 @@ def detect_gpu(device_name: str | None) -> GPUSpec | None:
         return None
     low = device_name.lower()
     return next((GPUS[k] for frag, k in _DETECT if frag in low), None)
+
+
+def table_name(device_name: str | None) -> str | None:
+    """The built-in table's name of a device (what --gpu-hour-cost NAME=USD names), else the device's own name."""
+    spec = detect_gpu(device_name)
+    return spec.name if spec else device_name

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from offline_bench.core.config import GOODPUT_KEYS, parse_bytes, parse_engine_arg, parse_goodput
+from offline_bench.core.config import GOODPUT_KEYS, parse_bytes, parse_engine_arg, parse_goodput, parse_gpu_hour_cost
 from offline_bench.core.errors import BenchError
 
 # The classes of value an option can be given beyond the ordinary (a validator `accepts` those it takes)
@@ -238,6 +238,15 @@ class Goodput(Validator):
 
     def check(self, value: Any, flag: str) -> None:
         parse_goodput([str(value)])
+
+
+class GpuPrices(Validator):
+    """USD per GPU-hour, one number or NAME=USD items (`core.config.parse_gpu_hour_cost`)."""
+
+    kind = "prices"
+
+    def check(self, value: Any, flag: str) -> None:
+        parse_gpu_hour_cost(str(value), flag)
 
 
 class Url(Validator):

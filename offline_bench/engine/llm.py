@@ -16,10 +16,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from offline_bench.core import power
 from offline_bench.core.config import CPU_DEFAULT_KV_BYTES, GPU_DEFAULT_GMU, EngineConfig
 from offline_bench.core.environment import has_cuda, installed_vllm_version, vllm_support_warning
 from offline_bench.core.errors import BenchError
 from offline_bench.core.logcapture import LogCapture
+from offline_bench.core.power import WindowEnergy
 from offline_bench.core.procs import guard_descendants, kill_descendants
 from offline_bench.engine.args import check_engine_args
 from offline_bench.engine.parallel import (
@@ -166,6 +168,7 @@ class BatchOutcome:
     steps: StepTrace | None = None  # per engine step (when recorded)
     lateness_s: list[float] = field(default_factory=list)  # how late each scheduled arrival was added
     itl: tuple[list[tuple[float, float]], float] | None = None  # the pass's ITL histogram: (buckets, sum) in s
+    energy: WindowEnergy | None = None  # the engine's GPUs over window_wall (None without NVML: Engine.power_unknown)
 
 
 class Engine:
@@ -185,14 +188,10 @@ class Engine:
         ray_address, ray_before = _ray_before_start(cfg)
         self.on_gpu = has_cuda()
         self.kwargs = llm_kwargs(cfg, self.model, self.on_gpu)
-        self.env, extra = engine_env_and_kwargs(cfg, self.on_gpu)
-        self.kwargs.update(extra)
-        # read by vLLM at engine start and inherited by its workers; put back on close
-        self._env_before = {k: os.environ.get(k) for k in self.env}
-        os.environ.update(self.env)
-        warning = vllm_support_warning(installed_vllm_version())
-        if warning:
-            log.warning(warning.removeprefix("warning: "))  # the CLI prints "warning: ..." on stderr
+        self._set_env()
+        # the idle floor before vLLM takes the GPU, then samples for the engine's life (core.power)
+        self.power, self.power_unknown, self.idle = power.begin(cfg.tensor_parallel_size * cfg.pipeline_parallel_size,
+                                                                self.on_gpu)
         self.capture = LogCapture(echo=echo_log).start()
         self._closed = False
         t0 = time.perf_counter()
@@ -214,6 +213,7 @@ class Engine:
                 self.capture.drain(FAILED_START_DRAIN_S)
             text = self.capture.text()
             self.capture.stop()
+            power.end(self.power)
             self._write_log(text)
             self._tell_log_unwritten()
             self._restore_env()
@@ -232,6 +232,16 @@ class Engine:
                 self.info = ModelInfo.from_config(hf_config.to_dict())
             except (KeyError, TypeError, ValueError):
                 self.info = None
+
+    def _set_env(self) -> None:
+        self.env, extra = engine_env_and_kwargs(self.cfg, self.on_gpu)
+        self.kwargs.update(extra)
+        # read by vLLM at engine start and inherited by its workers; put back on close
+        self._env_before = {k: os.environ.get(k) for k in self.env}
+        os.environ.update(self.env)
+        warning = vllm_support_warning(installed_vllm_version())
+        if warning:
+            log.warning(warning.removeprefix("warning: "))  # the CLI prints "warning: ..." on stderr
 
     @property
     def console(self):  # noqa: ANN201 - the original stderr, for progress and messages
@@ -365,7 +375,8 @@ class Engine:
             prefill_window_s=union_length([(s, f) for s, f, _ in engine_ts]) if engine_ts else None,
             decode_window_s=union_length([(f, e) for _, f, e in engine_ts]) if engine_ts else None,
             texts=[outputs[i].outputs[0].text for i in range(n)] if keep_text else [], engine_ts=engine_ts,
-            window_wall=window, steps=recorder.trace(_first_queued(outputs)) if prompt_lens is not None else None,
+            window_wall=window, energy=self.power.window(*window) if self.power else None,
+            steps=recorder.trace(_first_queued(outputs)) if prompt_lens is not None else None,
             lateness_s=lateness, itl=_histogram_delta(itl_before, itl_after))
 
     def reset_prefix_cache(self) -> None:
@@ -384,6 +395,7 @@ class Engine:
             return
         self._closed = True
         try:
+            power.end(self.power)
             self._shutdown_core()
         finally:
             self.capture.stop()

@@ -11,7 +11,7 @@ from typing import Any
 from offline_bench.core.config import RunConfig
 from offline_bench.core.environment import capture_environment
 from offline_bench.core.errors import BenchError
-from offline_bench.core.gpus import detect_gpu
+from offline_bench.core.gpus import detect_gpu, table_name
 from offline_bench.engine.llm import BatchOutcome, Engine
 from offline_bench.engine.steps import steady_window
 from offline_bench.model.limits import check_model_limits
@@ -19,6 +19,7 @@ from offline_bench.model.presets import resolve_model
 from offline_bench.predict.plan import check_supported, moved_term, plan_point
 from offline_bench.predict.roofline import achieved
 from offline_bench.results import build as results
+from offline_bench.results.energy import Energy, check_note, cost_of, energy_note, energy_of
 from offline_bench.results.plan import PlanSettings
 from offline_bench.results.run import KVCache, Memory, RequestRecord, RunResult, ThroughputSummary, TimelinePoint
 from offline_bench.results.stats import distribution_from_histogram
@@ -133,9 +134,10 @@ def _run(cfg: RunConfig, engine: Engine, progress: ProgressFactory, shard: tuple
         return [engine.sampling_params(r, wl.temperature, wl.top_p, ignore_eos, wl.detokenize) for r in reqs]
 
     t_warm = time.perf_counter()
+    warmed = None
     if warm:
         with progress("warm-up", len(warm)) as tick:
-            engine.run_batch(warm, params(warm), "warmup", on_finish=tick)
+            warmed = engine.run_batch(warm, params(warm), "warmup", on_finish=tick)
     warmup_s = time.perf_counter() - t_warm
     # the same seeded schedule every repeat (and for serve-probe): arrivals are part of the workload
     arrivals = arrival_offsets(len(timed), wl.request_rate, wl.burstiness, wl.seed)
@@ -148,7 +150,7 @@ def _run(cfg: RunConfig, engine: Engine, progress: ProgressFactory, shard: tuple
                                            concurrency=cfg.concurrency, on_finish=tick,
                                            prompt_lens=timed_lens if rep == 0 else None, arrivals=arrivals,
                                            sample_steps=cfg.step_timeline))
-    result = assemble(cfg, engine, passes, resolved, ignore_eos)
+    result = assemble(cfg, engine, passes, resolved, ignore_eos, warmed)
     result.workload.warmup_s = round(warmup_s, 3)
     if shard is not None:
         result.parallel = {**(result.parallel or {}), "replica": shard[0],
@@ -253,8 +255,17 @@ def _parallel(engine: Engine, resolved: dict[str, Any], env: Any, t_sum: Through
             **({"ray": engine.ray} if engine.ray is not None else {})}
 
 
+def _energy(engine: Engine, passes: list[BatchOutcome], warm: BatchOutcome | None) -> Energy:
+    """The GPUs' energy over each timed pass, per token of one pass (the mean), beside the idle floor."""
+    first = passes[0].records
+    out = sum(r.output_tokens for r in first)
+    return energy_of(getattr(engine, "power", None), getattr(engine, "power_unknown", None),
+                     [p.energy for p in passes], warm.energy if warm else None, getattr(engine, "idle", None),
+                     out, out + sum(r.input_tokens for r in first))
+
+
 def assemble(cfg: RunConfig, engine: Engine, passes: list[BatchOutcome], resolved: dict[str, Any],
-             ignore_eos: bool) -> RunResult:
+             ignore_eos: bool, warm: BatchOutcome | None = None) -> RunResult:
     """The result of the timed passes: what was measured, and the engine's own model and arguments."""
     wl = cfg.workload
     records = [r.model_copy(update={"repeat": rep}) for rep, p in enumerate(passes) for r in p.records]
@@ -273,6 +284,9 @@ def assemble(cfg: RunConfig, engine: Engine, passes: list[BatchOutcome], resolve
     missed = _kv_prediction(engine, resolved, facts, kv)
     if missed:
         notes.append(missed)
+    energy = _energy(engine, passes, warm)
+    notes += [n for n in (energy_note(energy), check_note(energy)) if n]
+    parallel = _parallel(engine, resolved, env, t_sum, kv)
     if resolved.get("enable_prefix_caching"):
         notes.append("Prefix caching was on (vLLM's default); pass --no-enable-prefix-caching to measure without.")
     if not cfg.step_timeline:
@@ -281,8 +295,10 @@ def assemble(cfg: RunConfig, engine: Engine, passes: list[BatchOutcome], resolve
     return RunResult(
         **results.stamp(), model=engine.cfg.model, environment=env,
         roofline=_roofline(engine, env, first, timeline, t_sum, resolved.get("tensor_parallel_size") or 1),
-        parallel=_parallel(engine, resolved, env, t_sum, kv), engine_args={**engine.kwargs, "resolved": resolved},
+        parallel=parallel, engine_args={**engine.kwargs, "resolved": resolved},
         workload=results.workload(wl, first, cfg.concurrency, ignore_eos, wl.detokenize, wl.repeats),
         startup=facts, kv_cache=kv, memory=_memory(facts, kv), throughput=t_sum,
         latency=results.latency(records, [s for p in passes for s in p.lateness_s] or None, _itl(passes)),
-        timeline=timeline, requests=records, notes=notes, steps=passes[0].steps, goodput_slo_ms=cfg.goodput_slo_ms)
+        timeline=timeline, requests=records, notes=notes, steps=passes[0].steps, goodput_slo_ms=cfg.goodput_slo_ms,
+        energy=energy, cost=cost_of(cfg.prices, table_name(env.gpu_name), parallel["world_size"],
+                                    t_sum.output_tokens_per_s, energy))

@@ -8,9 +8,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from offline_bench.core.config import WorkloadConfig
+from offline_bench.core.config import Prices, WorkloadConfig
 from offline_bench.core.environment import capture_environment
 from offline_bench.core.version import __version__
+from offline_bench.results.energy import cost_of
+from offline_bench.results.energy import merge as merge_energy
 from offline_bench.results.run import (
     KVCache,
     Latency,
@@ -174,4 +176,14 @@ def aggregate_replicas(replicas: Iterable[dict[str, Any] | RunResult]) -> RunRes
         "environment": capture_environment(), "engine_args": {**base.engine_args, "data_parallel_size": len(rs)},
         "workload": wl, "kv_cache": kv, "throughput": t, "latency": latency(records), "requests": records,
         "timeline": [p for r in rs for p in r.timeline], "parallel": _replica_parallel(rs, t), "notes": notes,
-        "roofline": None})
+        "roofline": None, **_replica_energy(rs, wl, t)})
+
+
+def _replica_energy(rs: list[RunResult], wl: Any, t: Any) -> dict[str, Any]:
+    """Every replica's GPUs' energy as one, and the cost of the whole (prices resolved by the replicas)."""
+    out_tokens = wl.total_output_tokens or 0
+    energy = merge_energy([r.energy for r in rs], out_tokens, out_tokens + (wl.total_input_tokens or 0))
+    c = rs[0].cost
+    prices = Prices(gpu_hour_usd=c.gpu_hour_usd, kwh_usd=c.kwh_usd) if c else None
+    gpus = sum((r.parallel or {}).get("world_size", 1) for r in rs)
+    return {"energy": energy, "cost": cost_of(prices, None, gpus, t.output_tokens_per_s, energy)}

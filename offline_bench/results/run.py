@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from offline_bench.core.environment import Environment
 from offline_bench.core.errors import BenchError, NotAResult
+from offline_bench.results.energy import Cost, Energy
 from offline_bench.results.kinds import KINDS, kind_of, migrate, validate, wrong_kind
 from offline_bench.results.stats import Distribution, MeanCI
 
@@ -210,6 +211,8 @@ class RunResult(BaseModel):
     steps: StepTrace | None = None  # per engine step of the first timed pass (what `predict` fits)
     prediction: dict[str, Any] | None = None  # mode "predicted": the step model and what the simulation assumed
     goodput_slo_ms: dict[str, float] | None = None  # the SLOs behind throughput.goodput_requests_per_s
+    energy: Energy | None = None  # the GPUs' energy over the timed passes (status "unknown" with the reason)
+    cost: Cost | None = None  # USD per million output tokens at --gpu-hour-cost / --kwh-cost
 
     def save(self, path: str | Path) -> None:
         write_atomic(path, self.model_dump_json(indent=2))

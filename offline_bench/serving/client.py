@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from offline_bench.core.config import WorkloadConfig
+from offline_bench.core.config import Prices, WorkloadConfig
 from offline_bench.core.errors import BenchError
 from offline_bench.core.validate import Url
 from offline_bench.workloads.levels import Level
@@ -40,6 +40,7 @@ class ProbeConfig:
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
     goodput_slo_ms: dict[str, float] | None = None  # as RunConfig's: requests meeting every SLO
     client_processes: int | None = None  # processes sending the timed pass (None: auto_processes)
+    prices: Prices | None = None  # --gpu-hour-cost / --kwh-cost
 
     def with_prompts(self, num_prompts: int | None) -> ProbeConfig:
         """The same probe with another request count (None: unchanged)."""

@@ -11,16 +11,21 @@ import dataclasses
 import os
 import re
 import sys
+import time
 from typing import Any
 
 import httpx
 
+from offline_bench.core import power
+from offline_bench.core.config import Prices
 from offline_bench.core.environment import capture_environment, has_cuda
 from offline_bench.core.errors import BenchError
+from offline_bench.core.gpus import table_name
 from offline_bench.engine.llm import kv_size_kwargs
 from offline_bench.model.presets import resolve_model
 from offline_bench.results import build
 from offline_bench.results.build import ms
+from offline_bench.results.energy import cost_of, energy_of
 from offline_bench.results.run import Kept, RequestRecord, RunResult
 from offline_bench.serving.client import (
     Driven,
@@ -155,15 +160,40 @@ def probe(cfg: ProbeConfig, concurrency: int, tokenizer: str | None = None,
     asyncio.run(check_server(cfg))
     facts = asyncio.run(server_facts(cfg))
     warm, timed = requests or client_workload(cfg, tokenizer)
-    if warm:
-        _raise_first_error(asyncio.run(drive(cfg, warm, concurrency)).results)
-    wl = cfg.workload  # the same seeded schedule `run` follows, so both sides see the same arrivals
-    arrivals = arrival_offsets(len(timed), wl.request_rate, wl.burstiness, wl.seed)
-    sampler = MetricsSampler(f"{cfg.root}/metrics", headers(cfg))
-    driven = asyncio.run(_timed(cfg, timed, concurrency, arrivals, sampler))
+    meter, why, idle = power.begin_local(cfg.root, has_cuda())  # a local server's GPUs: its energy too
+    try:
+        w0 = time.time()
+        if warm:
+            _raise_first_error(asyncio.run(drive(cfg, warm, concurrency)).results)
+        warm_window = (w0, time.time())
+        wl = cfg.workload  # the same seeded schedule `run` follows, so both sides see the same arrivals
+        arrivals = arrival_offsets(len(timed), wl.request_rate, wl.burstiness, wl.seed)
+        sampler = MetricsSampler(f"{cfg.root}/metrics", headers(cfg))
+        driven = asyncio.run(_timed(cfg, timed, concurrency, arrivals, sampler))
+    finally:
+        power.end(meter)
     _raise_first_error(driven.results)
-    return serving_result(cfg, concurrency, driven.results, driven.wall_s, facts, driven.lateness_s,
-                          sampler=sampler, t0=driven.t0)
+    result = serving_result(cfg, concurrency, driven.results, driven.wall_s, facts, driven.lateness_s,
+                            sampler=sampler, t0=driven.t0)
+    start = driven.t0 + time.time() - time.perf_counter()  # the pass's start on the samples' clock
+    windows = [meter.window(start, start + driven.wall_s), meter.window(*warm_window)] if meter else [None, None]
+    add_energy(result, meter, why, windows[0], windows[1] if warm else None, idle, cfg.prices)
+    return result
+
+
+def add_energy(result: RunResult, meter: power.PowerSampler | None, why: str | None,
+               timed: power.WindowEnergy | None, warm: power.WindowEnergy | None, idle: power.WindowEnergy | None,
+               prices: Prices | None) -> None:
+    """A serving result's energy (a local server's GPUs over the timed pass) and cost."""
+    out = result.workload.total_output_tokens or 0
+    result.energy = energy_of(meter, why, [timed], warm, idle, out, out + (result.workload.total_input_tokens or 0))
+    if result.energy.status == "measured":
+        result.notes.append(f"Energy: every GPU of this machine over the timed pass ({result.energy.method}); "
+                            "idle_watts is the server's, model loaded, before the warm-up; other work on these "
+                            "GPUs counts too.")
+    result.cost = cost_of(prices, table_name(result.environment.gpu_name), len(result.energy.gpus) or 1,
+                          result.throughput.output_tokens_per_s, result.energy)
+
 
 
 def _raise_first_error(results: list[StreamResult]) -> None:

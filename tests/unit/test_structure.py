@@ -11,7 +11,8 @@ from offline_bench import LAYERS
 PACKAGE = Path(__file__).resolve().parents[2] / "offline_bench"
 MAX_LINES = 60
 # imported inside functions on purpose: heavy to import, or optional; each such line says why
-LAZY = {"vllm", "torch", "matplotlib", "prometheus_client", "transformers", "huggingface_hub", "yaml", "ray"}
+LAZY = {"vllm", "torch", "matplotlib", "prometheus_client", "transformers", "huggingface_hub", "yaml", "ray",
+        "pynvml"}  # pynvml: optional (offline-bench[gpu]), absent on the CPU build
 ENGINE_ONLY = {"vllm", "torch"}
 TOP_LEVEL = {"__init__", "__main__"}  # the public API and `python -m`: above every layer
 

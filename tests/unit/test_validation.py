@@ -33,6 +33,7 @@ from offline_bench.core.validate import (
     ByteSize,
     Choice,
     Goodput,
+    GpuPrices,
     JsonObject,
     KeyValue,
     ListOf,
@@ -104,6 +105,9 @@ KINDS = {
     KeyValue: lambda v: [("wrong_type", "max_num_seqs"), ("empty", "=4"), ("empty", "")],
     Goodput: lambda v: [("zero", "ttft:0"), ("negative", "ttft:-5"), ("nan", "ttft:nan"), ("inf", "ttft:inf"),
                         ("unknown", "fast:5"), ("wrong_type", "ttft"), ("wrong_unit", "ttft:5s"), ("empty", "")],
+    GpuPrices: lambda v: [("zero", "0"), ("negative", "-1"), ("nan", "nan"), ("inf", "inf"), ("wrong_type", "abc"),
+                          ("wrong_unit", "2.49$"), ("zero", "h200=0"), ("empty_item", "h100-sxm=2.49,"),
+                          ("empty_item", "=2.49"), ("empty", "")],
     Url: lambda v: [("wrong_type", "notaurl"), ("wrong_type", "http://127.0.0.1:port"), ("empty", "")],
 }
 

@@ -1,0 +1,264 @@
+"""GPU power and energy through NVML (nvidia-ml-py), sampled in a thread while the engine works.
+
+Every sample holds each GPU's power and, where the GPU has one (Volta and later), the driver's total-energy counter.
+A window's energy is the counter's difference, interpolated to the window's edges; the power samples, integrated
+(trapezoids), check it. Without NVML (the CPU build, no driver, no binding) nothing is sampled and the reason is
+kept: energy is then "unknown", never an error.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_INTERVAL_S = 0.05  # 50 ms: the issue's 50-100 ms, and 20 samples in a second of idle
+IDLE_S = 1.0  # idle floor: sampled this long before the engine starts
+FIELD_POWER_INSTANT = 186  # NVML_FI_DEV_POWER_INSTANT: the current draw (nvmlDeviceGetPowerUsage averages ~1 s)
+
+
+@dataclass(frozen=True)
+class Sample:
+    t: float  # time.time(), the clock the engine's pass windows use
+    watts: tuple[float, ...]  # per GPU
+    energy_j: tuple[float | None, ...]  # per GPU: the driver's counter (J since the driver loaded), None without
+
+
+@dataclass
+class GpuWindow:
+    """One GPU over one window."""
+
+    joules: float | None  # the counter's, else the samples'
+    sampled_joules: float | None  # the power samples integrated
+    avg_watts: float | None
+    peak_watts: float | None
+    method: str  # "counter" or "samples"
+
+
+@dataclass
+class WindowEnergy:
+    """Every GPU the engine uses over one window (a timed pass, the warm-up, the idle floor)."""
+
+    start: float
+    end: float
+    gpus: list[GpuWindow] = field(default_factory=list)
+    samples: int = 0
+
+    @property
+    def joules(self) -> float | None:
+        parts = [g.joules for g in self.gpus]
+        return sum(parts) if parts and None not in parts else None  # type: ignore[arg-type]
+
+
+def load_nvml(nvml: Any = None) -> tuple[Any, str | None]:
+    """(the initialised NVML module, None), or (None, why not) -- one line a user can act on."""
+    if nvml is None:
+        try:
+            import pynvml as nvml  # nvidia-ml-py: `pip install offline-bench[gpu]`
+        except ImportError:
+            return None, "no NVML binding in this environment: pip install nvidia-ml-py (offline-bench[gpu])"
+    try:
+        nvml.nvmlInit()
+    except Exception as e:  # NVMLError_LibraryNotFound / _DriverNotLoaded on a machine without an NVIDIA driver
+        return None, f"NVML did not start ({type(e).__name__}: {e}): no NVIDIA driver on this machine"
+    return nvml, None
+
+
+def engine_gpus(world: int, visible: str | None = None) -> list[str]:
+    """The NVML names (index or UUID) of the first `world` GPUs CUDA shows this process (CUDA_VISIBLE_DEVICES,
+    which vLLM's workers inherit)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES") if visible is None else visible
+    if visible is None or not visible.strip():
+        return [str(i) for i in range(world)]
+    return [v.strip() for v in visible.split(",") if v.strip()][:world]
+
+
+def _handle(nvml: Any, name: str) -> Any:
+    if name.isdigit():
+        return nvml.nvmlDeviceGetHandleByIndex(int(name))
+    return nvml.nvmlDeviceGetHandleByUUID(name)
+
+
+class PowerSampler:
+    """Samples the given GPUs every `interval_s` in a daemon thread until `stop()`; `samples` grows meanwhile
+    (appends are atomic, readers take a copy)."""
+
+    def __init__(self, nvml: Any, gpus: Sequence[str], interval_s: float = DEFAULT_INTERVAL_S,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.nvml, self.interval_s, self.clock = nvml, interval_s, clock
+        self.handles = [_handle(nvml, g) for g in gpus]
+        self.indices = [nvml.nvmlDeviceGetIndex(h) for h in self.handles]
+        self.names = [_text(nvml.nvmlDeviceGetName(h)) for h in self.handles]
+        self.has_counter = [self._counter(h) is not None for h in self.handles]
+        self.instant = all(self._instant(h) is not None for h in self.handles)
+        self.samples: list[Sample] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _counter(self, h: Any) -> float | None:
+        try:
+            return self.nvml.nvmlDeviceGetTotalEnergyConsumption(h) / 1000.0  # mJ
+        except Exception:  # NVMLError_NotSupported before Volta
+            return None
+
+    def _instant(self, h: Any) -> float | None:
+        try:
+            (value,) = self.nvml.nvmlDeviceGetFieldValues(h, [FIELD_POWER_INSTANT])
+            return value.value.uiVal / 1000.0 if value.nvmlReturn == 0 else None  # mW
+        except Exception:  # an older driver or binding
+            return None
+
+    def _watts(self, h: Any) -> float:
+        w = self._instant(h) if self.instant else None
+        return w if w is not None else self.nvml.nvmlDeviceGetPowerUsage(h) / 1000.0  # mW
+
+    def read(self) -> Sample:
+        s = Sample(self.clock(), tuple(self._watts(h) for h in self.handles),
+                   tuple(self._counter(h) if c else None for h, c in zip(self.handles, self.has_counter)))
+        self.samples.append(s)
+        return s
+
+    @property
+    def method(self) -> str:
+        power = "instantaneous power" if self.instant else "power (the driver's ~1 s average)"
+        base = f"NVML, {power} every {self.interval_s * 1000:g} ms"
+        return base + (", energy from the driver's total-energy counter" if all(self.has_counter) else
+                       ", energy from the power samples (no energy counter on this GPU)")
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.read()
+            except Exception:  # a GPU fell off the bus or NVML shut down: stop sampling, keep what was read
+                return
+
+    def start(self) -> PowerSampler:
+        self.read()
+        self._thread = threading.Thread(target=self._loop, name="offline-bench-power", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5 * self.interval_s + 1)
+        self.read()
+
+    def idle(self, seconds: float = IDLE_S) -> WindowEnergy:
+        """Sample for `seconds` in this thread (before the engine starts: the idle floor)."""
+        t0 = self.clock()
+        self.read()
+        while self.clock() - t0 < seconds:
+            time.sleep(self.interval_s)
+            self.read()
+        return window(self.samples, t0, self.clock())
+
+    def window(self, start: float, end: float) -> WindowEnergy:
+        return window(list(self.samples), start, end)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _at(samples: list[Sample], t: float, value: Callable[[Sample], float | None]) -> float | None:
+    """`value` interpolated linearly at time t (held flat beyond the first and last sample)."""
+    before = [s for s in samples if s.t <= t]
+    after = [s for s in samples if s.t >= t]
+    a = before[-1] if before else after[0]
+    b = after[0] if after else before[-1]
+    va, vb = value(a), value(b)
+    if va is None or vb is None:
+        return None
+    return va if b.t == a.t else va + (vb - va) * (t - a.t) / (b.t - a.t)
+
+
+def integrate(samples: list[Sample], start: float, end: float, gpu: int) -> float:
+    """Joules of one GPU's power samples over [start, end]: trapezoids, the edges interpolated."""
+    inner = [(s.t, s.watts[gpu]) for s in samples if start < s.t < end]
+
+    def at(t: float) -> float:
+        return _at(samples, t, lambda s: s.watts[gpu]) or 0.0
+
+    points = [(start, at(start)), *inner, (end, at(end))]
+    return sum((t1 - t0) * (w0 + w1) / 2 for (t0, w0), (t1, w1) in zip(points, points[1:]))
+
+
+def window(samples: list[Sample], start: float, end: float) -> WindowEnergy:
+    """Each GPU's energy over [start, end]: the counter's difference where every sample has it, else the samples'
+    integral; average and peak watts; how many samples fell inside."""
+    out = WindowEnergy(start, end, samples=sum(1 for s in samples if start <= s.t <= end))
+    if not samples or end <= start:
+        return out
+    for g in range(len(samples[0].watts)):
+        sampled = integrate(samples, start, end, g)
+        c0, c1 = (_at(samples, t, lambda s, g=g: s.energy_j[g]) for t in (start, end))
+        counted = c1 - c0 if c0 is not None and c1 is not None and c1 >= c0 else None
+        inside = [s.watts[g] for s in samples if start <= s.t <= end]
+        joules = counted if counted is not None else sampled
+        out.gpus.append(GpuWindow(joules=joules, sampled_joules=sampled, avg_watts=joules / (end - start),
+                                  peak_watts=max(inside) if inside else None,
+                                  method="counter" if counted is not None else "samples"))
+    return out
+
+
+def open_sampler(world: int, interval_s: float = DEFAULT_INTERVAL_S, nvml: Any = None,
+                 visible: str | None = None) -> tuple[PowerSampler | None, str | None]:
+    """A sampler of the engine's GPUs (not started), or (None, why energy is unknown)."""
+    mod, why = load_nvml(nvml)
+    if mod is None:
+        return None, why
+    try:
+        return PowerSampler(mod, engine_gpus(world, visible), interval_s), None
+    except Exception as e:  # a MIG instance or a UUID NVML does not know
+        return None, f"NVML cannot read the engine's GPUs ({type(e).__name__}: {e})"
+
+
+NO_GPU = "no GPU: the engine runs on the CPU, and energy is sampled from NVIDIA GPUs only (NVML)"
+
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "0.0.0.0")
+
+
+def begin_local(url: str, on_gpu: bool, idle_s: float = IDLE_S) -> tuple[PowerSampler | None, str | None,
+                                                                          WindowEnergy | None]:
+    """As `begin`, for a server at `url`: every GPU this process sees, when the server runs on this machine (its
+    idle floor is then the server's, model loaded, before the warm-up)."""
+    host = urlsplit(url).hostname or ""
+    if host not in (*LOCAL_HOSTS, socket.gethostname()):
+        return None, f"the server ({host}) is not on this machine: its GPUs cannot be sampled from here", None
+    if not on_gpu:
+        return None, NO_GPU.replace("the engine runs", "this machine runs"), None
+    mod, why = load_nvml()
+    if mod is None:
+        return None, why, None
+    return begin(mod.nvmlDeviceGetCount(), on_gpu, idle_s)
+
+
+def begin(world: int, on_gpu: bool, idle_s: float = IDLE_S) -> tuple[PowerSampler | None, str | None,
+                                                                     WindowEnergy | None]:
+    """Before an engine starts on `world` GPUs: (the started sampler, None, the idle floor), or (None, why energy
+    is unknown, None). Never raises: energy is a measurement beside the run, not a condition of it."""
+    if not on_gpu:
+        return None, NO_GPU, None
+    sampler, why = open_sampler(world)
+    if sampler is None:
+        return None, why, None
+    try:
+        idle = sampler.idle(idle_s)
+        return sampler.start(), None, idle
+    except Exception as e:  # noqa: BLE001 - NVML failed mid-read
+        return None, f"NVML stopped answering ({type(e).__name__}: {e})", None
+
+
+def end(sampler: PowerSampler | None) -> None:
+    if sampler is not None:
+        try:
+            sampler.stop()
+        except Exception:  # noqa: BLE001 - the last read failed; the samples taken stand
+            pass
