@@ -28,6 +28,22 @@ METRICS.append(("peak_kv_usage_pct", lambda r: r.kv_cache.peak_usage_pct))
 METRICS.append(("preemptions", lambda r: r.kv_cache.preemptions))
 
 
+def _measured(r: RunResult) -> Any:
+    """The run's energy when it was measured (else every energy row is unknown for it)."""
+    return r.energy if r.energy is not None and r.energy.status == "measured" else _NONE
+
+
+# energy (NVML) and cost (--gpu-hour-cost / --kwh-cost): left out, as every row, where no run has them
+METRICS += [
+    ("joules_per_output_token", lambda r: _measured(r).joules_per_output_token),
+    ("output_tokens_per_joule", lambda r: _measured(r).output_tokens_per_joule),
+    ("avg_watts", lambda r: _measured(r).avg_watts),
+    ("idle_watts", lambda r: _measured(r).idle_watts),
+    ("usd_per_million_output_tokens (GPU time)", lambda r: (r.cost or _NONE).usd_per_million_output_tokens),
+    ("usd_per_million_output_tokens (energy)", lambda r: (r.cost or _NONE).energy_usd_per_million_output_tokens),
+]
+
+
 class _None:
     def __getattr__(self, _name: str) -> None:
         return None

@@ -36,12 +36,24 @@ def _layers(model: str) -> int | None:
     return info.num_layers if info else None
 
 
+def _energy(r: RunResult, gpus: int, base_tpj: float | None) -> dict[str, float | None]:
+    """A run's output tokens per joule (all its GPUs), each GPU's mean draw, and the tokens per joule against the
+    baseline's; empty where energy was not measured."""
+    e = r.energy
+    if e is None or e.status != "measured" or not e.output_tokens_per_joule:
+        return {}
+    return {"output_tokens_per_joule": e.output_tokens_per_joule,
+            "watts_per_gpu": e.avg_watts / gpus if e.avg_watts is not None else None,
+            "energy_efficiency_pct": 100 * e.output_tokens_per_joule / base_tpj if base_tpj else None}
+
+
 def run_rows(runs: list[Item], baseline: Item) -> tuple[list[RunScaling], list[str]]:
     """One row per run (ratios against `baseline`), and a warning for every condition that differs from it (but
     the layout and its KV cache, which the rows show)."""
     base: RunResult = baseline.data
     base_gpus, _ = _run_shape(base)
     base_per_gpu = base.throughput.output_tokens_per_s / base_gpus
+    base_tpj = _energy(base, base_gpus, None).get("output_tokens_per_joule")
     rows, warnings = [], []
     for item in runs:
         r: RunResult = item.data
@@ -56,7 +68,7 @@ def run_rows(runs: list[Item], baseline: Item) -> tuple[list[RunScaling], list[s
             kv_capacity_tokens_total=(r.parallel or {}).get("kv_capacity_tokens_total", r.kv_cache.capacity_tokens),
             tpot_p50_ms=tpot.p50 if tpot else None, preemptions=r.kv_cache.preemptions,
             full_batch_step_ms=step[0] if step else None, full_batch_requests=step[1] if step else None,
-            us_per_request=1000 * step[0] / step[1] if step else None))
+            us_per_request=1000 * step[0] / step[1] if step else None, **_energy(r, gpus, base_tpj)))
         if item is not baseline:
             warnings += [f"{item.label} vs {baseline.label}: {m}"  # the layouts, and so their KV caches, differ
                          for m in mismatches(Labeled(baseline.label, base), Labeled(item.label, r),
@@ -82,7 +94,8 @@ def decode_rows(item: Item, batch_sizes: tuple[int, ...] = (1,)) -> list[DecodeS
             result=item.label, layout=layout(tp, pp, dp), gpus=tp * pp, gpu_name=p.environment.gpu_name,
             batch_size=row.batch_size, step_ms=row.latency_ms, floor_ms=floor, pct_of_ceiling=row.pct_of_ceiling,
             gap_ms=gap, allreduces_per_step=allreduces,
-            gap_per_allreduce_us=1000 * gap / allreduces if gap is not None and allreduces and pp == 1 else None))
+            gap_per_allreduce_us=1000 * gap / allreduces if gap is not None and allreduces and pp == 1 else None,
+            joules_per_token=row.joules_per_token))
     return out
 
 

@@ -94,6 +94,21 @@ def resolved(row: PointRow, spec: SweepSpec, field: str) -> Any:
     return base if base is not None else row.resolved.get(field)
 
 
+def energy_fields(r: RunResult) -> dict[str, Any]:
+    """A point's energy and cost per token (results.energy), for its row: empty for results without them."""
+    e, c = r.energy, r.cost
+    out: dict[str, Any] = {}
+    if e is not None and e.status == "measured":
+        out |= {"joules_per_output_token": e.joules_per_output_token,
+                "output_tokens_per_joule": e.output_tokens_per_joule, "avg_watts": e.avg_watts}
+    elif e is not None:
+        out["energy_unknown"] = e.reason or "not sampled"
+    if c is not None:
+        out |= {"usd_per_million_output_tokens": c.usd_per_million_output_tokens,
+                "energy_usd_per_million_output_tokens": c.energy_usd_per_million_output_tokens}
+    return out
+
+
 KV_RULE_TOLERANCE = 0.02  # block rounding keeps concurrency x length within 2% of the capacity
 
 
@@ -114,12 +129,28 @@ def analyze(spec: SweepSpec, rows: list[PointRow]) -> dict[str, Any]:
     timed = [r.startup_breakdown for r in ok if r.startup_breakdown.get("point_s") is not None]
     if timed:
         out["startup_breakdown"] = {k: _mean([b.get(k) for b in timed]) for k in BREAKDOWN} | {"points": len(timed)}
+    if any(r.output_tokens_per_joule for r in ok):
+        out["energy"] = _energy(ok)
     errors = {c: [abs(getattr(r, c)) for r in ok if getattr(r, c) is not None]
               for c in ("kv_error_pct", "output_tokens_per_s_error_pct", "ttft_ms_p50_error_pct")}
     if any(errors.values()):
         out["prediction"] = {"calibration": spec.calibrate or "plan's model (KV only)",
                              **{f"largest_{c}": round(max(v), 3) for c, v in errors.items() if v}}
     return out
+
+
+def _energy(ok: list[PointRow]) -> dict[str, Any]:
+    """The point that made the most output tokens per joule, against the one with the most output tokens/s."""
+    known = [r for r in ok if r.output_tokens_per_joule]
+    best = max(known, key=lambda r: r.output_tokens_per_joule or 0.0)
+    fastest = max(known, key=lambda r: r.output_tokens_per_s or 0.0)
+    text = (f"most output tokens per joule at {best.key} ({best.output_tokens_per_joule:.3g} tok/J, "
+            f"{best.joules_per_output_token or 0.0:.3g} J/token at {best.avg_watts or 0.0:,.0f} W)")
+    if fastest is not best and fastest.output_tokens_per_joule:
+        text += (f"; the fastest point, {fastest.key}, makes {fastest.output_tokens_per_joule:.3g} tok/J "
+                 f"({fastest.output_tokens_per_joule / (best.output_tokens_per_joule or 1.0) - 1:+.1%})")
+    return {"points": len(known), "most_efficient_point": best.key,
+            "output_tokens_per_joule": best.output_tokens_per_joule, "fastest_point": fastest.key, "text": text}
 
 
 def _kv_rule(spec: SweepSpec, ok: list[PointRow]) -> dict[str, Any]:
@@ -233,6 +264,9 @@ COLUMNS = ["status", "kv_capacity_tokens", "kv_capacity_gib", "max_concurrency",
            "total_tokens_per_s", "ttft_ms_p50", "ttft_ms_p99", "tpot_ms_p50", "peak_kv_usage_pct", "preemptions",
            "init_s", "point_s"]
 GOODPUT_COLUMNS = ["goodput_requests_per_s", "good_requests_pct"]  # shown when the sweep has --goodput SLOs
+# shown when some point has them: energy measured (NVML) and prices given (--gpu-hour-cost / --kwh-cost)
+ENERGY_COLUMNS = ["joules_per_output_token", "output_tokens_per_joule", "avg_watts", "usd_per_million_output_tokens",
+                  "energy_usd_per_million_output_tokens"]
 PREDICTED_COLUMNS = ["predicted_kv_tokens", "kv_error_pct", "predicted_output_tokens_per_s",
                      "output_tokens_per_s_error_pct", "predicted_ttft_ms_p50", "ttft_ms_p50_error_pct"]
 
@@ -244,7 +278,7 @@ SUMMARY_FILES: dict[str, Callable[[SweepSummary], str]] = {}
 
 def table_rows(spec: SweepSpec, rows: list[PointRow]) -> tuple[list[str], list[list[Any]]]:
     swept = list(spec.grid)
-    extra = GOODPUT_COLUMNS + PREDICTED_COLUMNS
+    extra = GOODPUT_COLUMNS + ENERGY_COLUMNS + PREDICTED_COLUMNS
     cols = COLUMNS + [c for c in extra if any(getattr(r, c) is not None for r in rows)]
     if spec.predict_only:
         cols = [c for c in cols if c not in ("init_s", "point_s")]
@@ -294,5 +328,5 @@ def load_rows(out_dir: str | Path) -> tuple[SweepSpec, list[PointRow]]:
             goodput_requests_per_s=r.throughput.goodput_requests_per_s,
             good_requests_pct=r.throughput.good_requests_pct, init_s=r.startup.get("init_s"),
             point_s=(r.startup.get("breakdown") or {}).get("point_s"), startup_breakdown=breakdown(r),
-            resolved=r.engine_args.get("resolved", {}), mode=r.mode)))
+            resolved=r.engine_args.get("resolved", {}), mode=r.mode, **energy_fields(r))))
     return spec, rows

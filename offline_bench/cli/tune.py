@@ -14,8 +14,9 @@ from offline_bench.cli.flags import command
 from offline_bench.cli.options import Fmt, Html, Opt
 from offline_bench.cli.terminal import finish, sweep_progress, write_html, written
 from offline_bench.core import validate as v
-from offline_bench.core.config import EngineConfig, parse_goodput
+from offline_bench.core.config import EngineConfig, Prices, parse_goodput
 from offline_bench.core.errors import BenchError
+from offline_bench.core.gpus import table_name
 from offline_bench.measure import sweep as sweep_mod
 from offline_bench.measure import tune as verify_mod
 from offline_bench.predict import basis as basis_mod
@@ -28,7 +29,8 @@ from offline_bench.results.tune import OBJECTIVES
 
 PERCENTILE = v.Number("99", integer=False, lo=0, hi=100, lo_open=True, what="a percentile in (0, 100]")
 Objective = Annotated[str, Opt("--objective", help="throughput (output tok/s), goodput (requests/s meeting every "
-                                                   "SLO) or gpus (fewest GPUs meeting the SLOs at the rate)."),
+                                                   "SLO), gpus (fewest GPUs meeting the SLOs at the rate) or cost "
+                                                   "(output tok/s per GPU: the least $ per token)."),
                       v.Choice(*OBJECTIVES)]
 
 
@@ -85,7 +87,7 @@ def tune(
     goodput: o.Goodput = None,
     slo_percentile: Annotated[float, Opt("--slo-percentile", help="The percentile the SLOs hold at."),
                               PERCENTILE] = 99.0,
-    knobs: TuneKnobs, objective: Objective = "throughput",
+    knobs: TuneKnobs, objective: Objective = "throughput", gpu_hour_cost: o.GpuHourCost = None,
     top: Annotated[int, Opt("--top", help="Ranked settings shown (json: all)."), o.POSITIVE] = 10,
     verify: Annotated[int, Opt("--verify", help="Measure the top K settings on the engine (one start each)."),
                       v.non_negative_int("3")] = 0,
@@ -116,7 +118,10 @@ def tune(
         check_writable(verify_dir, "--verify-dir", is_dir=True)
         wl = verify_mod.verify_workload(cal, workload, input_len, output_len, verify_repeats)
         base = verify_mod.base_config(basis.model, basis.engine_args, wl, slo, concurrency)
-    result = tune_mod.tune(basis, workload, grid, slo, slo_percentile, objective)
+    hour, why = (Prices.given(gpu_hour_cost, None) or Prices()).gpu_hour(table_name(basis.gpu))
+    if why:
+        raise BenchError(why)
+    result = tune_mod.tune(basis, workload, grid, slo, slo_percentile, objective, gpu_hour_usd=hour)
     if verify:
         if gpu is not None:
             result.notes.append(f"--verify measured on this machine's GPU, not the {gpu} predicted for.")

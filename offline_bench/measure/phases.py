@@ -12,6 +12,7 @@ from __future__ import annotations
 from offline_bench.core.environment import capture_environment
 from offline_bench.core.errors import BenchError
 from offline_bench.core.gpus import GPUSpec
+from offline_bench.core.power import WindowEnergy
 from offline_bench.engine.llm import BatchOutcome, Engine
 from offline_bench.predict.roofline import Roofline, roofline
 from offline_bench.results.build import stamp
@@ -22,6 +23,25 @@ from offline_bench.workloads.requests import synthetic_requests
 WARMUP_SEED_OFFSET = 7
 PREFILL_SEED_STRIDE = 7919
 DECODE_SEED_STRIDE = 104729
+
+
+ENERGY_NOTE = ("Energy: each row's whole pass (submitted to last token), every GPU of the engine (NVML); J/token: "
+               "prefill over the batch's prompt tokens, decode over the pass's generated tokens (its prefill "
+               "included); W: the pass's mean draw.")
+
+
+def mean_watts(w: WindowEnergy | None) -> float | None:
+    """A window's mean draw, every GPU of it together (None: not measured)."""
+    joules = w.joules if w is not None else None
+    return joules / (w.end - w.start) if w is not None and joules is not None and w.end > w.start else None
+
+
+def pass_energy(w: WindowEnergy | None, tokens: int) -> dict[str, float | None]:
+    """A pass's joules per token (`tokens`: what its row counts) and mean draw; empty where it was not measured."""
+    joules = w.joules if w is not None else None
+    if joules is None or tokens <= 0:
+        return {}
+    return {"joules_per_token": joules / tokens, "avg_watts": mean_watts(w)}
 
 
 class _Phases:
@@ -52,7 +72,8 @@ class _Phases:
                  if self.kv_tokens and b * (length + 1) > self.kv_tokens else None)
         return PhaseRow(phase="prefill", batch_size=b, input_len=length, output_len=None, context_tokens=length // 2,
                         latency_ms=lat * 1000, tokens_per_s=tps, ceiling_tokens_per_s=ceil,
-                        pct_of_ceiling=100 * tps / ceil if ceil else None, note=waves)
+                        pct_of_ceiling=100 * tps / ceil if ceil else None, note=waves,
+                        **pass_energy(out.energy, b * length))
 
     def decode(self, b: int, length: int, output_len: int) -> PhaseRow:
         ctx = length + output_len // 2
@@ -69,8 +90,9 @@ class _Phases:
         roof = self._ceiling(b, ctx)
         ceil = roof.decode_tokens_per_s_ceiling[b] if roof else None
         tps = b / step
+        generated = sum(r.output_tokens for r in out.records) or b * output_len
         return PhaseRow(**row, latency_ms=step * 1000, tokens_per_s=tps, ceiling_tokens_per_s=ceil,
-                        pct_of_ceiling=100 * tps / ceil if ceil else None)
+                        pct_of_ceiling=100 * tps / ceil if ceil else None, **pass_energy(out.energy, generated))
 
 
 def run_phases(engine: Engine, batch_sizes: list[int], input_lens: list[int], output_len: int,
@@ -89,6 +111,8 @@ def run_phases(engine: Engine, batch_sizes: list[int], input_lens: list[int], ou
     for length in input_lens:
         for b in batch_sizes:
             rows += [ph.prefill(b, length), ph.decode(b, length, output_len)]
+    idle = mean_watts(engine.idle)
+    measured = any(r.joules_per_token is not None for r in rows)
     return PhasesResult(
         **stamp(), model=engine.cfg.model, environment=capture_environment(), engine_args={**engine.kwargs,
                                                                                 "resolved": resolved},
@@ -96,4 +120,6 @@ def run_phases(engine: Engine, batch_sizes: list[int], input_lens: list[int], ou
         notes=[__doc__.strip().split("\n\n", 1)[1],
                "Ceilings: prefill = peak dense bf16 FLOP/s / FLOPs per token at context L/2; decode = batch / "
                "max((weights read + batch x context x KV bytes) / memory bandwidth, batch x FLOPs per token / "
-               "peak FLOP/s) at context L + O/2."])
+               "peak FLOP/s) at context L + O/2.", *([ENERGY_NOTE] if measured else [])],
+        energy_unknown=None if measured else engine.power_unknown or "no power samples over the passes",
+        idle_watts=round(idle, 2) if idle is not None else None)

@@ -150,7 +150,8 @@ def check_inputs(basis: Basis, workload: TuneWorkload, grid: TuneGrid, slo: dict
 
 
 def tune(basis: Basis, workload: TuneWorkload, grid: TuneGrid, slo: dict[str, float] | None = None,
-         pct: float = 99.0, objective: str = "throughput", workers: int | None = None) -> TuneResult:
+         pct: float = 99.0, objective: str = "throughput", workers: int | None = None,
+         gpu_hour_usd: float | None = None) -> TuneResult:
     """Every setting of `grid` predicted for `workload` on the basis (a calibration run, `basis.from_calibration`,
     or the reference, `basis.from_reference`), scored against the SLOs and ranked by the objective."""
     t0 = time.perf_counter()
@@ -170,9 +171,12 @@ def tune(basis: Basis, workload: TuneWorkload, grid: TuneGrid, slo: dict[str, fl
         if key is not None:
             _score(row, outcomes[key], workload, slo, pct)
             row.expected_error = _expected(basis, row, workload, outcomes[key][3])
+            if gpu_hour_usd and row.output_tokens_per_s:  # what a million output tokens cost in GPU time
+                row.usd_per_million_output_tokens = gpu_hour_usd * row.setting.gpus / row.output_tokens_per_s / 3600e-6
     _rank(rows, objective, f"p{pct:g}", batch_defaults(basis.total_gib))
     out = TuneResult(**results.stamp(), model=basis.model, basis=basis.source, gpu=basis.gpu,
                      workload=workload.describe(), slo_ms=slo, percentile=pct, objective=objective,
+                     gpu_hour_usd=gpu_hour_usd,
                      grid=grid.lists(), settings_searched=len(settings), simulations=len(replays), rows=rows,
                      notes=list(basis.notes))
     out.regions = regions(rows, grid)
@@ -279,6 +283,8 @@ def _expected(basis: Basis, row: TuneRow, workload: TuneWorkload, uncaptured: in
 def _objective(row: TuneRow, objective: str) -> float:
     if objective == "goodput":
         return row.goodput_requests_per_s or 0.0
+    if objective == "cost":  # at one price per GPU-hour, the least $ per token is the most tokens per GPU
+        return (row.output_tokens_per_s or 0.0) / row.setting.gpus
     return row.output_tokens_per_s or 0.0
 
 
@@ -369,6 +375,10 @@ def answer(t: TuneResult) -> str:
             what = f"{b.goodput_requests_per_s:,.2f} good req/s at {what}"
         elif t.objective == "gpus":
             what = f"{b.setting.gpus} GPU(s) at {what}"
+        elif t.objective == "cost":
+            what = f"{b.output_tokens_per_s / b.setting.gpus:,.0f} output tok/s per GPU ({b.setting.gpus} GPU(s))"
+        if b.usd_per_million_output_tokens is not None:
+            what += f", ${b.usd_per_million_output_tokens:,.3f} per million output tokens"
         alike = sum(r.output_tokens_per_s == b.output_tokens_per_s and r.ttft_ms.get(q) == b.ttft_ms.get(q)
                     and r.tpot_ms.get(q) == b.tpot_ms.get(q) for r in ranked) - 1
         same = f" {alike} other settings predict the same (at this load those knobs do not matter)." if alike else ""

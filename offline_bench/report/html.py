@@ -21,7 +21,7 @@ from offline_bench.core.version import __version__
 from offline_bench.report import charts
 from offline_bench.report.htmlfindings import findings_section, overview_section, predictions_section, scaling_section
 from offline_bench.report.htmlparts import CSS, esc, fmt, folded, kv_table, missing, num, section, table
-from offline_bench.report.htmlruns import budget_parts, comparison, run_section
+from offline_bench.report.htmlruns import budget_parts, comparison, energy_overview, run_section
 from offline_bench.report.htmltune import tune_body
 from offline_bench.report.inputs import load_items
 from offline_bench.results.load import Item
@@ -226,7 +226,8 @@ def build_page(items: list[Item], title: str) -> str:
     """The whole report as one HTML document."""
     runs = [i for i in items if i.kind == "run"]
     parts = [("findings", "Findings", findings_section(find(items))),
-             ("overview", "Runs at a glance", overview_section(runs) if runs else "")]
+             ("overview", "Runs at a glance", overview_section(runs) if runs else ""),
+             ("energy", "Energy and cost", energy_overview(runs))]
     parts += [_group(key, heading, how, items) for key, heading, how in GROUPS]
     body = [html for _, _, html in parts if html]
     nav = "".join(f'<a href="#{a}">{esc(t)}</a>' for a, t, html in parts if html)

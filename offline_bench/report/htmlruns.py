@@ -1,5 +1,6 @@
 """The report's sections for `run`-schema results (offline, serving, imported, predicted): a summary card,
-throughput, latency, timeline, KV cache and memory, environment and the command; and offline vs serving."""
+throughput, latency, timeline, KV cache and memory, energy and cost, environment and the command; offline vs
+serving, and the runs' energy and cost side by side."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from typing import Any
 
 from offline_bench.analysis.compare import Labeled, mismatches
 from offline_bench.analysis.compare import table as compare_table
-from offline_bench.analysis.findings import compare_anchor, comparison_groups, gpu_of
+from offline_bench.analysis.findings import compare_anchor, comparison_groups, gpu_of, gpus, short_gpu
 from offline_bench.report import charts
-from offline_bench.report.htmlparts import cards, esc, fmt, kv_table, missing, num, section, table
+from offline_bench.report.htmlparts import cards, esc, fmt, kv_table, link, missing, nowrap, num, section, table
 from offline_bench.report.table import KNOWN, RATIO
 from offline_bench.report.table import fmt as fmt_value
+from offline_bench.report.tables.run import unknown_energy
+from offline_bench.results.energy import Cost, Energy, check_note
 from offline_bench.results.load import Item
 from offline_bench.results.run import RunResult
 
@@ -180,6 +183,91 @@ def kv_cache(r: RunResult, src: str) -> str:
     return kv_table(pairs) + (f"<p>{esc(arith)}</p>" if arith else "") + chart
 
 
+def _gpu_energy(e: Energy, src: str) -> str:
+    """One row per GPU: its joules per pass, watts, and how far its integrated samples are from its counter."""
+    rows = [[esc(g.index), esc(g.name), num(g.joules, src, f"energy.gpus.{i}.joules"),
+             num(g.avg_watts, src, f"energy.gpus.{i}.avg_watts"), num(g.peak_watts, src, f"energy.gpus.{i}.peak_watts"),
+             num(g.idle_watts, src, f"energy.gpus.{i}.idle_watts"),
+             num(g.counter_vs_samples_pct, src, f"energy.gpus.{i}.counter_vs_samples_pct", "+,.2f")
+             if g.counter_vs_samples_pct is not None else esc("no counter check")] for i, g in enumerate(e.gpus)]
+    return table(["GPU", "name", "J per pass", "average W", "peak W", "idle W", "samples vs counter %"], rows,
+                 numeric=(0, 2, 3, 4, 5, 6))
+
+
+def _cost(c: Cost | None, src: str) -> str:
+    """$ per million output tokens at the prices given; nothing when no price was given."""
+    if c is None:
+        return ""
+    pairs = []
+    if c.gpu_hour_usd is not None:
+        pairs.append(("$ per million output tokens (GPU time)",
+                      num(c.usd_per_million_output_tokens, src, "cost.usd_per_million_output_tokens", ",.4f")
+                      + esc(f" at {c.gpus} GPU(s) x ${c.gpu_hour_usd:g} per GPU-hour")))
+    if c.kwh_usd is not None:
+        pairs.append(("$ per million output tokens (energy)",
+                      num(c.energy_usd_per_million_output_tokens, src, "cost.energy_usd_per_million_output_tokens",
+                          ",.4f") + esc(f" at ${c.kwh_usd:g} per kWh")))
+    why = f'<p class="warn">cost: unknown ({esc(c.reason)})</p>' if c.reason else ""
+    return (kv_table(pairs) if pairs else "") + why
+
+
+def energy(r: RunResult, src: str) -> str:
+    """The GPUs' energy over the timed passes and what a token cost; an energy not measured is one line: why."""
+    e = r.energy
+    if e is None or e.status != "measured":
+        return missing(f"energy: {unknown_energy(e)}") + _cost(r.cost, src)
+    head = [("J per output token", num(e.joules_per_output_token, src, "energy.joules_per_output_token", ",.4f")),
+            ("output tokens per J", num(e.output_tokens_per_joule, src, "energy.output_tokens_per_joule", ",.3f")),
+            ("average W (all GPUs)", num(e.avg_watts, src, "energy.avg_watts"))]
+    passes = ", ".join(num(j, src, f"energy.joules_per_pass.{i}") for i, j in enumerate(e.joules_per_pass))
+    pairs = [("J per total token (prompt + output)",
+              num(e.joules_per_total_token, src, "energy.joules_per_total_token", ",.4f")),
+             ("above-idle J per output token",
+              num(e.above_idle_joules_per_output_token, src, "energy.above_idle_joules_per_output_token", ",.4f")),
+             ("peak W (sum of each GPU's peak)", num(e.peak_watts, src, "energy.peak_watts")),
+             ("idle W (1 s before the engine started)", num(e.idle_watts, src, "energy.idle_watts")),
+             ("J per timed pass", passes or num(None)),
+             ("warm-up J (not in the per-token figures)", num(e.warmup_joules, src, "energy.warmup_joules")),
+             ("samples in the timed passes", num(e.samples, src, "energy.samples")), ("method", esc(e.method))]
+    warn = check_note(e)
+    return (cards(head) + kv_table(pairs) + _gpu_energy(e, src)
+            + (f'<p class="warn">warning: {esc(warn)}</p>' if warn else "") + _cost(r.cost, src))
+
+
+ENERGY_COLUMNS = ["run", "mode", "GPU", "J / output token", "J / total token", "output tokens / J", "average W",
+                  "$ / M output tokens (GPU time)", "$ / M output tokens (energy)"]
+
+
+def energy_overview(runs: list[Item]) -> str:
+    """The runs' energy and cost side by side (a multi-run report); empty when no run has either, as each run's
+    own part says why."""
+    known = [i for i in runs if (i.data.energy and i.data.energy.status == "measured") or i.data.cost]
+    if len(runs) < 2 or not known:
+        return ""
+    rows, why = [], {}
+    for item in runs:
+        r, a = item.data, item.anchor
+        e, c = r.energy if r.energy and r.energy.status == "measured" else None, r.cost
+        n = gpus(r)
+        if e is None:
+            reason = unknown_energy(r.energy)
+            why[reason] = why.get(reason, 0) + 1
+        rows.append([link(a, item.label), nowrap(r.mode),
+                     nowrap(f"{n}x {short_gpu(gpu_of(r))}" if n > 1 else short_gpu(gpu_of(r))),
+                     num(e and e.joules_per_output_token, a, "energy.joules_per_output_token", ",.4f"),
+                     num(e and e.joules_per_total_token, a, "energy.joules_per_total_token", ",.4f"),
+                     num(e and e.output_tokens_per_joule, a, "energy.output_tokens_per_joule", ",.3f"),
+                     num(e and e.avg_watts, a, "energy.avg_watts"),
+                     num(c and c.usd_per_million_output_tokens, a, "cost.usd_per_million_output_tokens", ",.4f"),
+                     num(c and c.energy_usd_per_million_output_tokens, a, "cost.energy_usd_per_million_output_tokens",
+                         ",.4f")])
+    notes = "".join(f"<li>energy {esc(w)}: {n} run(s)</li>" for w, n in why.items())
+    return section("energy", "Energy and cost", "The engine's GPUs over the timed passes, per token of one pass, and "
+                                                "USD per million output tokens at the prices given (--gpu-hour-cost, "
+                                                "--kwh-cost); a run's name opens its details.",
+                   table(ENERGY_COLUMNS, rows, numeric=(3, 4, 5, 6, 7, 8)) + (f"<ul>{notes}</ul>" if notes else ""))
+
+
 def rerun_command(r: RunResult) -> tuple[list[str], bool]:
     """(command, recorded): the command line stored with the result, or one rebuilt from its recorded settings."""
     if r.environment.command:
@@ -243,6 +331,9 @@ def run_section(r: RunResult, anchor: str, label: str) -> str:
                           "'waiting' above zero means the KV cache or max_num_seqs limited the batch.", timeline(r)),
              ("KV cache and memory", "How many tokens the KV cache holds and why (the arithmetic), how much was "
                                      "used, and the device memory split.", kv_cache(r, anchor)),
+             ("Energy and cost", "The GPUs' energy over the timed passes (NVML; start-up and warm-up excluded), per "
+                                 "token of one pass, and USD per million output tokens at the prices given.",
+              energy(r, anchor)),
              ("Environment and command", "What the result was measured on, and the command that reruns it.",
               environment(r))]
     if r.parallel:

@@ -23,6 +23,9 @@ class PhaseRow(BaseModel):
     ceiling_tokens_per_s: float | None
     pct_of_ceiling: float | None
     note: str | None = None  # why a row was not run, or how it ran
+    # the pass's energy, all the engine's GPUs (None: not measured, PhasesResult.energy_unknown says why)
+    joules_per_token: float | None = None  # prefill: per prompt token of the batch; decode: per generated token
+    avg_watts: float | None = None  # over the whole pass
 
 
 class PhasesResult(BaseModel):
@@ -38,6 +41,8 @@ class PhasesResult(BaseModel):
     gpu: GPUSpec | None
     rows: list[PhaseRow]
     notes: list[str]
+    energy_unknown: str | None = None  # why no row has energy (no NVML, no GPU)
+    idle_watts: float | None = None  # the engine's GPUs before it started
 
     def save(self, path: str | Path) -> None:
         write_atomic(path, self.model_dump_json(indent=2))

@@ -23,6 +23,11 @@ class RunScaling(BaseModel):
     full_batch_step_ms: float | None = None
     full_batch_requests: float | None = None
     us_per_request: float | None = None  # step time per decoding request: what one engine core spends on each
+    # energy (None: not measured): output tokens per joule of all the run's GPUs, each GPU's mean draw, and the
+    # tokens per joule over the baseline's (more GPUs at lower utilisation: below 100%)
+    output_tokens_per_joule: float | None = None
+    watts_per_gpu: float | None = None
+    energy_efficiency_pct: float | None = None
 
 
 class DecodeScaling(BaseModel):
@@ -37,6 +42,7 @@ class DecodeScaling(BaseModel):
     gap_ms: float | None  # step - floor
     allreduces_per_step: int | None  # 2 per layer with TP > 1; None where the model's layers are unknown
     gap_per_allreduce_us: float | None  # the whole gap charged to the all-reduces: an upper bound
+    joules_per_token: float | None = None  # the decode pass's joules (all its GPUs) per generated token
 
 
 class ScalingReport(BaseModel):

@@ -99,6 +99,14 @@ class PointRow(BaseModel):
     output_tokens_per_s_error_pct: float | None = None
     predicted_ttft_ms_p50: float | None = None
     ttft_ms_p50_error_pct: float | None = None
+    # the engine's GPUs over the timed passes (results.energy; None: not measured, `energy_unknown` says why)
+    joules_per_output_token: float | None = None
+    output_tokens_per_joule: float | None = None
+    avg_watts: float | None = None
+    energy_unknown: str | None = None
+    # USD per million output tokens at --gpu-hour-cost (GPU time) and --kwh-cost (energy)
+    usd_per_million_output_tokens: float | None = None
+    energy_usd_per_million_output_tokens: float | None = None
 
 
 class SweepSummary(BaseModel):

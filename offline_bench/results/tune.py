@@ -11,7 +11,8 @@ from offline_bench.core.version import __version__
 from offline_bench.results.run import write_atomic
 
 OBJECTIVES = {"throughput": "output tokens/s", "goodput": "requests/s meeting every SLO",
-              "gpus": "the fewest GPUs that meet the SLOs at the request rate"}
+              "gpus": "the fewest GPUs that meet the SLOs at the request rate",
+              "cost": "output tokens/s per GPU (the least $ per million tokens at one GPU-hour price)"}
 # a setting's status: ranked, or why it is rejected
 STATUSES = {"ok": "meets every SLO", "slo": "misses an SLO", "no-start": "would not start"}
 
@@ -60,6 +61,7 @@ class TuneRow(BaseModel):
     tpot_ms: dict[str, float] = {}
     e2e_ms: dict[str, float] = {}
     preemptions: int | None = None
+    usd_per_million_output_tokens: float | None = None  # GPU time at --gpu-hour-cost
     slo_miss_pct: dict[str, float] = {}  # metric -> how far over its SLO at the percentile, in %
     expected_error: dict[str, Any] = {}
     measured: Measured | None = None
@@ -89,6 +91,7 @@ class TuneResult(BaseModel):
     slo_ms: dict[str, float] = {}
     percentile: float = 99.0
     objective: str = "throughput"
+    gpu_hour_usd: float | None = None  # --gpu-hour-cost for this GPU
     grid: dict[str, list[Any]]
     settings_searched: int = 0
     simulations: int = 0  # distinct replays (settings with the same schedule share one)

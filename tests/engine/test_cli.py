@@ -12,9 +12,16 @@ def test_run_several_request_rates_in_one_engine(engine_cli, tmp_path):
     rc, _, err = engine_cli("run", "--max-model-len", "512", *KV_ARGS, "--dataset", "sharegpt",
                             "prompts/sharegpt-mini.json", "--request-rate", "20,inf", "--concurrency", "16",
                             "--num-prompts", "12", "--warmup", "1", "--ignore-eos", "--goodput", "ttft:600000",
-                            "--output", str(out), "--html", str(tmp_path / "r.html"))
+                            "--output", str(out), "--html", str(tmp_path / "r.html"), "--gpu-hour-cost", "2.49",
+                            "--kwh-cost", "0.12")
     assert rc == 0, err[-2000:]
     paced, at_once = (json.loads((tmp_path / f"rate-r{r}.json").read_text()) for r in ("20", "inf"))
+    # energy on the CPU build: unknown, with the reason; the GPU-hour price still gives $ per million tokens
+    assert paced["energy"]["status"] == "unknown" and paced["energy"]["reason"].startswith("no GPU")
+    cost, tps = at_once["cost"], at_once["throughput"]["output_tokens_per_s"]
+    assert abs(cost["usd_per_million_output_tokens"] - 2.49 / (tps * 3600) * 1e6) < 1e-6 * cost[
+        "usd_per_million_output_tokens"]
+    assert cost["energy_usd_per_million_output_tokens"] is None and "energy unknown: no GPU" in cost["reason"]
     page = (tmp_path / "r.html").read_text()  # --html: the report of both levels (opened in a browser elsewhere)
     assert page.count('class="item"') == 2 and "rate-r20" in page and "rate-rinf" in page
     assert paced["workload"]["request_rate"] == 20.0 and at_once["workload"]["request_rate"] is None

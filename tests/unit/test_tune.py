@@ -93,6 +93,18 @@ def test_data_parallel_layouts_and_the_fewest_gpus(basis: Basis) -> None:
     assert t.ranked[0].setting.gpus == min(r.setting.gpus for r in t.rows if r.status == "ok")
 
 
+def test_the_cost_objective_ranks_tokens_per_gpu_and_prices_them(basis: Basis) -> None:
+    grid = TuneGrid(max_model_len=[1024], gpu_memory_utilization=[0.9], max_num_seqs=[256],
+                    max_num_batched_tokens=[8192], layouts=[(1, 1), (1, 2)])
+    t = tune(basis, TuneWorkload(BATCH[:400]), grid, objective="cost", workers=1, gpu_hour_usd=3.5)
+    per_gpu = {r.setting.gpus: r.output_tokens_per_s / r.setting.gpus for r in t.rows}
+    assert t.ranked[0].setting.gpus == max(per_gpu, key=per_gpu.get)
+    for r in t.rows:  # $/M tokens = GPUs x $/h / (tok/s x 3600) x 1e6
+        assert r.usd_per_million_output_tokens == pytest.approx(3.5 * r.setting.gpus / r.output_tokens_per_s
+                                                                / 3600 * 1e6)
+    assert "per million output tokens" in t.answer and "$/M out tok" in render("tune", "md", t)
+
+
 def test_rendered_in_every_format_and_loaded_back(tmp_path, closed: TuneResult) -> None:
     md = render("tune", "md", closed)
     assert "Pareto frontier" in md and "Rejected and preempting regions" in md and "Recommended" in md
@@ -131,7 +143,8 @@ def test_the_cli_answers_and_refuses_in_one_line(capsys, tmp_path) -> None:
                        (["--objective", "goodput"], "--objective goodput needs SLOs"),
                        (["--objective", "gpus", "--goodput", "ttft:500"], "--objective gpus needs --request-rate"),
                        (["--model", "preset:tiny-llama"], "is a run of preset:llama-3.1-8b, not preset:tiny-llama"),
-                       (["--gpu-memory-utilization", "0.5,1.5"], "--gpu-memory-utilization")):
+                       (["--gpu-memory-utilization", "0.5,1.5"], "--gpu-memory-utilization"),
+                       (["--gpu-hour-cost", "h100-sxm=2.49"], "--gpu-hour-cost has no price for h200: add h200=USD")):
         rc, _, err = cli(capsys, *args, *bad)
         assert words in one_error_line(rc, err)
 

@@ -11,10 +11,12 @@ import textwrap
 from typing import Any
 
 from offline_bench.analysis.compare import Labeled, mismatches, table
-from offline_bench.report.table import KNOWN, RATIO, Column, Document, Table, fmt, warnings
+from offline_bench.report.table import KNOWN, RATIO, Column, Document, Style, Table, fmt, warnings
 
 WIDTH = 120  # a table's lines, within a ~120-column terminal
 HEAD_PAD, GAP = 2, 2  # the console writer's (tabulate's) room beside a header, and between columns
+VALUE = Style(KNOWN.spec, none=KNOWN.none, small=".3g")  # 3 significant digits below 1: joules per token (0.0712)
+ENERGY_ROWS = ("joules_per_output_token", "output_tokens_per_joule", "avg_watts", "idle_watts")
 
 
 def _width(name: str, cells: list[str]) -> int:
@@ -55,7 +57,7 @@ def _split(metric: Column, columns: list[Column], rows: list[list[Any]], title: 
 def _one_table(runs: list[Labeled], baseline: Labeled, rows: list[list[Any]], names: list[str]) -> list[Table]:
     """Values and ratios side by side, the runs under `names`: one table, or several when that is too wide."""
     ratios = [Column(f"{name} / baseline", "x baseline", RATIO) for r, name in zip(runs, names) if r is not baseline]
-    return _split(Column("metric"), [Column(name, style=KNOWN) for name in names] + ratios, rows, "")
+    return _split(Column("metric"), [Column(name, style=VALUE) for name in names] + ratios, rows, "")
 
 
 def _shown(runs: list[Labeled], baseline: Labeled, rows: list[list[Any]], notes: list[str]) -> list[Table]:
@@ -69,7 +71,7 @@ def _shown(runs: list[Labeled], baseline: Labeled, rows: list[list[Any]], notes:
     tables = _one_table(runs, baseline, rows, names)
     if len(tables) > 1:
         ratios = [Column(name, "x baseline", RATIO) for r, name in zip(runs, names) if r is not baseline]
-        tables = (_split(Column("metric"), [Column(name, style=KNOWN) for name in names],
+        tables = (_split(Column("metric"), [Column(name, style=VALUE) for name in names],
                          [row[:n + 1] for row in rows], "values")
                   + _split(Column("metric"), ratios, [[row[0], *row[n + 1:]] for row in rows],
                            f"ratio to the baseline, {baseline.name or baseline.label}"))
@@ -88,12 +90,44 @@ def _legend(runs: list[Labeled]) -> list[str]:
                           subsequent_indent="    ", break_on_hyphens=False)]
 
 
+def _energy_notes(runs: list[Labeled], shown: list[str]) -> list[str]:
+    """With the energy rows: what they are, and why a run's are unknown; with the cost rows: each run's prices."""
+    out = []
+    if any(name in ENERGY_ROWS for name in shown):
+        out.append("energy: the engine's GPUs over a timed pass (NVML), per output token of the pass; watts summed "
+                   "over the GPUs, idle before the engine started")
+        why = {r.label: r.result.energy.reason if r.result.energy else "not recorded (an older result)"
+               for r in runs if r.result.energy is None or r.result.energy.status != "measured"}
+        out += _grouped("energy unknown in", why, runs)
+    if any(name.startswith("usd_") for name in shown):
+        out += _grouped("prices of", {r.label: _prices(r) for r in runs}, runs)
+    return out
+
+
+def _grouped(lead: str, by_run: dict[str, str | None], runs: list[Labeled]) -> list[str]:
+    """One line per distinct value, naming its runs (every run: "every run")."""
+    groups: dict[str, list[str]] = {}
+    for label, value in by_run.items():
+        groups.setdefault(value or "unknown", []).append(label)
+    return [f"{lead} {'every run' if len(labels) == len(runs) > 1 else ', '.join(labels)}: {value}"
+            for value, labels in groups.items()]
+
+
+def _prices(r: Labeled) -> str:
+    c = r.result.cost
+    if c is None:
+        return "none given"
+    parts = ([f"${c.gpu_hour_usd:g} per GPU-hour x {c.gpus} GPU{'s' if c.gpus > 1 else ''}"]
+             if c.gpu_hour_usd is not None else []) + ([f"${c.kwh_usd:g} per kWh"] if c.kwh_usd is not None else [])
+    return ", ".join(parts) + (f" ({c.reason})" if c.reason else "")
+
+
 def document(runs: list[Labeled], baseline: Labeled) -> Document:
     headers, rows = table(runs, baseline)
     n = len(runs)
-    columns = ([Column(headers[0])] + [Column(h, style=KNOWN) for h in headers[1:n + 1]]
+    columns = ([Column(headers[0])] + [Column(h, style=VALUE) for h in headers[1:n + 1]]
                + [Column(h, "x baseline", RATIO) for h in headers[n + 1:]])
-    notes = [f"baseline: {baseline.label}"]
+    notes = [f"baseline: {baseline.label}", *_energy_notes(runs, [row[0] for row in rows])]
     full = Table(columns, rows, notes=notes)
     found = [f"{r.label} vs {baseline.label}: {m}" for r in runs if r is not baseline for m in mismatches(baseline, r)]
     return Document([*_shown(runs, baseline, rows, notes)] + ([warnings(found)] if found else []),

@@ -12,8 +12,20 @@ COLUMNS = [Column("phase"), Column("batch", "requests"), Column("input", "tokens
            Column("% of ceiling", "%", Style(".1f", ints=None, suffix="%")), Column("note", style=TEXT)]
 
 
+# shown when some row has them (energy measured through NVML)
+ENERGY_COLUMNS = [Column("J/token (prefill: prompt, decode: generated)", "J/token", Style(".4g", ints=None)),
+                  Column("avg W", "W", Style(",.0f", ints=None))]
+
+
 def document(r: PhasesResult) -> Document:
+    energy = any(x.joules_per_token is not None for x in r.rows)
     rows = [[x.phase, x.batch_size, x.input_len, x.output_len or None, x.latency_ms, x.tokens_per_s,
-             x.ceiling_tokens_per_s, x.pct_of_ceiling, x.note] for x in r.rows]
-    gpu = f"ceilings for {r.gpu.name} ({r.gpu.source})" if r.gpu else "no GPU: ceilings unknown"
-    return Document([Table(COLUMNS, rows, notes=[gpu])], own_json=lambda: r.model_dump_json(indent=2))
+             x.ceiling_tokens_per_s, x.pct_of_ceiling, *([x.joules_per_token, x.avg_watts] if energy else []), x.note]
+            for x in r.rows]
+    notes = [f"ceilings for {r.gpu.name} ({r.gpu.source})" if r.gpu else "no GPU: ceilings unknown"]
+    if r.energy_unknown and not energy:
+        notes.append(f"energy per token: unknown ({r.energy_unknown})")
+    if energy and r.idle_watts is not None:
+        notes.append(f"idle: {r.idle_watts:,.0f} W before the engine started (every GPU of it)")
+    columns = COLUMNS[:-1] + (ENERGY_COLUMNS if energy else []) + COLUMNS[-1:]
+    return Document([Table(columns, rows, notes=notes)], own_json=lambda: r.model_dump_json(indent=2))

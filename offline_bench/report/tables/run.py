@@ -1,9 +1,11 @@
-"""A run result (`run`, `predict`, `serve-probe`): run, throughput, latency, KV cache, memory and start-up."""
+"""A run result (`run`, `predict`, `serve-probe`): run, throughput, latency, KV cache, memory and start-up, energy
+and cost."""
 
 from __future__ import annotations
 
 from offline_bench.predict import accuracy
 from offline_bench.report.table import Column, Document, Style, Table, decimals, fmt
+from offline_bench.results.energy import Cost, Energy
 from offline_bench.results.run import RunResult
 
 CSV_HEADERS = ["section", "metric", "value", "p50", "p90", "p99", "max"]
@@ -75,6 +77,47 @@ def _head(r: RunResult) -> list[list[str]]:
     return head
 
 
+NOT_RECORDED = "not recorded in this result: older, predicted and imported results carry none"
+
+
+def unknown_energy(e: Energy | None) -> str:
+    """The one line of an energy not measured (a result from before energy was recorded: None)."""
+    return f"unknown ({e.reason or 'not sampled'})" if e is not None else f"unknown ({NOT_RECORDED})"
+
+
+def _energy(e: Energy | None) -> list[list[str]]:
+    if e is None or e.status != "measured":
+        return [["energy", unknown_energy(e)]]
+    checks = ", ".join(f"GPU {g.index} {g.counter_vs_samples_pct:+.2f}%" if g.counter_vs_samples_pct is not None
+                       else f"GPU {g.index} no counter (joules from the samples)" for g in e.gpus)
+    return [["J per output token", _f(e.joules_per_output_token, 4)],
+            ["J per total token (prompt + output)", _f(e.joules_per_total_token, 4)],
+            ["output tokens per J", _f(e.output_tokens_per_joule, 3)],
+            ["above-idle J per output token", _f(e.above_idle_joules_per_output_token, 4)],
+            [f"average W (sum of {len(e.gpus)} GPU(s))", _f(e.avg_watts, 1)],
+            ["peak W (sum of each GPU's peak)", _f(e.peak_watts, 1)],
+            ["idle W (1 s before the engine started)", _f(e.idle_watts, 1)],
+            ["J per timed pass", "; ".join(_f(j, 1) for j in e.joules_per_pass) or "unknown"],
+            ["samples vs energy counter", checks or "unknown"],
+            ["method", e.method or "unknown"]]
+
+
+def _cost(c: Cost | None) -> list[list[str]]:
+    """$ per million output tokens at the prices given (nothing when no price was given)."""
+    if c is None:
+        return []
+    rows = []
+    if c.gpu_hour_usd is not None:
+        rows.append(["$ per million output tokens (GPU time)",
+                     f"{_f(c.usd_per_million_output_tokens, 4)} ({c.gpus} GPU(s) x ${_f(c.gpu_hour_usd, 2)}/h)"])
+    if c.kwh_usd is not None:
+        rows.append(["$ per million output tokens (energy)",
+                     f"{_f(c.energy_usd_per_million_output_tokens, 4)} (${_f(c.kwh_usd, 3)}/kWh)"])
+    if c.reason:
+        rows.append(["cost unknown", c.reason])
+    return rows
+
+
 def _pairs(title: str, rows: list[list[str]]) -> Table:
     return Table([Column(""), Column("")], rows, title=title)
 
@@ -96,4 +139,6 @@ def document(r: RunResult) -> Document:
               Table([Column("metric"), *(Column(q, "ms") for q in ("mean", "p50", "p90", "p99", "max"))], latency,
                     title="Latency (ms)"),
               _pairs("KV cache", _kv(r)), _pairs("Memory and start-up", memory)]
+    if r.energy is not None or r.cost is not None:  # results from before energy was recorded: no section
+        tables.append(_pairs("Energy and cost", _energy(r.energy) + _cost(r.cost)))
     return Document(tables, own_json=lambda: r.model_dump_json(indent=2), csv_sections=CSV_HEADERS)

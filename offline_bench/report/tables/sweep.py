@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from offline_bench.analysis.sweep import table_rows
+from offline_bench.analysis.sweep import ENERGY_COLUMNS, table_rows
 from offline_bench.report.table import AUTO, Column, Document, Item, Table, Text, heading
 from offline_bench.results.sweep import SweepSummary
 
 INIT_NOTE = ("init_s is the engine start (LLM() wall time); vLLM's compile cache makes later points with an already "
              "compiled shape start faster, so compare init_s along the sweep order.")
+ENERGY_NOTE = ("Energy: the engine's GPUs over a timed pass (NVML), per output token of the pass; avg_watts summed "
+               "over the GPUs; usd_per_million_output_tokens: GPU time at --gpu-hour-cost, energy_...: at --kwh-cost.")
 
 
 def analysis_lines(summary: SweepSummary) -> list[str]:
@@ -33,7 +35,21 @@ def analysis_lines(summary: SweepSummary) -> list[str]:
         worst = ", ".join(f"{k.removeprefix('largest_').removesuffix('_error_pct')} {v:.2f}%"
                           for k, v in p.items() if k.startswith("largest_"))
         lines.append(f"- Predicted vs measured ({p['calibration']}): largest errors {worst}.")
+    if a.get("energy"):
+        lines.append(f"- Energy: {a['energy']['text']}.")
     return lines
+
+
+def notes(summary: SweepSummary, headers: list[str]) -> list[str]:
+    """The table's notes: init_s, and what the energy columns are -- or why energy is unknown when no point has it."""
+    out = [INIT_NOTE]
+    if any(h in ENERGY_COLUMNS for h in headers):
+        out.append(ENERGY_NOTE)
+    else:
+        why = next((r.energy_unknown for r in summary.rows if r.energy_unknown), None)
+        if why:
+            out.append(f"Energy per token: unknown ({why}).")
+    return out
 
 
 def document(summary: SweepSummary) -> Document:
@@ -41,6 +57,6 @@ def document(summary: SweepSummary) -> Document:
     items: list[Item] = [heading("Sweep summary", 1)]
     if summary.spec.predict_only:
         items.append(Text([f"PREDICTED from {summary.spec.calibrate}, not measured (offline-bench predict)."]))
-    items += [Table([Column(h, style=AUTO) for h in headers], body, notes=[INIT_NOTE]), heading("Analysis"),
+    items += [Table([Column(h, style=AUTO) for h in headers], body, notes=notes(summary, headers)), heading("Analysis"),
               Text(analysis_lines(summary))]
     return Document(items, own_json=lambda: summary.model_dump_json(indent=2))

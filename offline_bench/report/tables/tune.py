@@ -22,9 +22,10 @@ def varied(t: TuneResult) -> list[str]:
     return [k for k in SHORT if len({getattr(r.setting, k) for r in t.rows}) > 1] or ["max_num_seqs"]
 
 
-def row_cells(r: TuneRow, knobs: list[str], q: str) -> list[str]:
+def row_cells(r: TuneRow, knobs: list[str], q: str, priced: bool = False) -> list[str]:
     cells = [str(r.rank or ""), *(str(getattr(r.setting, k)) for k in knobs), _n(r.output_tokens_per_s, 0),
-             _n(r.goodput_requests_per_s, 2), _n(r.ttft_ms.get(q)), _n(r.tpot_ms.get(q), 2), _n(r.kv_cache_tokens, 0),
+             *([_n(r.usd_per_million_output_tokens, 3)] if priced else []), _n(r.goodput_requests_per_s, 2),
+             _n(r.ttft_ms.get(q)), _n(r.tpot_ms.get(q), 2), _n(r.kv_cache_tokens, 0),
              _n(r.max_concurrency, 1), _n(r.preemptions, 0), "yes" if r.pareto else ""]
     return cells
 
@@ -45,11 +46,14 @@ def document(t: TuneResult, top: int = 10) -> Document:
     knobs = varied(t)
     headers = ["rank", *(SHORT[k] for k in knobs), "output tok/s", "goodput req/s", f"TTFT {q} ms",
                f"TPOT {q} ms", "KV tokens", "max conc.", "preempt.", "frontier", "+ alike"]
+    priced = t.gpu_hour_usd is not None
+    if priced:
+        headers.insert(headers.index("goodput req/s"), "$/M out tok")
     verified = any(r.measured for r in t.rows)
     if verified:
         headers += ["measured tok/s", f"TTFT {q} meas.", f"TPOT {q} meas.", "tok/s error"]
     ranked = distinct(t.ranked, q)[:top]
-    body = [row_cells(r, knobs, q) + [str(n - 1) if n > 1 else ""] + (_measured(r, q) if verified else [])
+    body = [row_cells(r, knobs, q, priced) + [str(n - 1) if n > 1 else ""] + (_measured(r, q) if verified else [])
             for r, n in ranked]
     ranked = [r for r, _ in ranked]
     fixed = {SHORT[k]: getattr(t.rows[0].setting, k) for k in SHORT if k not in knobs and t.rows}
