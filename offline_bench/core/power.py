@@ -8,7 +8,6 @@ kept: energy is then "unknown", never an error.
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -17,6 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from offline_bench.core.environment import visible_ids
+
+MIN_WINDOW_INTERVALS = 2  # a shorter window holds too few samples for its joules to mean anything
+MAX_FAILED_READS = 5  # consecutive failed reads before the thread gives up
 DEFAULT_INTERVAL_S = 0.05  # 50 ms: the issue's 50-100 ms, and 20 samples in a second of idle
 IDLE_S = 1.0  # idle floor: sampled this long before the engine starts
 FIELD_POWER_INSTANT = 186  # NVML_FI_DEV_POWER_INSTANT: the current draw (nvmlDeviceGetPowerUsage averages ~1 s)
@@ -48,15 +51,29 @@ class WindowEnergy:
     end: float
     gpus: list[GpuWindow] = field(default_factory=list)
     samples: int = 0
+    why: str | None = None  # why there are no joules (too short, not bracketed by samples)
 
     @property
     def joules(self) -> float | None:
         parts = [g.joules for g in self.gpus]
         return sum(parts) if parts and None not in parts else None  # type: ignore[arg-type]
 
+    @property
+    def avg_watts(self) -> float | None:
+        """Every GPU together, over the window."""
+        j = self.joules
+        return j / (self.end - self.start) if j is not None and self.end > self.start else None
+
+
+_NVML: Any = None  # the binding once initialised: nvmlInit once per process
+
 
 def load_nvml(nvml: Any = None) -> tuple[Any, str | None]:
     """(the initialised NVML module, None), or (None, why not) -- one line a user can act on."""
+    global _NVML
+    if nvml is None and _NVML is not None:
+        return _NVML, None
+    own = nvml is None
     if nvml is None:
         try:
             import pynvml as nvml  # nvidia-ml-py: `pip install offline-bench[gpu]`
@@ -66,16 +83,9 @@ def load_nvml(nvml: Any = None) -> tuple[Any, str | None]:
         nvml.nvmlInit()
     except Exception as e:  # NVMLError_LibraryNotFound / _DriverNotLoaded on a machine without an NVIDIA driver
         return None, f"NVML did not start ({type(e).__name__}: {e}): no NVIDIA driver on this machine"
+    if own:
+        _NVML = nvml
     return nvml, None
-
-
-def engine_gpus(world: int, visible: str | None = None) -> list[str]:
-    """The NVML names (index or UUID) of the first `world` GPUs CUDA shows this process (CUDA_VISIBLE_DEVICES,
-    which vLLM's workers inherit)."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES") if visible is None else visible
-    if visible is None or not visible.strip():
-        return [str(i) for i in range(world)]
-    return [v.strip() for v in visible.split(",") if v.strip()][:world]
 
 
 def _handle(nvml: Any, name: str) -> Any:
@@ -97,6 +107,7 @@ class PowerSampler:
         self.has_counter = [self._counter(h) is not None for h in self.handles]
         self.instant = all(self._instant(h) is not None for h in self.handles)
         self.samples: list[Sample] = []
+        self.error: str | None = None  # why the thread stopped sampling early
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -118,8 +129,11 @@ class PowerSampler:
         return w if w is not None else self.nvml.nvmlDeviceGetPowerUsage(h) / 1000.0  # mW
 
     def read(self) -> Sample:
-        s = Sample(self.clock(), tuple(self._watts(h) for h in self.handles),
-                   tuple(self._counter(h) if c else None for h, c in zip(self.handles, self.has_counter)))
+        t0 = self.clock()
+        watts = tuple(self._watts(h) for h in self.handles)
+        energy = tuple(self._counter(h) if c else None for h, c in zip(self.handles, self.has_counter))
+        # stamped mid-read: with several GPUs (5-30 ms a read each on an H200) the start would be early
+        s = Sample((t0 + self.clock()) / 2, watts, energy)
         self.samples.append(s)
         return s
 
@@ -131,14 +145,23 @@ class PowerSampler:
                        ", energy from the power samples (no energy counter on this GPU)")
 
     def _loop(self) -> None:
+        failures = 0
         while not self._stop.wait(self.interval_s):
             try:
                 self.read()
-            except Exception:  # a GPU fell off the bus or NVML shut down: stop sampling, keep what was read
-                return
+                failures = 0
+            except Exception as e:  # a GPU fell off the bus or NVML shut down: a few misses, then stop
+                failures += 1
+                if failures >= MAX_FAILED_READS:
+                    self.error = f"NVML stopped answering ({type(e).__name__}: {e})"
+                    return
 
     def start(self) -> PowerSampler:
-        self.read()
+        try:
+            self.read()
+        except Exception as e:  # noqa: BLE001 - never fail the engine's start: energy says unknown, and why
+            self.error = f"NVML stopped answering ({type(e).__name__}: {e})"
+            return self
         self._thread = threading.Thread(target=self._loop, name="offline-bench-power", daemon=True)
         self._thread.start()
         return self
@@ -159,6 +182,16 @@ class PowerSampler:
         return window(self.samples, t0, self.clock())
 
     def window(self, start: float, end: float) -> WindowEnergy:
+        """[start, end] as sampled; a window that ended after the last sample gets one read now (NVML is
+        thread-safe), so its tail is measured, not held flat."""
+        if end - start < MIN_WINDOW_INTERVALS * self.interval_s:
+            return WindowEnergy(start, end, why=f"a window of {1000 * (end - start):.0f} ms, shorter than "
+                                f"{MIN_WINDOW_INTERVALS} sampling intervals ({self.interval_s * 1000:g} ms)")
+        if not self.samples or self.samples[-1].t < end:
+            try:
+                self.read()
+            except Exception:  # noqa: BLE001 - unmeasured edge: window() says unknown
+                pass
         return window(list(self.samples), start, end)
 
 
@@ -193,7 +226,8 @@ def window(samples: list[Sample], start: float, end: float) -> WindowEnergy:
     """Each GPU's energy over [start, end]: the counter's difference where every sample has it, else the samples'
     integral; average and peak watts; how many samples fell inside."""
     out = WindowEnergy(start, end, samples=sum(1 for s in samples if start <= s.t <= end))
-    if not samples or end <= start:
+    if not samples or end <= start or samples[0].t > start or samples[-1].t < end:
+        out.why = "no power sample on both sides of the window"  # the joules would be a guess
         return out
     for g in range(len(samples[0].watts)):
         sampled = integrate(samples, start, end, g)
@@ -207,54 +241,40 @@ def window(samples: list[Sample], start: float, end: float) -> WindowEnergy:
     return out
 
 
-def open_sampler(world: int, interval_s: float = DEFAULT_INTERVAL_S, nvml: Any = None,
-                 visible: str | None = None) -> tuple[PowerSampler | None, str | None]:
-    """A sampler of the engine's GPUs (not started), or (None, why energy is unknown)."""
-    mod, why = load_nvml(nvml)
-    if mod is None:
-        return None, why
-    try:
-        return PowerSampler(mod, engine_gpus(world, visible), interval_s), None
-    except Exception as e:  # a MIG instance or a UUID NVML does not know
-        return None, f"NVML cannot read the engine's GPUs ({type(e).__name__}: {e})"
-
-
 NO_GPU = "no GPU: the engine runs on the CPU, and energy is sampled from NVIDIA GPUs only (NVML)"
-
-
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "0.0.0.0")
 
 
-def begin_local(url: str, on_gpu: bool, idle_s: float = IDLE_S) -> tuple[PowerSampler | None, str | None,
-                                                                          WindowEnergy | None]:
-    """As `begin`, for a server at `url`: every GPU this process sees, when the server runs on this machine (its
-    idle floor is then the server's, model loaded, before the warm-up)."""
+def begin(world: int | None, on_gpu: bool, idle_s: float = IDLE_S, start: bool = False,
+          nvml: Any = None) -> tuple[PowerSampler | None, str | None, WindowEnergy | None]:
+    """Before an engine starts on `world` GPUs (None: every GPU this process sees): (the sampler, None, the idle
+    floor of `idle_s`), or (None, why energy is unknown, None). The sampler's thread runs only once started
+    (`start`, or the caller's `sampler.start()`): vLLM forks its engine processes at start, and a fork while the
+    thread is inside NVML would hand the child NVML's lock held. Never raises: energy is a measurement beside
+    the run, not a condition of it."""
+    if not on_gpu:
+        return None, NO_GPU, None
+    mod, why = load_nvml(nvml)
+    if mod is None:
+        return None, why, None
+    try:
+        sampler = PowerSampler(mod, visible_ids(world or mod.nvmlDeviceGetCount()))
+        idle = sampler.idle(idle_s) if idle_s > 0 else None
+        return (sampler.start() if start else sampler), None, idle
+    except Exception as e:  # noqa: BLE001 - a MIG instance, a UUID NVML does not know, NVML failing mid-read
+        return None, f"NVML cannot read the engine's GPUs ({type(e).__name__}: {e})", None
+
+
+def begin_local(url: str, on_gpu: bool, world: int | None = None,
+                idle_s: float = IDLE_S) -> tuple[PowerSampler | None, str | None, WindowEnergy | None]:
+    """As `begin`, started at once, for a server at `url` on `world` GPUs (None: every GPU this process sees),
+    when it runs on this machine (the idle floor is then the server's, model loaded)."""
     host = urlsplit(url).hostname or ""
     if host not in (*LOCAL_HOSTS, socket.gethostname()):
         return None, f"the server ({host}) is not on this machine: its GPUs cannot be sampled from here", None
     if not on_gpu:
         return None, NO_GPU.replace("the engine runs", "this machine runs"), None
-    mod, why = load_nvml()
-    if mod is None:
-        return None, why, None
-    return begin(mod.nvmlDeviceGetCount(), on_gpu, idle_s)
-
-
-def begin(world: int, on_gpu: bool, idle_s: float = IDLE_S) -> tuple[PowerSampler | None, str | None,
-                                                                     WindowEnergy | None]:
-    """Before an engine starts on `world` GPUs: (the started sampler, None, the idle floor), or (None, why energy
-    is unknown, None). Never raises: energy is a measurement beside the run, not a condition of it."""
-    if not on_gpu:
-        return None, NO_GPU, None
-    sampler, why = open_sampler(world)
-    if sampler is None:
-        return None, why, None
-    try:
-        idle = sampler.idle(idle_s)
-        return sampler.start(), None, idle
-    except Exception as e:  # noqa: BLE001 - NVML failed mid-read
-        return None, f"NVML stopped answering ({type(e).__name__}: {e})", None
-
+    return begin(world, on_gpu, idle_s, start=True)
 
 def end(sampler: PowerSampler | None) -> None:
     if sampler is not None:

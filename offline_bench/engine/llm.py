@@ -188,10 +188,11 @@ class Engine:
         ray_address, ray_before = _ray_before_start(cfg)
         self.on_gpu = has_cuda()
         self.kwargs = llm_kwargs(cfg, self.model, self.on_gpu)
-        self._set_env()
-        # the idle floor before vLLM takes the GPU, then samples for the engine's life (core.power)
+        # the idle floor before vLLM takes the GPU (before the environment changes: a Ctrl-C here leaves nothing
+        # to put back); sampling starts once vLLM has forked its processes (core.power.begin)
         self.power, self.power_unknown, self.idle = power.begin(cfg.tensor_parallel_size * cfg.pipeline_parallel_size,
                                                                 self.on_gpu)
+        self._set_env()
         self.capture = LogCapture(echo=echo_log).start()
         self._closed = False
         t0 = time.perf_counter()
@@ -222,6 +223,8 @@ class Engine:
                 raise
             raise BenchError(explain_engine_failure(text, e)) from None
         self.init_s = time.perf_counter() - t0
+        if self.power is not None:
+            self.power.start()
         self.probe = MetricsProbe(self.llm)
         self.tokenizer = self.llm.get_tokenizer()
         if ray_before is not None:

@@ -30,18 +30,12 @@ ENERGY_NOTE = ("Energy: each row's whole pass (submitted to last token), every G
                "included); W: the pass's mean draw.")
 
 
-def mean_watts(w: WindowEnergy | None) -> float | None:
-    """A window's mean draw, every GPU of it together (None: not measured)."""
-    joules = w.joules if w is not None else None
-    return joules / (w.end - w.start) if w is not None and joules is not None and w.end > w.start else None
-
-
 def pass_energy(w: WindowEnergy | None, tokens: int) -> dict[str, float | None]:
     """A pass's joules per token (`tokens`: what its row counts) and mean draw; empty where it was not measured."""
     joules = w.joules if w is not None else None
     if joules is None or tokens <= 0:
         return {}
-    return {"joules_per_token": joules / tokens, "avg_watts": mean_watts(w)}
+    return {"joules_per_token": joules / tokens, "avg_watts": w.avg_watts}
 
 
 class _Phases:
@@ -111,7 +105,7 @@ def run_phases(engine: Engine, batch_sizes: list[int], input_lens: list[int], ou
     for length in input_lens:
         for b in batch_sizes:
             rows += [ph.prefill(b, length), ph.decode(b, length, output_len)]
-    idle = mean_watts(engine.idle)
+    idle = engine.idle.avg_watts if getattr(engine, "idle", None) else None
     measured = any(r.joules_per_token is not None for r in rows)
     return PhasesResult(
         **stamp(), model=engine.cfg.model, environment=capture_environment(), engine_args={**engine.kwargs,

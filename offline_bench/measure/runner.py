@@ -256,12 +256,11 @@ def _parallel(engine: Engine, resolved: dict[str, Any], env: Any, t_sum: Through
 
 
 def _energy(engine: Engine, passes: list[BatchOutcome], warm: BatchOutcome | None) -> Energy:
-    """The GPUs' energy over each timed pass, per token of one pass (the mean), beside the idle floor."""
-    first = passes[0].records
-    out = sum(r.output_tokens for r in first)
+    """The GPUs' energy over each timed pass, per token over them all, beside the idle floor."""
+    tokens = [(sum(r.output_tokens for r in p.records), sum(r.output_tokens + r.input_tokens for r in p.records))
+              for p in passes]
     return energy_of(getattr(engine, "power", None), getattr(engine, "power_unknown", None),
-                     [p.energy for p in passes], warm.energy if warm else None, getattr(engine, "idle", None),
-                     out, out + sum(r.input_tokens for r in first))
+                     [p.energy for p in passes], warm.energy if warm else None, getattr(engine, "idle", None), tokens)
 
 
 def assemble(cfg: RunConfig, engine: Engine, passes: list[BatchOutcome], resolved: dict[str, Any],

@@ -27,6 +27,7 @@ from offline_bench.predict.replay import graph_limit
 from offline_bench.predict.schedsim import simulate
 from offline_bench.predict.stepmodel import StepModel
 from offline_bench.results import build as results
+from offline_bench.results.energy import usd_per_million
 from offline_bench.results.plan import PlanSettings
 from offline_bench.results.stats import percentile
 from offline_bench.results.tune import Region, TuneResult, TuneRow, TuneSetting
@@ -171,8 +172,8 @@ def tune(basis: Basis, workload: TuneWorkload, grid: TuneGrid, slo: dict[str, fl
         if key is not None:
             _score(row, outcomes[key], workload, slo, pct)
             row.expected_error = _expected(basis, row, workload, outcomes[key][3])
-            if gpu_hour_usd and row.output_tokens_per_s:  # what a million output tokens cost in GPU time
-                row.usd_per_million_output_tokens = gpu_hour_usd * row.setting.gpus / row.output_tokens_per_s / 3600e-6
+            row.usd_per_million_output_tokens = usd_per_million(gpu_hour_usd, row.setting.gpus,
+                                                                 row.output_tokens_per_s)
     _rank(rows, objective, f"p{pct:g}", batch_defaults(basis.total_gib))
     out = TuneResult(**results.stamp(), model=basis.model, basis=basis.source, gpu=basis.gpu,
                      workload=workload.describe(), slo_ms=slo, percentile=pct, objective=objective,

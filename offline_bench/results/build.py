@@ -11,7 +11,7 @@ from typing import Any
 from offline_bench.core.config import Prices, WorkloadConfig
 from offline_bench.core.environment import capture_environment
 from offline_bench.core.version import __version__
-from offline_bench.results.energy import cost_of
+from offline_bench.results.energy import Cost, cost_of
 from offline_bench.results.energy import merge as merge_energy
 from offline_bench.results.run import (
     KVCache,
@@ -183,7 +183,10 @@ def _replica_energy(rs: list[RunResult], wl: Any, t: Any) -> dict[str, Any]:
     """Every replica's GPUs' energy as one, and the cost of the whole (prices resolved by the replicas)."""
     out_tokens = wl.total_output_tokens or 0
     energy = merge_energy([r.energy for r in rs], out_tokens, out_tokens + (wl.total_input_tokens or 0))
-    c = rs[0].cost
+    c = rs[0].cost  # each replica resolved the prices for its GPU: the same for all
     prices = Prices(gpu_hour_usd=c.gpu_hour_usd, kwh_usd=c.kwh_usd) if c else None
     gpus = sum((r.parallel or {}).get("world_size", 1) for r in rs)
-    return {"energy": energy, "cost": cost_of(prices, None, gpus, t.output_tokens_per_s, energy)}
+    cost = cost_of(prices, None, gpus, t.output_tokens_per_s, energy)
+    if c is not None and c.reason and (cost is None or not cost.reason):  # e.g. no price for this GPU
+        cost = (cost or Cost(gpus=gpus)).model_copy(update={"reason": c.reason})
+    return {"energy": energy, "cost": cost}

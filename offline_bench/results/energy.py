@@ -54,12 +54,14 @@ def _pct(a: float | None, b: float | None) -> float | None:
 
 
 def energy_of(sampler: PowerSampler | None, why: str | None, passes: list[WindowEnergy | None],
-              warm: WindowEnergy | None, idle: WindowEnergy | None, output_tokens: int,
-              total_tokens: int) -> Energy:
-    """The result's energy from each timed pass's window: joules per pass (all GPUs), the mean pass per token
-    (`output_tokens`/`total_tokens`: one pass's), per-GPU average and peak, and the idle floor."""
+              warm: WindowEnergy | None, idle: WindowEnergy | None, tokens: list[tuple[int, int]]) -> Energy:
+    """The result's energy from each timed pass's window: joules per pass (all GPUs), per token over every pass
+    (`tokens`: each pass's (output, prompt + output) tokens; passes may differ without --ignore-eos), per-GPU
+    average and peak, and the idle floor."""
     if sampler is None or not passes or any(w is None or w.joules is None for w in passes):
-        return unknown(why or "no power samples over the timed passes")
+        short = next((w.why for w in passes if w is not None and w.why), None)
+        return unknown(why or (sampler.error if sampler else None) or short or "no power samples over the timed "
+                       "passes")
     wins = [w for w in passes if w is not None]
     joules = [w.joules or 0.0 for w in wins]
     mean_j = sum(joules) / len(joules)
@@ -77,7 +79,8 @@ def energy_of(sampler: PowerSampler | None, why: str | None, passes: list[Window
                               counter_vs_samples_pct=_pct(sampled, gj) if all(p.method == "counter" for p in per)
                               else None))
     idle_w = sum(g.idle_watts for g in gpus) if all(g.idle_watts is not None for g in gpus) else None
-    above = mean_j - idle_w * secs if idle_w is not None else None
+    all_j, out_t, total_t = sum(joules), sum(t[0] for t in tokens), sum(t[1] for t in tokens)
+    above = all_j - idle_w * secs * len(wins) if idle_w is not None else None
     return Energy(
         status="measured", method=sampler.method, gpus=gpus, joules_per_pass=[round(j, 3) for j in joules],
         joules=round(mean_j, 3), avg_watts=round(mean_j / secs, 2) if secs else None,
@@ -85,19 +88,20 @@ def energy_of(sampler: PowerSampler | None, why: str | None, passes: list[Window
         warmup_joules=round(warm.joules, 3) if warm and warm.joules is not None else None,
         warmup_avg_watts=round(warm.joules / (warm.end - warm.start), 2)
         if warm and warm.joules is not None and warm.end > warm.start else None,
-        joules_per_output_token=mean_j / output_tokens if output_tokens else None,
-        joules_per_total_token=mean_j / total_tokens if total_tokens else None,
-        output_tokens_per_joule=output_tokens / mean_j if mean_j else None,
-        above_idle_joules_per_output_token=above / output_tokens if above is not None and output_tokens else None,
+        joules_per_output_token=all_j / out_t if out_t else None,
+        joules_per_total_token=all_j / total_t if total_t else None,
+        output_tokens_per_joule=out_t / all_j if all_j else None,
+        above_idle_joules_per_output_token=above / out_t if above is not None and out_t else None,
         samples=sum(w.samples for w in wins))
 
 
 def energy_note(e: Energy) -> str | None:
     if e.status != "measured":
         return None
-    return (f"Energy: the engine's GPUs over each timed pass ({e.method}); per token = a pass's joules (the mean) "
-            "over its tokens; idle_watts sampled for 1 s before the engine started; above-idle = joules less "
-            "idle_watts x the pass's time. Start-up and warm-up are not in the per-token figures.")
+    return (f"Energy: the engine's GPUs over each timed pass ({e.method}); per token = every pass's joules "
+            "over their tokens; idle_watts sampled for 1 s before the engine started (in a sweep or after another "
+            "engine, the GPUs may not be back at their floor yet); above-idle = joules less idle_watts x the "
+            "passes' time. Start-up and warm-up are not in the per-token figures.")
 
 
 def check_note(e: Energy) -> str | None:
@@ -120,6 +124,13 @@ class Cost(BaseModel):
     reason: str | None = None  # why a figure asked for is unknown
 
 
+def usd_per_million(gpu_hour_usd: float | None, gpus: int, output_tokens_per_s: float | None) -> float | None:
+    """USD per million output tokens in GPU time: GPUs x USD per hour / (output tokens/s x 3600) x 1e6."""
+    if gpu_hour_usd is None or not output_tokens_per_s:
+        return None
+    return gpu_hour_usd * gpus / (output_tokens_per_s * 3600) * 1e6
+
+
 def cost_of(prices: Prices | None, gpu_name: str | None, gpus: int, output_tokens_per_s: float | None,
             energy: Energy | None) -> Cost | None:
     """USD per million output tokens from GPU time and from energy, for the prices given (None: none given)."""
@@ -127,7 +138,7 @@ def cost_of(prices: Prices | None, gpu_name: str | None, gpus: int, output_token
         return None
     hour, why = prices.gpu_hour(gpu_name)
     gpus = max(1, gpus)
-    usd = hour * gpus / (output_tokens_per_s * 3600) * 1e6 if hour is not None and output_tokens_per_s else None
+    usd = usd_per_million(hour, gpus, output_tokens_per_s)
     jpt = energy.joules_per_output_token if energy else None
     kwh = prices.kwh_usd
     e_usd = jpt * 1e6 / J_PER_KWH * kwh if kwh is not None and jpt is not None else None

@@ -108,8 +108,8 @@ class MetricsSampler:
 
 
 def server_limits(server_info: Any) -> dict[str, Any]:
-    """max_num_seqs, max_num_batched_tokens and max_model_len from vLLM's GET /server_info (dev mode), JSON or
-    text form, and the server's GPU (its collect_env report)."""
+    """max_num_seqs, max_num_batched_tokens, max_model_len and the parallel sizes from vLLM's GET /server_info (dev
+    mode), JSON or text form, and the server's GPU (its collect_env report)."""
     out: dict[str, Any] = {}
     env = server_info.get("system_env") if isinstance(server_info, dict) else None
     gpus = env.get("nvidia_gpu_models") if isinstance(env, dict) else None
@@ -120,7 +120,8 @@ def server_limits(server_info: Any) -> dict[str, Any]:
         out["gpu_name"] = gpus.strip()  # a single GPU is reported by name alone
     cfg = server_info.get("vllm_config") if isinstance(server_info, dict) else None
     for key, section in (("max_num_seqs", "scheduler_config"), ("max_num_batched_tokens", "scheduler_config"),
-                         ("max_model_len", "model_config")):
+                         ("max_model_len", "model_config"), ("tensor_parallel_size", "parallel_config"),
+                         ("pipeline_parallel_size", "parallel_config"), ("data_parallel_size", "parallel_config")):
         part = cfg.get(section) if isinstance(cfg, dict) else None
         value = part.get(key) if isinstance(part, dict) else None
         if value is None and isinstance(cfg, str):

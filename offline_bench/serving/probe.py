@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import os
 import re
 import sys
@@ -150,17 +151,22 @@ def client_workload(cfg: ProbeConfig, tokenizer_path: str | None) -> tuple[list[
 
 
 def probe(cfg: ProbeConfig, concurrency: int, tokenizer: str | None = None,
-          requests: tuple[list[Request], list[Request]] | None = None) -> RunResult:
+          requests: tuple[list[Request], list[Request]] | None = None,
+          floor: dict[str, Any] | None = None) -> RunResult:
     """Warm up, then send the workload keeping `concurrency` requests in flight (and on its arrival schedule);
     a `run`-schema result with the server's own state sampled from /metrics. `requests`: (warm-up, timed)
-    requests instead of the workload's (named scenarios)."""
+    requests instead of the workload's (named scenarios); `floor`: the GPUs' idle floor, measured by the first
+    probe of a series and kept there for the others (after a level's load the GPUs take seconds to fall back)."""
     cfg.check()
     cfg = dataclasses.replace(cfg, client_processes=cfg.client_processes
                               or auto_processes(concurrency, cfg.workload.request_rate))
     asyncio.run(check_server(cfg))
     facts = asyncio.run(server_facts(cfg))
     warm, timed = requests or client_workload(cfg, tokenizer)
-    meter, why, idle = power.begin_local(cfg.root, has_cuda())  # a local server's GPUs: its energy too
+    world = server_gpus(facts)
+    floor = {} if floor is None else floor  # the idle floor: once per serve-probe, before its first level's load
+    meter, why, idle = power.begin_local(cfg.root, has_cuda(), world, idle_s=0 if "idle" in floor else power.IDLE_S)
+    idle = floor.setdefault("idle", idle)
     try:
         w0 = time.time()
         if warm:
@@ -177,23 +183,37 @@ def probe(cfg: ProbeConfig, concurrency: int, tokenizer: str | None = None,
                             sampler=sampler, t0=driven.t0)
     start = driven.t0 + time.time() - time.perf_counter()  # the pass's start on the samples' clock
     windows = [meter.window(start, start + driven.wall_s), meter.window(*warm_window)] if meter else [None, None]
-    add_energy(result, meter, why, windows[0], windows[1] if warm else None, idle, cfg.prices)
+    add_energy(result, (meter, why), windows[0], windows[1] if warm else None, idle, cfg.prices, facts)
     return result
 
 
-def add_energy(result: RunResult, meter: power.PowerSampler | None, why: str | None,
-               timed: power.WindowEnergy | None, warm: power.WindowEnergy | None, idle: power.WindowEnergy | None,
-               prices: Prices | None) -> None:
-    """A serving result's energy (a local server's GPUs over the timed pass) and cost."""
-    out = result.workload.total_output_tokens or 0
-    result.energy = energy_of(meter, why, [timed], warm, idle, out, out + (result.workload.total_input_tokens or 0))
-    if result.energy.status == "measured":
-        result.notes.append(f"Energy: every GPU of this machine over the timed pass ({result.energy.method}); "
-                            "idle_watts is the server's, model loaded, before the warm-up; other work on these "
-                            "GPUs counts too.")
-    result.cost = cost_of(prices, table_name(result.environment.gpu_name), len(result.energy.gpus) or 1,
-                          result.throughput.output_tokens_per_s, result.energy)
+def server_gpus(facts: dict[str, Any]) -> int | None:
+    """The server's GPUs (TP x PP x DP from /server_info), None when it does not say."""
+    if not facts.get("tensor_parallel_size"):
+        return None
+    return math.prod(facts.get(k) or 1 for k in ("tensor_parallel_size", "pipeline_parallel_size",
+                                                 "data_parallel_size"))
 
+
+def add_energy(result: RunResult, meter: tuple[power.PowerSampler | None, str | None],
+               timed: power.WindowEnergy | None, warm: power.WindowEnergy | None, idle: power.WindowEnergy | None,
+               prices: Prices | None, facts: dict[str, Any]) -> None:
+    """A serving result's energy (a local server's GPUs over the timed pass) and cost (the server's GPUs at the
+    server's GPU's price)."""
+    out = result.workload.total_output_tokens or 0
+    e = energy_of(*meter, [timed], warm, idle, [(out, out + (result.workload.total_input_tokens or 0))])
+    result.energy, world = e, server_gpus(facts)
+    which = "the server's (TP x PP x DP of /server_info)" if world else \
+        "every GPU this process sees (the server did not say how many it uses)"
+    if e.status == "measured":
+        result.notes.append(f"Energy: {len(e.gpus)} GPU(s), {which}, over the timed pass ({e.method}); idle_watts "
+                            "is the server's, model loaded, before the first level; other work on them counts too.")
+    gpus = world or (len(e.gpus) if e.gpus else 1)
+    result.cost = cost_of(prices, table_name(facts.get("gpu_name") or result.environment.gpu_name), gpus,
+                          result.throughput.output_tokens_per_s, e)
+    if result.cost is not None and world is None and result.cost.gpu_hour_usd is not None:
+        result.cost.reason = "; ".join(x for x in (result.cost.reason, f"the server's GPU count is unknown (no "
+                                                   f"/server_info): counted {gpus}") if x)
 
 
 def _raise_first_error(results: list[StreamResult]) -> None:
@@ -286,10 +306,12 @@ def probe_levels(cfg: ProbeConfig, levels: list[Level], tokenizer: str | None, o
     """serve-probe at each level (concurrency, count, rate); each result saved as soon as it exists (in the temp
     directory when its file cannot be written: `Kept.unwritten`)."""
     out: list[Kept] = []
+    floor: dict[str, Any] = {}
     for level in levels:
         at = cfg.at_level(level)
         keep_level(out, probe(at, in_flight_cap(level.concurrency, at.workload.request_rate,
-                                                at.workload.num_prompts), tokenizer), output, level, levels)
+                                                at.workload.num_prompts), tokenizer, floor=floor), output, level,
+                   levels)
     return out
 
 

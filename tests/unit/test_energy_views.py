@@ -15,7 +15,7 @@ from offline_bench.analysis.scaling import scaling_report
 from offline_bench.analysis.sweep import ENERGY_COLUMNS, analyze, load_rows, table_rows
 from offline_bench.core.config import Prices
 from offline_bench.core.power import GpuWindow, WindowEnergy
-from offline_bench.measure.phases import mean_watts, pass_energy
+from offline_bench.measure.phases import pass_energy
 from offline_bench.report.formats import render
 from offline_bench.report.inputs import load_items
 from offline_bench.results.energy import Energy, cost_of
@@ -202,7 +202,7 @@ def test_a_pass_energy_per_token_and_mean_draw():
     assert pass_energy(_window([600.0, 400.0]), 4000) == {"joules_per_token": 0.25, "avg_watts": 500.0}
     assert pass_energy(None, 4000) == {} and pass_energy(_window([600.0, None]), 4000) == {}
     assert pass_energy(_window([600.0]), 0) == {}
-    assert mean_watts(_window([200.0], 5.0, 5.0)) is None and mean_watts(None) is None
+    assert _window([200.0], 5.0, 5.0).avg_watts is None
 
 
 def _phases(measured: bool) -> PhasesResult:

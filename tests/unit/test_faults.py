@@ -230,7 +230,7 @@ def test_serve_probe_saves_each_level_where_it_can(disk, tmp_path, capsys, monke
     out = tmp_path / "out"
     calls = []
 
-    def probe(cfg, concurrency, tokenizer=None, requests=None):  # noqa: ANN001, ANN202
+    def probe(cfg, concurrency, tokenizer=None, requests=None, floor=None):  # noqa: ANN001, ANN202
         calls.append(concurrency)
         if len(calls) == 2:
             disk.full(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -100,6 +101,51 @@ def test_without_a_counter_the_samples_give_the_joules():
     assert "no energy counter" in s.method and "1 s average" in s.method
 
 
+def test_a_window_ending_after_the_last_sample_is_read_to_its_end():
+    """The engine asks for a pass's window the moment it ends, up to an interval after the thread's last read:
+    the sampler reads once more, so the tail is measured, not held flat at the last counter value."""
+    nv = FakeNvml([lambda t: 300.0])
+    s = _sampled(nv, ["0"], 1001.0)
+    nv.t = 1001.045  # the pass ended 45 ms after the last sample
+    g = s.window(1000.5, 1001.045).gpus[0]
+    assert g.joules == pytest.approx(300.0 * 0.545, abs=0.05) and g.method == "counter"
+    assert s.window(1001.0, 1001.03).why.startswith("a window of 30 ms, shorter than 2 sampling intervals")
+    assert window(s.samples, 999.0, 1000.5).joules is None  # before the first sample: no joules, not a guess
+    assert "both sides" in window(s.samples, 999.0, 1000.5).why
+
+
+def test_the_thread_survives_a_failed_read_and_says_why_it_stopped():
+    nv = FakeNvml([lambda t: 50.0])
+    s = PowerSampler(nv, ["0"], interval_s=0.005)
+    calls = {"n": 0}
+    real = nv.nvmlDeviceGetPowerUsage
+
+    def flaky(h: int) -> int:
+        calls["n"] += 1
+        if calls["n"] in (3, 4) or calls["n"] > 12:
+            raise RuntimeError("NVML_ERROR_GPU_IS_LOST")
+        return real(h)
+
+    s.instant = False
+    nv.nvmlDeviceGetPowerUsage = flaky
+    s.start()
+    deadline = time.time() + 5
+    while s.error is None and time.time() < deadline:
+        time.sleep(0.01)
+    assert calls["n"] >= 12 and "NVML stopped answering (RuntimeError: NVML_ERROR_GPU_IS_LOST)" in s.error
+    power.end(s)  # the last read fails too: nothing raised
+    e = energy_of(s, None, [window([], 0.0, 1.0)], None, None, [(1, 1)])
+    assert e.status == "unknown" and e.reason == s.error
+
+
+def test_per_token_figures_count_every_pass_s_tokens():
+    e, s = _energy(passes=2)
+    wins = [s.window(1001.0 + 2.0 * i, 1003.0 + 2.0 * i) for i in range(2)]
+    uneven = energy_of(s, None, wins, None, None, [(1000, 2000), (1400, 3400)])  # without --ignore-eos
+    assert uneven.joules_per_output_token == pytest.approx(1200.0 / 2400, abs=1e-3)
+    assert uneven.joules_per_total_token == pytest.approx(1200.0 / 5400, abs=1e-3)
+
+
 def test_window_edges_are_interpolated():
     samples = [Sample(0.0, (100.0,), (0.0,)), Sample(1.0, (300.0,), (200.0,))]
     assert integrate(samples, 0.25, 0.75, 0) == pytest.approx(100.0)  # 150 W .. 250 W over 0.5 s
@@ -108,12 +154,15 @@ def test_window_edges_are_interpolated():
     assert window([], 0.0, 1.0).gpus == [] and window(samples, 1.0, 1.0).joules is None
 
 
-def test_the_engine_s_gpus_follow_cuda_visible_devices():
-    assert power.engine_gpus(2, "") == ["0", "1"]
-    assert power.engine_gpus(2, "3,5,6") == ["3", "5"]
-    assert power.engine_gpus(1, "GPU-abc-2") == ["GPU-abc-2"]
-    nv = FakeNvml([lambda t: 1.0] * 3)
-    assert PowerSampler(nv, ["GPU-abc-2"], clock=nv.clock).indices == [2]
+def test_the_engine_s_gpus_follow_cuda_visible_devices(monkeypatch):
+    nv = FakeNvml([lambda t: 1.0] * 8)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert power.begin(2, True, idle_s=0, nvml=nv)[0].indices == [0, 1]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5,6")
+    assert power.begin(2, True, idle_s=0, nvml=nv)[0].indices == [3, 5]
+    assert power.begin(None, True, idle_s=0, nvml=nv)[0].indices == [3, 5, 6]  # a server: every GPU it sees
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-abc-2")
+    assert power.begin(1, True, idle_s=0, nvml=nv)[0].indices == [2]
 
 
 def test_no_nvml_is_a_reason_not_an_error():
@@ -131,8 +180,6 @@ def test_no_nvml_is_a_reason_not_an_error():
 def test_the_thread_samples_until_stopped():
     nv = FakeNvml([lambda t: 50.0])
     s = PowerSampler(nv, ["0"], interval_s=0.01).start()  # the real clock: a thread
-    import time
-
     time.sleep(0.1)
     s.stop()
     assert len(s.samples) >= 3 and s._thread is not None and not s._thread.is_alive()
@@ -143,7 +190,7 @@ def _energy(watts: float = 300.0, idle_w: float = 60.0, passes: int = 2) -> tupl
     s = _sampled(nv, ["0"], 1001.0 + 2.0 * passes + 1.0)
     idle = s.window(1000.0, 1001.0)
     wins = [s.window(1001.0 + 2.0 * i, 1003.0 + 2.0 * i) for i in range(passes)]
-    return energy_of(s, None, wins, s.window(1001.0, 1001.5), idle, output_tokens=1200, total_tokens=3000), s
+    return energy_of(s, None, wins, s.window(1001.0, 1001.5), idle, [(1200, 3000)] * passes), s
 
 
 def test_energy_per_token_and_the_idle_floor():
@@ -160,7 +207,7 @@ def test_energy_per_token_and_the_idle_floor():
 
 
 def test_unknown_energy_keeps_its_reason():
-    e = energy_of(None, "no GPU: the engine runs on the CPU", [None], None, None, 10, 20)
+    e = energy_of(None, "no GPU: the engine runs on the CPU", [None], None, None, [(10, 20)])
     assert e.status == "unknown" and e.reason.startswith("no GPU") and e.joules is None
     assert cost_of(None, None, 1, 100.0, e) is None
 

@@ -64,6 +64,11 @@ def test_server_limits_from_json_or_text():
     two = {"system_env": {"nvidia_gpu_models": "GPU 0: NVIDIA H100 80GB HBM3\nGPU 1: NVIDIA H100 80GB HBM3"}}
     assert server_limits(one) == server_limits(two) == {"gpu_name": "NVIDIA H100 80GB HBM3"}
     assert server_limits({"system_env": {"nvidia_gpu_models": None}}) == {}
+    # the server's GPUs (serve-probe's energy and GPU-hour cost count them)
+    par = {"vllm_config": {"parallel_config": {"tensor_parallel_size": 2, "pipeline_parallel_size": 1}}}
+    assert server_limits(par) == {"tensor_parallel_size": 2, "pipeline_parallel_size": 1}
+    assert server_limits({"vllm_config": "tensor_parallel_size=4, data_parallel_size=2"}) == {
+        "tensor_parallel_size": 4, "data_parallel_size": 2}
 
 
 def _probe_cfg(rate: float | None) -> ProbeConfig:
