@@ -83,7 +83,7 @@ def _probe_here(capsys, monkeypatch, url, *extra, key=KEY):  # noqa: ANN001, ANN
 @pytest.fixture(scope="module")
 def probed(server, tmp_path_factory):
     d = tmp_path_factory.mktemp("probe")
-    p = _probe(server, d, "--concurrency", "1,4", "--output", str(d / "serving.json"))
+    p = _probe(server, d, "--concurrency", "1,4", "--output", str(d / "serving.json"), "--gpu-hour-cost", "2.49")
     assert p.returncode == 0, p.stderr[-3000:]
     return d, p
 
@@ -107,6 +107,10 @@ def test_probe_exact_tokens_and_latencies(probed):
         server = r["engine_args"]["server"]  # what the server says about itself (/version, /metrics)
         assert server["vllm_version"] == vllm.__version__ and server["enable_prefix_caching"] is True
         assert r["kv_cache"]["capacity_tokens"] == server["num_gpu_blocks"] * server["block_size"] > 0
+        # a local server on the CPU build: energy unknown and why; the GPU-hour price counts the server's 1 device
+        assert r["energy"]["status"] == "unknown" and r["energy"]["reason"].startswith("no GPU: this machine runs")
+        usd, tps = r["cost"]["usd_per_million_output_tokens"], r["throughput"]["output_tokens_per_s"]
+        assert r["cost"]["gpus"] == 1 and abs(usd - 2.49 / (tps * 3600) * 1e6) <= 1e-6 * usd
 
 
 def test_key_never_written(probed):
