@@ -39,8 +39,8 @@ METRICS += [
     ("output_tokens_per_joule", lambda r: _measured(r).output_tokens_per_joule),
     ("avg_watts", lambda r: _measured(r).avg_watts),
     ("idle_watts", lambda r: _measured(r).idle_watts),
-    ("usd_per_million_output_tokens (GPU time)", lambda r: (r.cost or _NONE).usd_per_million_output_tokens),
-    ("usd_per_million_output_tokens (energy)", lambda r: (r.cost or _NONE).energy_usd_per_million_output_tokens),
+    ("usd_per_mtok_gpu_time", lambda r: (r.cost or _NONE).usd_per_million_output_tokens),
+    ("usd_per_mtok_energy", lambda r: (r.cost or _NONE).energy_usd_per_million_output_tokens),
 ]
 
 

@@ -131,8 +131,8 @@ def test_compare_shows_energy_and_cost_rows_when_a_run_has_them():
     assert rows["joules_per_output_token"][i] == pytest.approx(700.0 / tps)
     assert rows["output_tokens_per_joule"][i] == pytest.approx(tps / 700.0)
     assert rows["avg_watts"][i] == 700.0 and rows["idle_watts"][i] == 90.0
-    assert rows["usd_per_million_output_tokens (GPU time)"][i] == pytest.approx(3.0 / (tps * 3600) * 1e6)
-    assert rows["usd_per_million_output_tokens (energy)"][i] == pytest.approx(700.0 / tps * 1e6 / 3.6e6 * 0.12)
+    assert rows["usd_per_mtok_gpu_time"][i] == pytest.approx(3.0 / (tps * 3600) * 1e6)
+    assert rows["usd_per_mtok_energy"][i] == pytest.approx(700.0 / tps * 1e6 / 3.6e6 * 0.12)
     assert rows["avg_watts"][1 - i] is None  # the serving run has no energy: unknown, and so is its ratio
     text = render("compare", "md", runs, runs[0])
     assert "| avg_watts" in text and "unknown" in text

@@ -100,6 +100,8 @@ def _energy_notes(runs: list[Labeled], shown: list[str]) -> list[str]:
                for r in runs if r.result.energy is None or r.result.energy.status != "measured"}
         out += _grouped("energy unknown in", why, runs)
     if any(name.startswith("usd_") for name in shown):
+        out.append("usd_per_mtok: USD per million output tokens, in GPU time (GPUs x USD per GPU-hour / output "
+                   "tokens per hour) and in the GPUs' energy (at USD per kWh)")
         out += _grouped("prices of", {r.label: _prices(r) for r in runs}, runs)
     return out
 
