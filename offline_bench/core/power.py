@@ -8,6 +8,7 @@ kept: energy is then "unknown", never an error.
 
 from __future__ import annotations
 
+import bisect
 import socket
 import threading
 import time
@@ -192,7 +193,11 @@ class PowerSampler:
                 self.read()
             except Exception:  # noqa: BLE001 - unmeasured edge: window() says unknown
                 pass
-        return window(list(self.samples), start, end)
+        return window(self.samples, start, end)  # window() slices: a copy, while the thread appends
+
+
+def _time(s: Sample) -> float:
+    return s.t
 
 
 def _text(value: Any) -> str:
@@ -225,6 +230,10 @@ def integrate(samples: list[Sample], start: float, end: float, gpu: int) -> floa
 def window(samples: list[Sample], start: float, end: float) -> WindowEnergy:
     """Each GPU's energy over [start, end]: the counter's difference where every sample has it, else the samples'
     integral; average and peak watts; how many samples fell inside."""
+    # samples come in time order: only the window's, and one either side of it, are read (an engine's life holds
+    # tens of thousands, and every pass asks for its window)
+    lo = max(0, bisect.bisect_right(samples, start, key=_time) - 1)
+    samples = samples[lo:bisect.bisect_left(samples, end, key=_time) + 1]
     out = WindowEnergy(start, end, samples=sum(1 for s in samples if start <= s.t <= end))
     if not samples or end <= start or samples[0].t > start or samples[-1].t < end:
         out.why = "no power sample on both sides of the window"  # the joules would be a guess
