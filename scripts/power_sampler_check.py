@@ -1,8 +1,9 @@
 """GPU check of the energy sampler (offline_bench/core/power.py) without vLLM: 1 s of idle floor, then bf16
 matmuls for 6 s, sampled every 50 ms; the driver's energy counter against the integrated power samples.
 
-Runs on a bare GPU image (torch and nvidia-ml-py only): the sampler module is loaded from its file, as it needs
-nothing but the standard library. Writes power-smoke.json to $OUT (default /tmp/o).
+Runs on a bare GPU image (torch and nvidia-ml-py only): the sampler module is loaded from its file (it needs
+nothing but the standard library and the package's CUDA_VISIBLE_DEVICES parsing, which stands in
+here). Writes power-smoke.json to $OUT (default /tmp/o).
     PYTHONPATH=<nvidia-ml-py> python scripts/power_sampler_check.py
 """
 
@@ -14,6 +15,7 @@ import os
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,6 +23,12 @@ N = 8192  # an N x N bf16 matmul: 2 N^3 FLOPs
 
 
 def load_power():  # noqa: ANN201 - the module
+    # power.py's one import from the package is CUDA_VISIBLE_DEVICES parsing; the package itself needs pydantic,
+    # which a bare GPU image lacks: the same parsing stands in for it
+    env = types.ModuleType("offline_bench.core.environment")
+    env.visible_ids = lambda count: [str(i) for i in range(count)] if os.environ.get("CUDA_VISIBLE_DEVICES") is None \
+        else [x.strip() for x in os.environ["CUDA_VISIBLE_DEVICES"].split(",") if x.strip()][:count]
+    sys.modules.setdefault("offline_bench.core.environment", env)
     spec = importlib.util.spec_from_file_location("power", ROOT / "offline_bench" / "core" / "power.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules["power"] = mod
@@ -33,7 +41,7 @@ def main() -> None:
 
     power = load_power()
     out = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
-    s, why, idle = power.begin(1, True)
+    s, why, idle = power.begin(1, True, start=True)  # the thread runs from here (an engine starts it after its fork)
     out["why"] = why
     if s is None:
         print(json.dumps(out, indent=1))

@@ -48,7 +48,7 @@ def points() -> list[Path]:
     """The held-out measured runs (each a `run` result)."""
     globs = ["h100-predict/measured/*.json*", "h100-sweep/points/*.json*", "h100-predict/blind-measured/*.json*",
              "h200-smoke/smoke-run.json*", "h200-smoke-29/smoke-run.json*", "h200-predict/measured/*.json*",
-             "h100-rate/offline-r*.json*"]
+             "h100-rate/offline-r*.json*", "tune-h200/verify-*/*.json*", "h200-energy/energy-*.json*"]
     return [p for g in globs for p in sorted(RES.glob(g))]
 
 

@@ -125,7 +125,7 @@ def tune(
     if verify:
         if gpu is not None:
             result.notes.append(f"--verify measured on this machine's GPU, not the {gpu} predicted for.")
-        with sweep_progress(min(verify, len(result.ranked))) as on_point:
+        with sweep_progress(len(verify_mod.to_verify(result, verify))) as on_point:
             result = verify_mod.verify(result, base, verify, verify_dir, on_point=on_point)
     kept = keep_result(result, output)
     typer.echo(render("tune", fmt, result, top))

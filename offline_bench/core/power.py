@@ -174,13 +174,14 @@ class PowerSampler:
         self.read()
 
     def idle(self, seconds: float = IDLE_S) -> WindowEnergy:
-        """Sample for `seconds` in this thread (before the engine starts: the idle floor)."""
-        t0 = self.clock()
-        self.read()
-        while self.clock() - t0 < seconds:
+        """Sample for `seconds` in this thread (before the engine starts: the idle floor), from the first sample
+        to the last: samples are stamped mid-read, so a window opened before the first read has no sample at its
+        start (on an H200 a read takes 5-30 ms) and would be unknown."""
+        first = last = self.read()
+        while last.t - first.t < seconds:
             time.sleep(self.interval_s)
-            self.read()
-        return window(self.samples, t0, self.clock())
+            last = self.read()
+        return window(self.samples, first.t, last.t)
 
     def window(self, start: float, end: float) -> WindowEnergy:
         """[start, end] as sampled; a window that ended after the last sample gets one read now (NVML is

@@ -64,7 +64,7 @@ def verify(t: TuneResult, base: RunConfig, k: int, out_dir: str | Path, timeout_
            on_point: Callable[[int, int, str, str], None] | None = None) -> TuneResult:
     """Measure the top `k` distinct predictions (settings predicted alike are measured once: the best-ranked of
     them), results in out_dir, one file each, and judge the answer."""
-    rows = [r for r, _ in distinct(t.ranked, f"p{t.percentile:g}")][:k]
+    rows = to_verify(t, k)
     if not rows:
         raise BenchError("nothing to verify: no setting of the grid would start")
     out = Path(out_dir)
@@ -77,7 +77,15 @@ def verify(t: TuneResult, base: RunConfig, k: int, out_dir: str | Path, timeout_
     for r, (_, path), err in zip(rows, items, errors):
         r.measured = Measured(path=str(path), error=err) if err else measured(path, t.percentile)
     t.verify = judge(t, rows)
+    if len(rows) < k:
+        t.notes.append(f"--verify {k}: the ranked settings hold {len(rows)} distinct prediction(s) (the rest predict "
+                       f"alike), so {len(rows)} measured.")
     return t
+
+
+def to_verify(t: TuneResult, k: int) -> list[TuneRow]:
+    """The top `k` distinct predictions: settings predicted alike are measured once, the best-ranked of them."""
+    return [r for r, _ in distinct(t.ranked, f"p{t.percentile:g}")][:k]
 
 
 def meets(m: Measured, slo: dict[str, float]) -> bool:
@@ -115,8 +123,24 @@ def judge(t: TuneResult, rows: list[TuneRow]) -> dict:
         noise = f"+/-{ci:,.1f}" if ci is not None else "unknown (one pass each: --verify-repeats 2 or more gives it)"
         verdict, stands = (f"does not stand: rank {best.rank} measured {value:,.1f} against the predicted best's "
                            f"{top_value:,.1f} (noise {noise})"), False
+    wrong = contradicted(t, rows)
+    if wrong:  # the answer may stand while a lower setting's SLO prediction was wrong: say so, it is a model miss
+        verdict += "; predicted to meet the SLOs, missed them as measured: " + "; ".join(wrong)
     return {"stands": stands, "verdict": verdict, "metric": key, "measured_best_rank": best.rank,
-            "noise_ci95": ci}
+            "noise_ci95": ci, "contradicted": wrong}
+
+
+def contradicted(t: TuneResult, rows: list[TuneRow]) -> list[str]:
+    """Measured settings predicted to meet every SLO that miss one as measured, and by how much."""
+    out = []
+    for r in rows:
+        m = r.measured
+        if r.status != "ok" or not t.slo_ms or m is None or m.error is not None or meets(m, t.slo_ms):
+            continue
+        misses = [f"{k.upper()} p{t.percentile:g} {getattr(m, f'{k}_ms'):,.1f} ms against {v:g}"
+                  for k, v in t.slo_ms.items() if getattr(m, f"{k}_ms") is not None and getattr(m, f"{k}_ms") > v]
+        out.append(f"rank {r.rank} ({', '.join(misses)})")
+    return out
 
 
 def _ci_half(path: str, key: str) -> float | None:

@@ -138,6 +138,24 @@ def test_the_thread_survives_a_failed_read_and_says_why_it_stopped():
     assert e.status == "unknown" and e.reason == s.error
 
 
+def test_the_idle_floor_is_measured_when_reads_take_time(monkeypatch):
+    """On the H200 a read takes 5-30 ms and samples are stamped mid-read: the idle window must start at the first
+    sample, not before it (it was unknown on every GPU run of 2026-12-03: 'no power sample on both sides')."""
+    nv = FakeNvml([lambda t: 75.0])
+    real = nv.nvmlDeviceGetFieldValues
+
+    def slow(h: int, fields: list[int]) -> list:
+        nv.t = round(nv.t + 0.01, 6)
+        return real(h, fields)
+
+    nv.nvmlDeviceGetFieldValues = slow
+    monkeypatch.setattr(power.time, "sleep", lambda s: setattr(nv, "t", round(nv.t + s, 6)))
+    s = PowerSampler(nv, ["0"], interval_s=0.05, clock=nv.clock)
+    idle = s.idle(1.0)
+    assert idle.why is None and idle.gpus[0].avg_watts == pytest.approx(75.0, abs=0.5)
+    assert idle.end - idle.start >= 1.0 and idle.samples == len(s.samples)
+
+
 def test_per_token_figures_count_every_pass_s_tokens():
     e, s = _energy(passes=2)
     wins = [s.window(1001.0 + 2.0 * i, 1003.0 + 2.0 * i) for i in range(2)]

@@ -10,13 +10,14 @@ import random
 import pytest
 
 from offline_bench.core.gpus import gpu_spec
-from offline_bench.measure.tune import base_config, verify_workload
+from offline_bench.measure import tune as verify_mod
+from offline_bench.measure.tune import base_config, judge, verify_workload
 from offline_bench.predict import schedsim
 from offline_bench.predict.basis import Basis, from_calibration, from_reference, reference, reference_terms
 from offline_bench.predict.replay import Calibrated, predict
 from offline_bench.predict.tune import TuneGrid, TuneWorkload, tune
 from offline_bench.report.formats import render
-from offline_bench.results.load import load
+from offline_bench.results.load import load, load_as
 from offline_bench.results.tune import TuneResult
 from tests.helpers import RESULTS, cli, one_error_line
 
@@ -208,3 +209,16 @@ def test_verify_runs_the_workload_that_was_predicted(cal: Calibrated) -> None:
     assert base.concurrency == 8 and base.workload.num_prompts == 40 and base.workload.repeats == 2
     assert (base.workload.input_len, base.workload.output_len) == (512, 256)
     assert base.engine.model == "preset:llama-3.1-8b" and base.engine.load_format == "dummy"
+
+
+@pytest.mark.parametrize(("name", "contradicted"), [
+    ("tune-closed", []), ("tune-r20", ["rank 121 (TTFT p99 11,733.0 ms against 500)"])])
+def test_verify_names_settings_predicted_to_meet_the_slos_that_missed_them(monkeypatch, name, contradicted) -> None:
+    """The H200 verifies (docs/results/tune-h200.md) judged again: both answers stand; at 20 req/s max_num_seqs 48
+    was predicted to meet TTFT p99 500 ms and measured 11.7 s, and the verdict says so."""
+    t = load_as(RESULTS / "tune-h200" / f"{name}.json.gz", "tune", "test")
+    monkeypatch.setattr(verify_mod, "_ci_half", lambda path, key: t.verify["noise_ci95"])  # the runs' own CI
+    v = judge(t, [r for r in t.ranked if r.measured])
+    assert v["stands"] is True and v["measured_best_rank"] == t.verify["measured_best_rank"]
+    assert v["contradicted"] == contradicted and v["verdict"].startswith(t.verify["verdict"])
+    assert ("missed them as measured: rank 121" in v["verdict"]) == bool(contradicted)
