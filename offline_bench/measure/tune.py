@@ -137,8 +137,10 @@ def contradicted(t: TuneResult, rows: list[TuneRow]) -> list[str]:
         m = r.measured
         if r.status != "ok" or not t.slo_ms or m is None or m.error is not None or meets(m, t.slo_ms):
             continue
-        misses = [f"{k.upper()} p{t.percentile:g} {getattr(m, f'{k}_ms'):,.1f} ms against {v:g}"
-                  for k, v in t.slo_ms.items() if getattr(m, f"{k}_ms") is not None and getattr(m, f"{k}_ms") > v]
+        got = {k: getattr(m, f"{k}_ms") for k in t.slo_ms}
+        misses = [f"{k.upper()} p{t.percentile:g} " + ("unmeasured" if got[k] is None else
+                                                      f"{got[k]:,.1f} ms against {v:g}")
+                  for k, v in t.slo_ms.items() if got[k] is None or got[k] > v]
         out.append(f"rank {r.rank} ({', '.join(misses)})")
     return out
 
