@@ -35,7 +35,7 @@ _API = {
     # measuring
     "Engine": "engine.llm", "run_benchmark": "measure.runner",
     # output
-    "render": "report.formats", "write_report": "report.html",
+    "render": "report.formats", "write_report": "report.html", "write_plots": "report.plots",
 }
 # public name -> the module's own name (`predict` is also a subpackage: the function is exported as predict_run)
 _ALIASES = {"load_result": "load", "predict_run": "predict", "CHANGE_KINDS": "KINDS", "ERROR_METRICS": "METRICS"}

@@ -1,6 +1,6 @@
 """Regenerate the HTML reports of docs/results (one per result set, from the saved JSON: no GPU needed) as
-docs/results/SET.html, and screenshots of the report's parts as docs/report-*.png (headless Chromium through
-playwright, as the browser tests use it). Both are build outputs, ignored by git.
+docs/results/SET.html, the sets' plots beside their JSON, and screenshots of the report's parts as docs/report-*.png
+(headless Chromium through playwright, as the browser tests use it). All are build outputs, ignored by git.
 
 usage: python scripts/report_docs.py [--no-screenshots] [RESULT_SET ...]   (e.g. 70b-tp4: only that one's report)
 """
@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from offline_bench import BenchError, write_report
+from offline_bench import BenchError, write_plots, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "results"
@@ -33,6 +33,7 @@ def reports(names: list[str]) -> list[Path]:
     out = []
     for d in sorted(p for p in RESULTS.iterdir() if p.is_dir() and (not names or p.name in names)):
         start = time.perf_counter()
+        write_plots(d, d)  # the pages' images, beside their JSON (ignored by git, as the site draws its own)
         try:
             path = write_report([str(d)], RESULTS / f"{d.name}.html", f"offline-bench results: {d.name}")
         except BenchError as e:  # e.g. vs-vllm-bench: comparisons of its own, no report inputs

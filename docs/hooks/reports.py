@@ -1,5 +1,6 @@
-"""mkdocs hook: the site carries one HTML report per result set of docs/results (`reports/NAME.html`), rendered from
-the committed JSON at build time, so no generated page is kept in git. A set with nothing `report` can show (e.g.
+"""mkdocs hook: the site carries one HTML report per result set of docs/results (`reports/NAME.html`) and the sets'
+plots (a sweep's `plots/*.png`, a phases result's NAME.png beside its JSON), drawn from the committed JSON at build
+time, so no generated page or image is kept in git. A set with nothing `report` can show (e.g.
 vs-vllm-bench: another tool's comparisons) gets none; the gallery (docs/results.md) links the others, and
 `mkdocs build --strict` fails if a link names a report that was not built."""
 
@@ -15,10 +16,13 @@ RESULTS = Path(__file__).resolve().parents[1] / "results"
 def on_files(files: Any, config: Any) -> Any:
     from mkdocs.structure.files import File
 
-    from offline_bench import BenchError, write_report
+    from offline_bench import BenchError, write_plots, write_report
 
     with tempfile.TemporaryDirectory() as tmp:
         for d in sorted(p for p in RESULTS.iterdir() if p.is_dir()):
+            for rel in write_plots(d, Path(tmp) / "plots" / d.name):
+                png = (Path(tmp) / "plots" / d.name / rel).read_bytes()
+                files.append(File.generated(config, f"results/{d.name}/{rel.as_posix()}", content=png))
             try:
                 path = write_report([str(d)], Path(tmp) / f"{d.name}.html", f"offline-bench results: {d.name}")
             except BenchError:  # nothing reportable in the set

@@ -7,7 +7,9 @@ from typing import Any
 
 from offline_bench.analysis.compare import Labeled
 from offline_bench.analysis.sweep import group_series, summarize
+from offline_bench.core.errors import NotAResult
 from offline_bench.report import formats  # noqa: F401 - registers summary.md and summary.csv, which summarize writes
+from offline_bench.results.load import load
 from offline_bench.results.phases import PhasesResult
 from offline_bench.results.run import write_atomic
 from offline_bench.results.sweep import SweepSummary
@@ -115,6 +117,26 @@ def write_summary(out_dir: str | Path, plots: bool = True) -> SweepSummary:
         summary.analysis["plots"] = sweep_plots(summary, out / "plots")
         write_atomic(out / "summary.json", summary.model_dump_json(indent=2))
     return summary
+
+
+def write_plots(result_dir: str | Path, out_dir: str | Path) -> list[Path]:
+    """The plots of a committed result set, drawn from its JSON (the docs site's build: plots are not kept in
+    git): a sweep's under `plots/`, each phases result's as NAME.png beside NAME.json. Paths relative to out_dir."""
+    src, out, files = Path(result_dir), Path(out_dir), []
+    for path in sorted(src.rglob("*.json")):
+        try:
+            r = load(path)
+        except NotAResult:  # another tool's file (vs-vllm-bench's, a script's summary)
+            continue
+        rel = path.parent.relative_to(src)
+        if isinstance(r, SweepSummary) and path.name == "summary.json":
+            made = sweep_plots(r, out / rel / "plots").get("files", [])
+            files += [rel / f for f in made]
+        elif isinstance(r, PhasesResult):
+            (out / rel).mkdir(parents=True, exist_ok=True)
+            plot(r, out / rel / f"{path.stem}.png")
+            files.append(rel / f"{path.stem}.png")
+    return files
 
 
 def compare_plot(runs: list[Labeled], path: str | Path) -> None:
