@@ -20,9 +20,10 @@ def on_files(files: Any, config: Any) -> Any:
 
     with tempfile.TemporaryDirectory() as tmp:
         for d in sorted(p for p in RESULTS.iterdir() if p.is_dir()):
-            for rel in write_plots(d, Path(tmp) / "plots" / d.name):
-                png = (Path(tmp) / "plots" / d.name / rel).read_bytes()
-                files.append(File.generated(config, f"results/{d.name}/{rel.as_posix()}", content=png))
+            plots = Path(tmp) / "plots" / d.name
+            for rel in write_plots(d, plots):
+                files.append(File.generated(config, f"results/{d.name}/{rel.as_posix()}",
+                                            content=(plots / rel).read_bytes()))
             try:
                 path = write_report([str(d)], Path(tmp) / f"{d.name}.html", f"offline-bench results: {d.name}")
             except BenchError:  # nothing reportable in the set

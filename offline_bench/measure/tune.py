@@ -88,9 +88,16 @@ def to_verify(t: TuneResult, k: int) -> list[TuneRow]:
     return [r for r, _ in distinct(t.ranked, f"p{t.percentile:g}")][:k]
 
 
+def misses(m: Measured, slo: dict[str, float], pct: float = 99.0) -> list[str]:
+    """Each SLO a measured setting misses at the percentile (or lacks a figure for), and by how much."""
+    got = {k: getattr(m, f"{k}_ms") for k in slo}
+    return [f"{k.upper()} p{pct:g} " + ("unmeasured" if got[k] is None else f"{got[k]:,.1f} ms against {v:g}")
+            for k, v in slo.items() if got[k] is None or got[k] > v]
+
+
 def meets(m: Measured, slo: dict[str, float]) -> bool:
     """Does a measured setting meet every SLO at the tune's percentile?"""
-    return all(getattr(m, f"{k}_ms") is not None and getattr(m, f"{k}_ms") <= v for k, v in slo.items())
+    return not misses(m, slo)
 
 
 def judge(t: TuneResult, rows: list[TuneRow]) -> dict:
@@ -132,17 +139,9 @@ def judge(t: TuneResult, rows: list[TuneRow]) -> dict:
 
 def contradicted(t: TuneResult, rows: list[TuneRow]) -> list[str]:
     """Measured settings predicted to meet every SLO that miss one as measured, and by how much."""
-    out = []
-    for r in rows:
-        m = r.measured
-        if r.status != "ok" or not t.slo_ms or m is None or m.error is not None or meets(m, t.slo_ms):
-            continue
-        got = {k: getattr(m, f"{k}_ms") for k in t.slo_ms}
-        misses = [f"{k.upper()} p{t.percentile:g} " + ("unmeasured" if got[k] is None else
-                                                      f"{got[k]:,.1f} ms against {v:g}")
-                  for k, v in t.slo_ms.items() if got[k] is None or got[k] > v]
-        out.append(f"rank {r.rank} ({', '.join(misses)})")
-    return out
+    return [f"rank {r.rank} ({', '.join(missed)})" for r in rows
+            if r.status == "ok" and r.measured is not None and r.measured.error is None
+            and (missed := misses(r.measured, t.slo_ms, t.percentile))]
 
 
 def _ci_half(path: str, key: str) -> float | None:
