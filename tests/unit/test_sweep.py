@@ -59,7 +59,7 @@ def test_h100_sweep_rerenders(tmp_path):
     """The recorded H100 sweep re-renders from its points alone: table, analysis and valid PNGs."""
     d = tmp_path / "sw"
     shutil.copytree(ROOT / "docs" / "results" / "h100-sweep", d)
-    shutil.rmtree(d / "plots")
+    shutil.rmtree(d / "plots", ignore_errors=True)  # drawn at the site build, not committed
     summary = write_summary(d)
     assert len(summary.rows) == 9 and all(r.status == "ok" for r in summary.rows)
     caps = {r.settings["gpu_memory_utilization"]: r.kv_capacity_tokens for r in summary.rows}
